@@ -1,0 +1,239 @@
+/**
+ * The small runtime every kernel uses: buffers (with a byte count), a pipeline cache keyed by
+ * WGSL source, prepared dispatches, uploads and readbacks.
+ *
+ * A kernel function returns a {@linkcode Dispatch}: pipeline, bind group and workgroup count, built
+ * once. A model records its dispatches for a batch shape once and replays them every step, so the hot
+ * path allocates nothing.
+ * @module
+ */
+
+import { type AdapterReport, requestDevice, type RequestDeviceOptions } from "./device.ts";
+
+/** One prepared compute dispatch. */
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** A scalar field of a kernel's uniform parameter struct, in WGSL declaration order. */
+export type Param = ["u32" | "i32" | "f32", number];
+
+/** Packs scalar fields into a uniform buffer image (16-byte padded), in the given order. */
+export function packParams(fields: readonly Param[]): ArrayBuffer {
+  const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+  const buf = new ArrayBuffer(bytes);
+  const view = new DataView(buf);
+  fields.forEach(([type, value], i) => {
+    if (type === "f32") view.setFloat32(i * 4, value, true);
+    else if (type === "i32") view.setInt32(i * 4, value, true);
+    else {
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+        throw new RangeError(`Kernel parameter ${i} must be a u32, got ${value}`);
+      }
+      view.setUint32(i * 4, value, true);
+    }
+  });
+  return buf;
+}
+
+/** Storage usage for buffers kernels read and write. */
+export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A WebGPU device plus the bookkeeping kernels share. */
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly report: AdapterReport;
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #lost: string | null = null;
+  /** Bytes currently allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.uniform}. */
+  bytesAllocated = 0;
+
+  constructor(device: GPUDevice, report: AdapterReport) {
+    this.device = device;
+    this.report = report;
+    device.lost.then((info) => {
+      this.#lost = `${info.reason ?? "unknown"}: ${info.message}`;
+    });
+  }
+
+  /** Requests a device (see {@linkcode requestDevice}) and wraps it. */
+  static async create(options: RequestDeviceOptions = {}): Promise<Gpu> {
+    const { device, report } = await requestDevice(options);
+    return new Gpu(device, report);
+  }
+
+  /** True on software adapters (llvmpipe): kernels pick variants without shared-memory tiles. */
+  get isFallback(): boolean {
+    return this.report.isFallback;
+  }
+
+  /** Throws a clear error if the device was lost. */
+  checkAlive(): void {
+    if (this.#lost !== null) {
+      throw new Error(`The WebGPU device was lost (${this.#lost}); create a new Gpu and reload the model`);
+    }
+  }
+
+  /** A compute pipeline for WGSL `code` (entry point `main`), cached by its source. */
+  pipeline(label: string, code: string): GPUComputePipeline {
+    let p = this.#pipelines.get(code);
+    if (!p) {
+      this.checkAlive();
+      const module = this.device.createShaderModule({ label, code });
+      p = this.device.createComputePipeline({
+        label,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      this.#pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  /** Allocates a storage buffer of `byteSize` bytes (rounded up to 16); checks the device limits. */
+  buffer(label: string, byteSize: number, usage = STORAGE): GPUBuffer {
+    this.checkAlive();
+    const size = Math.max(16, Math.ceil(byteSize / 16) * 16);
+    const limits = this.device.limits;
+    if (size > limits.maxStorageBufferBindingSize || size > limits.maxBufferSize) {
+      const limit = size > limits.maxBufferSize ? "maxBufferSize" : "maxStorageBufferBindingSize";
+      throw new RangeError(
+        `Buffer "${label}" needs ${size} bytes but the device's ${limit} is ${
+          limits[limit as keyof GPUSupportedLimits]
+        }: use a smaller batch size or sequence length`,
+      );
+    }
+    this.bytesAllocated += size;
+    return this.device.createBuffer({ label, size, usage });
+  }
+
+  /** A storage buffer holding `data`. */
+  upload(label: string, data: Float32Array | Int32Array | Uint32Array): GPUBuffer {
+    const buf = this.buffer(label, data.byteLength);
+    this.device.queue.writeBuffer(buf, 0, data as ArrayBufferView<ArrayBuffer>);
+    return buf;
+  }
+
+  /** Writes `data` into `buffer` at byte `offset` (queued before the next submit). */
+  write(buffer: GPUBuffer, data: ArrayBufferView | ArrayBuffer, offset = 0): void {
+    if (data instanceof ArrayBuffer) this.device.queue.writeBuffer(buffer, offset, data);
+    else this.device.queue.writeBuffer(buffer, offset, data as ArrayBufferView<ArrayBuffer>);
+  }
+
+  /** A uniform buffer holding packed parameters. */
+  uniform(label: string, fields: readonly Param[]): GPUBuffer {
+    const data = packParams(fields);
+    const buf = this.device.createBuffer({
+      label,
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.bytesAllocated += data.byteLength;
+    this.device.queue.writeBuffer(buf, 0, data);
+    return buf;
+  }
+
+  /**
+   * Prepares a dispatch of `code`. Binding 0 is the uniform `params` (when given), then the
+   * storage `buffers` in order from binding 1 (or 0 without params).
+   */
+  dispatch(
+    label: string,
+    code: string,
+    params: readonly Param[] | null,
+    buffers: readonly GPUBuffer[],
+    workgroups: [number, number?, number?],
+  ): Dispatch {
+    const pipeline = this.pipeline(label, code);
+    const entries: GPUBindGroupEntry[] = [];
+    if (params) entries.push({ binding: 0, resource: { buffer: this.uniform(`${label}.params`, params) } });
+    const first = params ? 1 : 0;
+    buffers.forEach((buffer, i) => entries.push({ binding: first + i, resource: { buffer } }));
+    const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const wg: [number, number, number] = [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1];
+    for (const n of wg) {
+      if (n > max) {
+        throw new RangeError(
+          `Kernel "${label}" needs ${n} workgroups in one dimension; the device allows ${max}`,
+        );
+      }
+    }
+    return { label, pipeline, bindGroup, workgroups: wg };
+  }
+
+  /** Records dispatches into one compute pass of `encoder`. Zero-size dispatches are skipped. */
+  encode(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[]): void {
+    const pass = encoder.beginComputePass();
+    for (const d of dispatches) {
+      if (d.workgroups[0] === 0 || d.workgroups[1] === 0 || d.workgroups[2] === 0) continue;
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+    pass.end();
+  }
+
+  /** Encodes and submits dispatches now (tests and one-off work). */
+  run(dispatches: readonly Dispatch[]): void {
+    this.checkAlive();
+    const encoder = this.device.createCommandEncoder();
+    this.encode(encoder, dispatches);
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Copies `byteLength` bytes of `buffer` (from `offset`) back to the CPU. */
+  async read(buffer: GPUBuffer, byteLength = buffer.size, offset = 0): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, byteLength);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Reads `count` float32 values. */
+  async readF32(buffer: GPUBuffer, count = buffer.size / 4, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.read(buffer, count * 4, offset * 4));
+  }
+
+  /** Fills a buffer with NaN bit patterns (tests: unwritten elements then show). */
+  poison(buffer: GPUBuffer): void {
+    const data = new Uint32Array(buffer.size / 4).fill(0x7fc00000);
+    this.write(buffer, data);
+  }
+
+  /** Frees a buffer and its byte count. */
+  free(buffer: GPUBuffer): void {
+    this.bytesAllocated -= buffer.size;
+    buffer.destroy();
+  }
+}
+
+/** Number of workgroups of size `size` covering `n` items. */
+export function groups(n: number, size: number): number {
+  return Math.ceil(n / size);
+}
+
+/**
+ * A 2-D workgroup grid covering `n` items with `size` threads a group, for counts past the
+ * 65,535-per-dimension limit. In WGSL the flat index is
+ * `gid.x + gid.y * nwg.x * SIZE` (with `@builtin(num_workgroups) nwg`), and it must be guarded.
+ */
+export function grid(n: number, size: number): [number, number] {
+  const total = Math.ceil(n / size);
+  if (total <= 65535) return [total, 1];
+  const y = Math.ceil(total / 65535);
+  return [Math.ceil(total / y), y];
+}
