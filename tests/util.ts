@@ -5,7 +5,7 @@
  */
 
 import { Gpu } from "../kernels/runtime.ts";
-import { Rng } from "../kernels/random.ts";
+import type { Rng } from "../kernels/random.ts";
 import type { Tolerance } from "./tolerance.ts";
 
 let shared: Promise<Gpu> | null = null;
