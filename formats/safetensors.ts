@@ -33,6 +33,8 @@ const DTYPE_BYTES: Record<string, number> = {
   BOOL: 1,
 };
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Largest header we accept (the format's own reference implementation uses 100 MB). */
 const MAX_HEADER = 100_000_000;
 
@@ -58,7 +60,10 @@ export function parseSafetensors(bytes: Uint8Array, name = "<bytes>"): Safetenso
   if (bytes.length < 8) fail(name, `file is ${bytes.length} bytes, shorter than the 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = dv.getBigUint64(0, true);
-  if (headerLen > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+  if (headerLen > BigInt(MAX_HEADER)) {
+    fail(name, `header length ${headerLen} exceeds the ${MAX_HEADER}-byte limit`);
+  }
+  if (headerLen > BigInt(bytes.length - 8)) {
     fail(name, `header length ${headerLen} runs past the end of the ${bytes.length}-byte file`);
   }
   const hl = Number(headerLen);
@@ -90,7 +95,7 @@ export function parseSafetensors(bytes: Uint8Array, name = "<bytes>"): Safetenso
     const t = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof t !== "object" || t === null) fail(name, `entry "${key}" is not an object`);
     const dtype = t.dtype;
-    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       fail(name, `tensor "${key}" has unsupported dtype ${JSON.stringify(dtype)}`);
     }
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -121,8 +126,8 @@ export function parseSafetensors(bytes: Uint8Array, name = "<bytes>"): Safetenso
       );
     }
     ranges.push([begin, end, key]);
-    const raw = bytes.slice(dataStart + begin, dataStart + end);
-    tensors.set(key, { dtype, shape: [...shape], data: decode(dtype, raw, count) });
+    const raw = bytes.subarray(dataStart + begin, dataStart + end);
+    tensors.set(key, { dtype, shape: [...shape], data: decodeTensorBytes(dtype, raw, count) });
   }
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++) {
@@ -133,7 +138,25 @@ export function parseSafetensors(bytes: Uint8Array, name = "<bytes>"): Safetenso
   return { tensors, metadata };
 }
 
-function decode(dtype: string, raw: Uint8Array, count: number): StoredTensor["data"] {
+/** Bytes per element of a safetensors dtype name, or undefined for an unknown name. */
+export function dtypeByteSize(dtype: string): number | undefined {
+  return Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
+}
+
+/**
+ * Decodes `count` little-endian elements of `dtype` from `raw` (which must hold exactly that many) into
+ * {@linkcode StoredTensor}'s array types: F32/F16/BF16 -> Float32Array, F64 -> Float64Array,
+ * I64 -> BigInt64Array, I32/I16/I8 -> Int32Array, U8/BOOL -> Uint8Array (a copy).
+ */
+export function decodeTensorBytes(dtype: string, raw: Uint8Array, count: number): StoredTensor["data"] {
+  if (LITTLE_ENDIAN_HOST) {
+    // Same byte order: one copy (a fresh, aligned buffer) and a view, ~10x faster than DataView loops.
+    const bytes = () => raw.slice(0, count * DTYPE_BYTES[dtype]).buffer;
+    if (dtype === "F32") return new Float32Array(bytes());
+    if (dtype === "F64") return new Float64Array(bytes());
+    if (dtype === "I64") return new BigInt64Array(bytes());
+    if (dtype === "I32") return new Int32Array(bytes());
+  }
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   switch (dtype) {
     case "F32": {
@@ -177,7 +200,7 @@ function decode(dtype: string, raw: Uint8Array, count: number): StoredTensor["da
       return out;
     }
     default:
-      return raw; // U8, BOOL
+      return raw.slice(0, count); // U8, BOOL
   }
 }
 

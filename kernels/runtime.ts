@@ -48,6 +48,7 @@ export class Gpu {
   readonly report: AdapterReport;
   #pipelines = new Map<string, GPUComputePipeline>();
   #lost: string | null = null;
+  #errors: string[] = [];
   /** Bytes currently allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.uniform}. */
   bytesAllocated = 0;
 
@@ -57,6 +58,20 @@ export class Gpu {
     device.lost.then((info) => {
       this.#lost = `${info.reason ?? "unknown"}: ${info.message}`;
     });
+    // Shader compile and validation errors surface at the next readback with the object's label.
+    device.addEventListener("uncapturederror", (event) => {
+      this.#errors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  /** Throws the first WebGPU validation error reported since the last check (names the label). */
+  checkErrors(): void {
+    if (this.#errors.length) {
+      const [first] = this.#errors;
+      const more = this.#errors.length > 1 ? ` (and ${this.#errors.length - 1} more)` : "";
+      this.#errors = [];
+      throw new Error(`WebGPU error: ${first}${more}`);
+    }
   }
 
   /** Requests a device (see {@linkcode requestDevice}) and wraps it. */
@@ -200,6 +215,7 @@ export class Gpu {
     const out = staging.getMappedRange().slice(0, byteLength);
     staging.unmap();
     staging.destroy();
+    this.checkErrors();
     return out;
   }
 

@@ -21,3 +21,47 @@ export const FINITE_DIFF: Tolerance = { abs: 1e-6, rel: 1e-5 };
 
 /** Whole tiny model in float32 vs PyTorch float32: errors from 2 layers of float32 rounding. */
 export const MODEL_F32: Tolerance = { abs: 2e-5, rel: 1e-3 };
+
+/** float64 metrics (accuracy, MCC, F1) vs the Python reference: same counts, a few roundings apart. */
+export const METRIC_F64: Tolerance = { abs: 1e-12, rel: 0 };
+
+/**
+ * AdamW in float32 (GPU, or torch) vs float32 torch or the float64 reference over a few steps: the
+ * same operation order leaves a few ulps (clip-norm summation order, fused multiply-adds); tight
+ * enough that a missing weight-decay factor (1 - lr * wd ~ 1e-4) or a wrong bias correction fails.
+ */
+export const OPTIMIZER_F32: Tolerance = { abs: 1e-6, rel: 1e-5 };
+
+/** float64 CPU reference vs PyTorch float64 on the same inputs: only summation order differs. */
+export const REF_F64: Tolerance = { abs: 1e-12, rel: 1e-10 };
+
+/** float64 erf()/erfc() vs torch.erf/erfc (libm) in float64: both within a few ulp of the truth. */
+export const ERF_F64: Tolerance = { abs: 0, rel: 2e-15 };
+
+/** float32 erf in WGSL vs the float64 erf: about 1 ulp (float32 ulp is 6e-8 to 1.2e-7 relative). */
+export const ERF_F32: Tolerance = { abs: 0, rel: 2.5e-7 };
+
+/** Results that must be bit-for-bit equal (dropout's scaled values, integer hashes, copies). */
+export const EXACT: Tolerance = { abs: 0, rel: 0 };
+
+/**
+ * Exported float32 ONNX run by onnxruntime vs PyTorch float32 logits (the export task's bound): the
+ * same math, but different kernels and summation order (measured about 1e-6 on the fixtures).
+ */
+export const ONNX_F32: Tolerance = { abs: 1e-4, rel: 0 };
+
+/**
+ * int8 dynamic quantization vs float32 logits. `abs` is a fraction of the batch's largest |logit|
+ * (scale it before use): each int8 matmul adds about 1/254 relative rounding per weight column and
+ * 1/255 of the activation range per input, compounded over 6 quantized matmuls a layer plus pooler
+ * and classifier. Measured 2.5-3.8% on the fixture models (random weights of std 0.2, harsher than
+ * trained BERT); 10% leaves room without hiding a wrong scale or zero point (those give O(1) errors).
+ */
+export const INT8_LOGITS: Tolerance = { abs: 0.1, rel: 0 };
+
+/**
+ * GELU in float32 for x in [-12, -3], where gelu(x) is 1e-32..1e-2: relative only. The erfc form
+ * has no cancellation; what is left is WGSL's exp, allowed 3 + 2|x| ulp, at arguments up to -72
+ * (lavapipe: 1.6e-5). 1 + erf(x/√2) in float32 would be off by 100% below x = -5.5.
+ */
+export const GELU_TAIL_F32: Tolerance = { abs: 0, rel: 3e-5 };

@@ -1,0 +1,280 @@
+/**
+ * Inference benchmark: onnxruntime-web (wasm, one thread) vs onnxruntime-node, float32 vs int8, on the
+ * same exported files; batch 1 and 32, sequence 64. Reports median/min/max latency after warm-up,
+ * file sizes, and ratios measured in the same run (runs are interleaved, so load drift hits all
+ * variants alike), plus each int8 model's largest logit difference from its float32 twin.
+ *
+ * Run: `deno run -A bench/infer.ts [--quick] [model folder]`. Prints a table and one JSON line.
+ * @module
+ */
+
+import * as ortWeb from "npm:onnxruntime-web@1.30.0";
+import { configToJson, parseBertConfig } from "../train/config.ts";
+import { initWeights } from "../train/weights.ts";
+import { exportModel, VARIANT_FILES } from "../train/export/export.ts";
+import { serializeSafetensors, type TensorToWrite } from "../formats/safetensors.ts";
+import { parameterSpecs } from "../train/params.ts";
+import { Rng } from "../kernels/random.ts";
+
+/** Options of {@linkcode benchInfer}. */
+export interface BenchInferOptions {
+  /** A tiny random model and few runs (seconds): for CI and smoke tests. @default false */
+  quick?: boolean;
+  /**
+   * A folder with model.onnx and model.int8.onnx (an export), or a model folder (config.json +
+   * model.safetensors) exported to a temporary folder first. Default: a random model exported to a
+   * temporary folder (hidden 256, 4 layers, bert-base's vocabulary; tiny when `quick`).
+   */
+  modelDir?: string;
+  /** onnxruntime-node intra-op threads; 1 compares kernels with single-threaded wasm. @default 1 */
+  nodeThreads?: number;
+}
+
+/** One runtime x variant x batch measurement, in milliseconds. */
+export interface InferTiming {
+  runtime: "onnxruntime-web" | "onnxruntime-node";
+  variant: "float32" | "int8";
+  batch: number;
+  sequence: number;
+  runs: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** What {@linkcode benchInfer} measured. */
+export interface InferBenchResult {
+  model: { source: string; hidden: number; layers: number; vocab: number };
+  bytes: { float32: number; int8: number; int8Ratio: number };
+  timings: InferTiming[];
+  /** float32 median / int8 median, per runtime and batch: > 1 means int8 is faster. */
+  int8Speedup: Record<string, number>;
+  /** web median / node median, per variant and batch: > 1 means node is faster. */
+  nodeSpeedup: Record<string, number>;
+  /** max |int8 logit - float32 logit| per runtime, on the batch-32 inputs. */
+  int8MaxAbsDiff: Record<string, number>;
+  nodeThreads: number;
+}
+
+type Runtime = typeof ortWeb;
+const BATCHES = [1, 32];
+const SEQUENCE = 64;
+
+/** Writes a random HF model folder (config.json + model.safetensors) and returns its path. */
+async function randomModelFolder(quick: boolean): Promise<string> {
+  const config = parseBertConfig(
+    quick
+      ? {
+        hidden_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 128,
+        vocab_size: 1000,
+      }
+      : { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024 },
+  );
+  const weights = initWeights(config, 1);
+  const dir = await Deno.makeTempDir({ prefix: "bench_infer_model_" });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(configToJson(config)));
+  const tensors = parameterSpecs(config).map((s): [string, TensorToWrite] => [
+    s.name,
+    { shape: s.shape, data: weights.get(s.name)! },
+  ]);
+  await Deno.writeFile(`${dir}/model.safetensors`, serializeSafetensors(tensors));
+  return dir;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+function stats(times: number[]) {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.length - 1] };
+}
+
+/**
+ * Measures inference latency of the float32 and int8 exports on onnxruntime-web and -node.
+ * @throws {Deno.errors.NotFound} when `modelDir` has neither the exported files nor a model.
+ * @example
+ * ```ts
+ * import { benchInfer } from "./infer.ts";
+ * const result = await benchInfer({ quick: true });
+ * console.log(result.int8Speedup);
+ * ```
+ */
+export async function benchInfer(options: BenchInferOptions = {}): Promise<InferBenchResult> {
+  const quick = options.quick ?? false;
+  const nodeThreads = options.nodeThreads ?? 1;
+  const temps: string[] = [];
+  try {
+    let folder = options.modelDir;
+    if (!folder) {
+      folder = await randomModelFolder(quick);
+      temps.push(folder);
+    }
+    let files = { float32: `${folder}/${VARIANT_FILES.float32}`, int8: `${folder}/${VARIANT_FILES.int8}` };
+    if (!(await exists(files.float32) && await exists(files.int8))) {
+      const out = await Deno.makeTempDir({ prefix: "bench_infer_onnx_" });
+      temps.push(out);
+      files = (await exportModel(folder, { output: out })).files as typeof files;
+    }
+    const config = JSON.parse(await Deno.readTextFile(`${folder}/config.json`).catch(() => "{}"));
+    const vocab: number = config.vocab_size ?? 30522;
+
+    ortWeb.env.wasm.numThreads = 1;
+    const ortNode = (await import("npm:onnxruntime-node@1.30.0")) as unknown as Runtime;
+    const runtimes: [InferTiming["runtime"], Runtime, Record<string, unknown>][] = [
+      ["onnxruntime-web", ortWeb, {}],
+      ["onnxruntime-node", ortNode, { intraOpNumThreads: nodeThreads, interOpNumThreads: 1 }],
+    ];
+    const sessions = [];
+    for (const [name, ort, sessionOptions] of runtimes) {
+      for (const variant of ["float32", "int8"] as const) {
+        const session = await ort.InferenceSession.create(files[variant], sessionOptions);
+        sessions.push({ name, ort, variant, session });
+      }
+    }
+
+    const rng = new Rng(5);
+    const timings: InferTiming[] = [];
+    const logits = new Map<string, Float32Array>();
+    for (const batch of BATCHES) {
+      const ids = BigInt64Array.from({ length: batch * SEQUENCE }, () => BigInt(1 + rng.int(vocab - 1)));
+      const feeds = (ort: Runtime) => ({
+        input_ids: new ort.Tensor("int64", ids, [batch, SEQUENCE]),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(batch * SEQUENCE).fill(1n), [
+          batch,
+          SEQUENCE,
+        ]),
+        token_type_ids: new ort.Tensor("int64", new BigInt64Array(batch * SEQUENCE), [batch, SEQUENCE]),
+      });
+      const warmup = quick ? 1 : 2;
+      const runs = quick ? 3 : batch === 1 ? 20 : 6;
+      const times = sessions.map(() => [] as number[]);
+      for (const [i, s] of sessions.entries()) {
+        for (let w = 0; w < warmup; w++) {
+          const out = await s.session.run(feeds(s.ort));
+          if (w === 0) logits.set(`${s.name}/${s.variant}/${batch}`, out.logits.data as Float32Array);
+        }
+        times[i] = [];
+      }
+      for (let r = 0; r < runs; r++) {
+        for (let j = 0; j < sessions.length; j++) {
+          const i = (r + j) % sessions.length; // rotate the order so no variant always runs first
+          const s = sessions[i];
+          const f = feeds(s.ort);
+          const t0 = performance.now();
+          await s.session.run(f);
+          times[i].push(performance.now() - t0);
+        }
+      }
+      sessions.forEach((s, i) =>
+        timings.push({
+          runtime: s.name,
+          variant: s.variant,
+          batch,
+          sequence: SEQUENCE,
+          runs,
+          ...stats(times[i]),
+        })
+      );
+    }
+    for (const s of sessions) await s.session.release();
+
+    const median = (runtime: string, variant: string, batch: number) =>
+      timings.find((t) => t.runtime === runtime && t.variant === variant && t.batch === batch)!.medianMs;
+    const int8Speedup: Record<string, number> = {};
+    const nodeSpeedup: Record<string, number> = {};
+    for (const batch of BATCHES) {
+      for (const [name] of runtimes) {
+        int8Speedup[`${name} b${batch}`] = median(name, "float32", batch) / median(name, "int8", batch);
+      }
+      for (const variant of ["float32", "int8"]) {
+        nodeSpeedup[`${variant} b${batch}`] = median("onnxruntime-web", variant, batch) /
+          median("onnxruntime-node", variant, batch);
+      }
+    }
+    const int8MaxAbsDiff: Record<string, number> = {};
+    for (const [name] of runtimes) {
+      const f = logits.get(`${name}/float32/32`)!;
+      const q = logits.get(`${name}/int8/32`)!;
+      int8MaxAbsDiff[name] = f.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i])), 0);
+    }
+    const bytes = {
+      float32: (await Deno.stat(files.float32)).size,
+      int8: (await Deno.stat(files.int8)).size,
+    };
+    return {
+      model: {
+        source: options.modelDir ?? (quick ? "random tiny" : "random mid-size"),
+        hidden: config.hidden_size ?? 0,
+        layers: config.num_hidden_layers ?? 0,
+        vocab,
+      },
+      bytes: { ...bytes, int8Ratio: bytes.int8 / bytes.float32 },
+      timings,
+      int8Speedup,
+      nodeSpeedup,
+      int8MaxAbsDiff,
+      nodeThreads,
+    };
+  } finally {
+    for (const t of temps) await Deno.remove(t, { recursive: true });
+  }
+}
+
+/**
+ * The result as a fixed-width table.
+ * @example
+ * ```ts
+ * import { benchInfer, formatInferTable } from "./infer.ts";
+ * console.log(formatInferTable(await benchInfer({ quick: true })));
+ * ```
+ */
+export function formatInferTable(result: InferBenchResult): string {
+  const lines = [
+    `model ${result.model.source}: hidden ${result.model.hidden}, ${result.model.layers} layers, vocab ${result.model.vocab}`,
+    `files: float32 ${result.bytes.float32} B, int8 ${result.bytes.int8} B (${
+      (100 * result.bytes.int8Ratio).toFixed(1)
+    }%)`,
+    `runtime            variant  batch  seq  runs  median ms     min ms     max ms`,
+  ];
+  for (const t of result.timings) {
+    lines.push(
+      `${t.runtime.padEnd(18)} ${t.variant.padEnd(8)} ${String(t.batch).padStart(5)} ${
+        String(t.sequence).padStart(4)
+      } ${String(t.runs).padStart(5)} ${t.medianMs.toFixed(2).padStart(10)} ${
+        t.minMs.toFixed(2).padStart(10)
+      } ${t.maxMs.toFixed(2).padStart(10)}`,
+    );
+  }
+  const fmt = (r: Record<string, number>, digits = 2) =>
+    Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(digits)}`).join(", ");
+  lines.push(`int8 speed-up (float32 / int8 median): ${fmt(result.int8Speedup)}`);
+  lines.push(
+    `node speed-up (web / node median, node threads ${result.nodeThreads}): ${fmt(result.nodeSpeedup)}`,
+  );
+  lines.push(`int8 max |logit - float32 logit|: ${fmt(result.int8MaxAbsDiff, 5)}`);
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const quick = args.includes("--quick");
+  const unknown = args.filter((a) => a.startsWith("-") && a !== "--quick");
+  const positional = args.filter((a) => !a.startsWith("-"));
+  if (unknown.length || positional.length > 1) {
+    console.error(
+      `Unknown arguments ${
+        JSON.stringify([...unknown, ...positional.slice(1)])
+      }; usage: infer.ts [--quick] [model folder]`,
+    );
+    Deno.exit(2);
+  }
+  const result = await benchInfer({ quick, modelDir: positional[0] });
+  console.log(formatInferTable(result));
+  console.log(JSON.stringify({ bench: "infer", ...result }));
+}

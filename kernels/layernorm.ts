@@ -1,0 +1,533 @@
+/**
+ * LayerNorm over the last dimension (nn.LayerNorm with `eps` from the config), with an optional
+ * fused residual add, and its backward.
+ *
+ * Forward, per row: s = x (+ residual), mean = Σs/C, var = Σ(s - mean)²/C, rstd = 1/sqrt(var + eps),
+ * out = (s - mean)·rstd·gamma + beta; mean and rstd are saved. The variance takes a second pass over
+ * the row, and both sums run over s minus the row's first value, so a large common offset such as
+ * 1e3 + noise keeps float32 precision.
+ *
+ * Backward (xhat = (s - mean)·rstd, g = dout·gamma):
+ *   ds = rstd·(g - mean(g) - xhat·mean(g·xhat))            per row
+ *   dgamma = Σ_rows dout·xhat, dbeta = Σ_rows dout            column partials per chunk of rows,
+ *                                                            then a fixed-order sum of the chunks
+ * No float atomics, so every result is deterministic. The row kernels come in two variants
+ * ({@linkcode LayerNormVariant}): a workgroup per row for GPUs, a thread per row for software
+ * adapters.
+ * @module
+ */
+
+import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+
+/** Threads per workgroup of the row kernels (power of two for the tree reduction). */
+const ROW_WG = 128;
+/** Threads per workgroup of the column kernels (one thread per column) and of the fallback row kernels. */
+const COL_WG = 64;
+/** Rows per chunk in the dgamma/dbeta partials, at least; grows so there are at most MAX_CHUNKS. */
+const MIN_CHUNK_ROWS = 32;
+const MAX_CHUNKS = 1024;
+
+function rowsPerChunk(rows: number): number {
+  return Math.max(MIN_CHUNK_ROWS, Math.ceil(rows / MAX_CHUNKS));
+}
+
+function chunkCount(rows: number): number {
+  return Math.ceil(rows / rowsPerChunk(rows));
+}
+
+function checkCount(op: string, name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
+  }
+}
+
+function checkBuffer(op: string, name: string, buf: GPUBuffer, bytes: number, shape: string): void {
+  if (buf.size < bytes) {
+    throw new RangeError(
+      `${op}: buffer "${name}" has ${buf.size} bytes but ${shape} needs ${bytes}; allocate a larger buffer`,
+    );
+  }
+}
+
+/** Throws if a buffer the kernel writes is also bound under another name (WebGPU rejects that). */
+function checkNoAlias(
+  op: string,
+  writes: Record<string, GPUBuffer | undefined>,
+  all: Record<string, GPUBuffer | undefined>,
+): void {
+  for (const [w, wb] of Object.entries(writes)) {
+    for (const [r, rb] of Object.entries(all)) {
+      if (wb && w !== r && wb === rb) {
+        throw new RangeError(`${op}: "${w}" must be a different buffer from "${r}"`);
+      }
+    }
+  }
+}
+
+/**
+ * Which row kernel runs: "workgroup" (one workgroup per row, tree reductions in workgroup memory:
+ * real GPUs), "fallback" (one thread per row, no barriers: software adapters such as lavapipe, where
+ * barriers are slow), or "auto" (fallback exactly when `gpu.isFallback`).
+ */
+export type LayerNormVariant = "auto" | "fallback" | "workgroup";
+
+/**
+ * The parts of a row kernel that differ between the variants: entry point arguments, how the row and
+ * the thread's first column are found, the column loop step, and the row reduction (a tree over the
+ * workgroup, or nothing when one thread owns the row) over values of `type`.
+ */
+function rowKernel(
+  perThread: boolean,
+  type: "f32" | "vec2f",
+): { attrs: string; head: string; step: string; reduce: string } {
+  if (perThread) {
+    return {
+      attrs: `@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {`,
+      head: `let row = gid.x + gid.y * nwg.x * ${COL_WG}u;
+  let first = 0u;
+  let leader = true;`,
+      step: "1u",
+      reduce: `fn reduceSum(v: ${type}) -> ${type} { return v; }`,
+    };
+  }
+  return {
+    attrs: `var<private> lid: u32;
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) localIndex: u32) {
+  lid = localIndex;`,
+    head: `let row = wg.x + wg.y * nwg.x;
+  let first = lid;
+  let leader = lid == 0u;`,
+    step: `${ROW_WG}u`,
+    reduce: `var<workgroup> red: array<${type}, ${ROW_WG}>;
+fn reduceSum(v: ${type}) -> ${type} { // from uniform control flow only
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`,
+  };
+}
+
+function usePerThread(gpu: Gpu, variant: LayerNormVariant): boolean {
+  return variant === "fallback" || (variant === "auto" && gpu.isFallback);
+}
+
+function rowGroups(rows: number, perThread: boolean): [number, number] {
+  return perThread ? grid(rows, COL_WG) : grid(rows, 1);
+}
+
+/**
+ * WGSL for the forward. With `fused`, s = x + residual is also written to `sum` (the backward's
+ * input); otherwise s = x. `perThread` selects the fallback variant (one thread per row).
+ */
+export function layerNormForwardWgsl(dtype: "f32" = "f32", fused = false, perThread = false): string {
+  const k = rowKernel(perThread, "f32");
+  const io = fused
+    ? `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> residual: array<${dtype}>;
+@group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;`
+    : `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;`;
+  const b = fused ? 4 : 2;
+  return /* wgsl */ `
+// layerNormForward (${perThread ? "one thread" : "one workgroup"} per row)
+// bindings: params {rows, cols, eps}, x: (rows, cols),${
+    fused ? " residual: (rows, cols), sum: (rows, cols)," : ""
+  } gamma: (cols), beta: (cols),
+// out: (rows, cols), mean: (rows), rstd: (rows)
+struct Params { rows: u32, cols: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${io}
+@group(0) @binding(${b}) var<storage, read> gamma: array<${dtype}>;
+@group(0) @binding(${b + 1}) var<storage, read> beta: array<${dtype}>;
+@group(0) @binding(${b + 2}) var<storage, read_write> out: array<${dtype}>;
+@group(0) @binding(${b + 3}) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(${b + 4}) var<storage, read_write> rstd: array<f32>;
+${k.reduce}
+fn load(i: u32) -> f32 { return ${fused ? "f32(x[i]) + f32(residual[i])" : "f32(x[i])"}; }
+${k.attrs}
+  ${k.head}
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  // Sums run over s - shift (shift = the row's first value), so a large common offset neither
+  // swamps the float32 sums nor the mean's rounding: mu is the mean of s - shift.
+  let shift = load(base);
+  var s = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let v = load(base + j);
+    ${fused ? "sum[base + j] = " + dtype + "(v);" : ""}
+    s += v - shift;
+  }
+  let mu = reduceSum(s) / f32(p.cols);
+  var q = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let d = load(base + j) - shift - mu;
+    q += d * d;
+  }
+  let rs = 1.0 / sqrt(reduceSum(q) / f32(p.cols) + p.eps);
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    out[base + j] = ${dtype}((load(base + j) - shift - mu) * rs * f32(gamma[j]) + f32(beta[j]));
+  }
+  if (leader) {
+    mean[row] = shift + mu;
+    rstd[row] = rs;
+  }
+}`;
+}
+
+/** WGSL for the backward's dx pass; `accumulate` is a uniform flag, `perThread` the fallback variant. */
+export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false): string {
+  const k = rowKernel(perThread, "vec2f");
+  return /* wgsl */ `
+// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)
+// bindings: params {rows, cols, accumulate}, dout: (rows, cols), input: (rows, cols), gamma: (cols),
+// mean: (rows), rstd: (rows), dx: (rows, cols)
+struct Params { rows: u32, cols: u32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> input: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> gamma: array<${dtype}>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<${dtype}>;
+${k.reduce}
+${k.attrs}
+  ${k.head}
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let mu = mean[row];
+  let rs = rstd[row];
+  // (Σ g, Σ g·xhat) with g = dout·gamma
+  var acc = vec2f(0.0);
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let g = f32(dout[base + j]) * f32(gamma[j]);
+    acc += vec2f(g, g * (f32(input[base + j]) - mu) * rs);
+  }
+  let m = reduceSum(acc) / f32(p.cols);
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let g = f32(dout[base + j]) * f32(gamma[j]);
+    let xhat = (f32(input[base + j]) - mu) * rs;
+    var v = rs * (g - m.x - xhat * m.y);
+    if (p.accumulate != 0u) { v += f32(dx[base + j]); }
+    dx[base + j] = ${dtype}(v);
+  }
+}`;
+}
+
+/** WGSL for the dgamma/dbeta partials: one thread per (column, chunk of rows). */
+export function layerNormParamPartialsWgsl(dtype: "f32" = "f32"): string {
+  return /* wgsl */ `
+// bindings: params {rows, cols, chunkRows, chunks}, dout: (rows, cols), input: (rows, cols),
+// mean: (rows), rstd: (rows), scratch: (2, chunks, cols) = [dgamma partials; dbeta partials]
+struct Params { rows: u32, cols: u32, chunkRows: u32, chunks: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> input: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let c = gid.x;
+  let k = wg.y;
+  if (c >= p.cols || k >= p.chunks) { return; }
+  let r0 = k * p.chunkRows;
+  let r1 = min(p.rows, r0 + p.chunkRows);
+  var dg = 0.0;
+  var db = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let d = f32(dout[r * p.cols + c]);
+    dg += d * (f32(input[r * p.cols + c]) - mean[r]) * rstd[r];
+    db += d;
+  }
+  scratch[k * p.cols + c] = dg;
+  scratch[(p.chunks + k) * p.cols + c] = db;
+}`;
+}
+
+/** WGSL summing the chunk partials in order into dgamma and dbeta (`accumulate`: +=). */
+export function layerNormParamSumWgsl(dtype: "f32" = "f32"): string {
+  return /* wgsl */ `
+// bindings: params {cols, chunks, accumulate}, scratch: (2, chunks, cols), dgamma: (cols), dbeta: (cols)
+struct Params { cols: u32, chunks: u32, accumulate: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> scratch: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dgamma: array<${dtype}>;
+@group(0) @binding(3) var<storage, read_write> dbeta: array<${dtype}>;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= p.cols) { return; }
+  var dg = 0.0;
+  var db = 0.0;
+  for (var k = 0u; k < p.chunks; k++) {
+    dg += scratch[k * p.cols + c];
+    db += scratch[(p.chunks + k) * p.cols + c];
+  }
+  if (p.accumulate != 0u) {
+    dg += f32(dgamma[c]);
+    db += f32(dbeta[c]);
+  }
+  dgamma[c] = ${dtype}(dg);
+  dbeta[c] = ${dtype}(db);
+}`;
+}
+
+/** Arguments of {@linkcode layerNormForward}. */
+export interface LayerNormForwardArgs {
+  /** (rows, cols) input. */
+  x: GPUBuffer;
+  /** Optional (rows, cols) residual: s = x + residual is normalized (needs `sum`). */
+  residual?: GPUBuffer;
+  /** (rows, cols) output of x + residual when `residual` is given; the backward's input. */
+  sum?: GPUBuffer;
+  /** (cols) scale (nn.LayerNorm weight). */
+  gamma: GPUBuffer;
+  /** (cols) shift (nn.LayerNorm bias). */
+  beta: GPUBuffer;
+  /** (rows, cols) normalized output; must not alias x, residual or sum. */
+  out: GPUBuffer;
+  /** (rows) saved row means. */
+  mean: GPUBuffer;
+  /** (rows) saved 1/sqrt(var + eps). */
+  rstd: GPUBuffer;
+  /** Rows normalized independently (B·T). */
+  rows: number;
+  /** Values per row (hidden size C). */
+  cols: number;
+  /** Added to the biased variance inside the square root (config `layer_norm_eps`). */
+  eps: number;
+}
+
+/**
+ * Prepares the LayerNorm forward over `rows` rows of `cols` values, optionally normalizing
+ * x + residual (written to `sum`). Rows may exceed 65,535 (a 2-D grid of workgroups). `variant`
+ * picks the row kernel (see {@linkcode LayerNormVariant}).
+ * @throws {RangeError} for non-positive shapes, a residual without `sum`, or buffers too small.
+ */
+export function layerNormForward(
+  gpu: Gpu,
+  a: LayerNormForwardArgs,
+  variant: LayerNormVariant = "auto",
+): Dispatch {
+  const op = "layerNormForward()";
+  checkCount(op, "rows", a.rows);
+  checkCount(op, "cols", a.cols);
+  if (!(a.eps >= 0) || !Number.isFinite(a.eps)) {
+    throw new RangeError(`${op}: eps must be a finite number >= 0, got ${a.eps}`);
+  }
+  const fused = a.residual !== undefined;
+  if (fused !== (a.sum !== undefined)) {
+    throw new RangeError(`${op}: pass both "residual" and "sum" (to fuse the residual add) or neither`);
+  }
+  const n = a.rows * a.cols * 4;
+  const shape = `rows ${a.rows} x cols ${a.cols}`;
+  const rowBuffers: [string, GPUBuffer | undefined][] = [["x", a.x], ["residual", a.residual], [
+    "sum",
+    a.sum,
+  ], ["out", a.out]];
+  for (const [name, buf] of rowBuffers) if (buf) checkBuffer(op, name, buf, n, shape);
+  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "beta", a.beta, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
+  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
+  const { x, residual, sum, gamma, beta, out, mean, rstd } = a;
+  checkNoAlias(op, { sum, out, mean, rstd }, { x, residual, sum, gamma, beta, out, mean, rstd });
+  const buffers = fused
+    ? [a.x, a.residual!, a.sum!, a.gamma, a.beta, a.out, a.mean, a.rstd]
+    : [a.x, a.gamma, a.beta, a.out, a.mean, a.rstd];
+  const perThread = usePerThread(gpu, variant);
+  return gpu.dispatch(
+    fused ? "layerNormForward.residual" : "layerNormForward",
+    layerNormForwardWgsl("f32", fused, perThread),
+    [["u32", a.rows], ["u32", a.cols], ["f32", a.eps]],
+    buffers,
+    rowGroups(a.rows, perThread),
+  );
+}
+
+/** Bytes of the `scratch` buffer {@linkcode layerNormBackward} needs: 2 × chunks × cols floats. */
+export function layerNormScratchBytes(rows: number, cols: number): number {
+  checkCount("layerNormScratchBytes()", "rows", rows);
+  checkCount("layerNormScratchBytes()", "cols", cols);
+  return 2 * chunkCount(rows) * cols * 4;
+}
+
+/** Arguments of {@linkcode layerNormBackward}. */
+export interface LayerNormBackwardArgs {
+  /** (rows, cols) gradient of the output. */
+  dout: GPUBuffer;
+  /** (rows, cols) the LayerNorm input: x, or `sum` when the residual was fused. */
+  input: GPUBuffer;
+  /** (cols) */
+  gamma: GPUBuffer;
+  /** (rows) from the forward. */
+  mean: GPUBuffer;
+  /** (rows) from the forward. */
+  rstd: GPUBuffer;
+  /** (rows, cols) gradient of the input; must not alias dout or input. */
+  dx: GPUBuffer;
+  /** (cols) */
+  dgamma: GPUBuffer;
+  /** (cols) */
+  dbeta: GPUBuffer;
+  /** Rows (B·T). */
+  rows: number;
+  /** Values per row (hidden size C). */
+  cols: number;
+  /** dx += result instead of dx = result. Default false. */
+  accumulateDx?: boolean;
+  /** dgamma += and dbeta += (gradients accumulate over micro-batches). Default true. */
+  accumulateParams?: boolean;
+  /** At least {@linkcode layerNormScratchBytes}(rows, cols) bytes for the column partials. */
+  scratch: GPUBuffer;
+}
+
+/**
+ * Prepares the LayerNorm backward: three dispatches (dx per row; dgamma/dbeta partials per chunk of
+ * rows; their fixed-order sum). With a fused residual, dx is the gradient of the sum, which flows to
+ * both the residual and x unchanged. `variant` picks the dx row kernel ({@linkcode LayerNormVariant}).
+ * @throws {RangeError} for non-positive shapes or buffers too small (scratch included).
+ */
+export function layerNormBackward(
+  gpu: Gpu,
+  a: LayerNormBackwardArgs,
+  variant: LayerNormVariant = "auto",
+): Dispatch[] {
+  const op = "layerNormBackward()";
+  checkCount(op, "rows", a.rows);
+  checkCount(op, "cols", a.cols);
+  const n = a.rows * a.cols * 4;
+  const shape = `rows ${a.rows} x cols ${a.cols}`;
+  checkBuffer(op, "dout", a.dout, n, shape);
+  checkBuffer(op, "input", a.input, n, shape);
+  checkBuffer(op, "dx", a.dx, n, shape);
+  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "dgamma", a.dgamma, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "dbeta", a.dbeta, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
+  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
+  checkBuffer(
+    op,
+    "scratch",
+    a.scratch,
+    layerNormScratchBytes(a.rows, a.cols),
+    `${shape} (layerNormScratchBytes)`,
+  );
+  const { dout, input, gamma, mean, rstd, dx, dgamma, dbeta, scratch } = a;
+  checkNoAlias(op, { dx, dgamma, dbeta, scratch }, {
+    dout,
+    input,
+    gamma,
+    mean,
+    rstd,
+    dx,
+    dgamma,
+    dbeta,
+    scratch,
+  });
+  const chunks = chunkCount(a.rows);
+  const colGroups = Math.ceil(a.cols / COL_WG);
+  const perThread = usePerThread(gpu, variant);
+  return [
+    gpu.dispatch(
+      "layerNormBackward.dx",
+      layerNormBackwardDxWgsl("f32", perThread),
+      [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]],
+      [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
+      rowGroups(a.rows, perThread),
+    ),
+    gpu.dispatch(
+      "layerNormBackward.paramPartials",
+      layerNormParamPartialsWgsl(),
+      [["u32", a.rows], ["u32", a.cols], ["u32", rowsPerChunk(a.rows)], ["u32", chunks]],
+      [a.dout, a.input, a.mean, a.rstd, a.scratch],
+      [colGroups, chunks],
+    ),
+    gpu.dispatch(
+      "layerNormBackward.paramSum",
+      layerNormParamSumWgsl(),
+      [["u32", a.cols], ["u32", chunks], ["u32", a.accumulateParams === false ? 0 : 1]],
+      [a.scratch, a.dgamma, a.dbeta],
+      [colGroups],
+    ),
+  ];
+}
+
+/**
+ * CPU reference (float64). x: (rows, cols) row-major; gamma, beta: (cols).
+ * Returns out (rows, cols), mean (rows) and rstd = 1/sqrt(var + eps) (rows), var biased.
+ * @example
+ * ```ts
+ * import { layerNormRef } from "./layernorm.ts";
+ * const { out } = layerNormRef([1, 3], [1, 1], [0, 0], 1, 2, 0); // out ≈ [-1, 1]
+ * ```
+ */
+export function layerNormRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  eps: number,
+): { out: Float64Array; mean: Float64Array; rstd: Float64Array } {
+  const out = new Float64Array(rows * cols);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const b = r * cols;
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += x[b + j];
+    const mu = s / cols;
+    let q = 0;
+    for (let j = 0; j < cols; j++) q += (x[b + j] - mu) ** 2;
+    const rs = 1 / Math.sqrt(q / cols + eps);
+    for (let j = 0; j < cols; j++) out[b + j] = (x[b + j] - mu) * rs * gamma[j] + beta[j];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+  return { out, mean, rstd };
+}
+
+/**
+ * CPU reference of the backward (float64). dout, x: (rows, cols); gamma: (cols); mean, rstd: (rows)
+ * from {@linkcode layerNormRef}. Returns dx (rows, cols), dgamma and dbeta (cols), not accumulated.
+ */
+export function layerNormBackwardRef(
+  dout: ArrayLike<number>,
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  rstd: ArrayLike<number>,
+  rows: number,
+  cols: number,
+): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  const dx = new Float64Array(rows * cols);
+  const dgamma = new Float64Array(cols);
+  const dbeta = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const b = r * cols;
+    let sg = 0;
+    let sgx = 0;
+    for (let j = 0; j < cols; j++) {
+      const xhat = (x[b + j] - mean[r]) * rstd[r];
+      const g = dout[b + j] * gamma[j];
+      sg += g;
+      sgx += g * xhat;
+      dgamma[j] += dout[b + j] * xhat;
+      dbeta[j] += dout[b + j];
+    }
+    for (let j = 0; j < cols; j++) {
+      const xhat = (x[b + j] - mean[r]) * rstd[r];
+      dx[b + j] = rstd[r] * (dout[b + j] * gamma[j] - sg / cols - xhat * sgx / cols);
+    }
+  }
+  return { dx, dgamma, dbeta };
+}

@@ -1,0 +1,176 @@
+"""Dev-only check that the offline demo task (train/demo/) is learnable but not trivial. Not a test.
+
+Reads a JSON dump {"vocab": [...], "train": [...], "validation": [...]} of generateDemoData(), e.g.
+
+    deno eval 'import { generateDemoData } from "./train/demo/grammar.ts";
+      import { demoVocabulary } from "./train/demo/vocab.ts";
+      Deno.writeTextFileSync("/tmp/demo.json",
+        JSON.stringify({ vocab: demoVocabulary(), ...generateDemoData() }))'
+    /usr/bin/python3 tests/torch/demo_learnability.py /tmp/demo.json
+
+(do not commit the dump), and prints validation accuracy, overall and per error kind, of
+  1. logistic regression on a bag of words (word order invisible),
+  2. logistic regression on a bag of words and bigrams (local order only),
+  3. a tiny BERT trained from scratch (2 layers, hidden 64) on the first 1500 training sequences for
+     3 epochs, the budget the WebGPU demo has.
+"""
+import json
+import math
+import re
+import sys
+import time
+
+import torch
+from torch import nn
+
+torch.set_num_threads(1)  # the machine is shared; more threads only contend
+
+MAX_LEN = 24
+
+
+def words(text):
+    return re.findall(r"[a-z]+|[^\sa-z]", text)
+
+
+def encode(examples, vocab_index):
+    """[CLS] words [SEP] [PAD]... as (N, MAX_LEN) ids and a (N, MAX_LEN) attention mask."""
+    ids = torch.zeros(len(examples), MAX_LEN, dtype=torch.long)
+    for i, e in enumerate(examples):
+        seq = ["[CLS]"] + words(e["text"]) + ["[SEP]"]
+        assert len(seq) <= MAX_LEN, e["text"]
+        ids[i, : len(seq)] = torch.tensor([vocab_index[w] for w in seq])
+    return ids, ids != 0
+
+
+def accuracy_report(name, examples, predictions):
+    labels = torch.tensor([e["label"] for e in examples])
+    correct = predictions == labels
+    by_kind = {}
+    for e, c in zip(examples, correct.tolist()):
+        by_kind.setdefault(e["kind"], []).append(c)
+    kinds = ", ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in sorted(by_kind.items()))
+    print(f"{name}: validation accuracy {correct.float().mean():.3f} ({kinds})")
+    return correct.float().mean().item()
+
+
+def bag_features(examples, vocab_index, bigrams):
+    """Counts of words (and of adjacent word pairs) per sentence, [CLS]/[SEP] included for bigrams."""
+    v = len(vocab_index)
+    dim = v + (v * v if bigrams else 0)
+    x = torch.zeros(len(examples), dim)
+    for i, e in enumerate(examples):
+        seq = [vocab_index[w] for w in ["[CLS]"] + words(e["text"]) + ["[SEP]"]]
+        for a in seq:
+            x[i, a] += 1
+        if bigrams:
+            for a, b in zip(seq, seq[1:]):
+                x[i, v + a * v + b] += 1
+    return x
+
+
+def logistic_regression(name, data, vocab_index, bigrams):
+    """Full-batch L2-regularised logistic regression (LBFGS), trained on the whole training split."""
+    torch.manual_seed(0)
+    x = bag_features(data["train"], vocab_index, bigrams)
+    y = torch.tensor([e["label"] for e in data["train"]], dtype=torch.float)
+    model = nn.Linear(x.shape[1], 1)
+    opt = torch.optim.LBFGS(model.parameters(), max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), y)
+        loss = loss + 1e-4 * model.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    xv = bag_features(data["validation"], vocab_index, bigrams)
+    with torch.no_grad():
+        predictions = (model(xv).squeeze(1) > 0).long()
+    return accuracy_report(name, data["validation"], predictions)
+
+
+class TinyBert(nn.Module):
+    """BERT as in HF (post-LN, GELU, tanh pooler over [CLS]), sized for the demo."""
+
+    def __init__(self, vocab_size, hidden, layers, heads, intermediate, dropout):
+        super().__init__()
+        self.word = nn.Embedding(vocab_size, hidden, padding_idx=0)
+        self.position = nn.Embedding(MAX_LEN, hidden)
+        self.token_type = nn.Embedding(2, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, intermediate, dropout, activation="gelu", batch_first=True, layer_norm_eps=1e-12
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.pooler = nn.Linear(hidden, hidden)
+        self.classifier = nn.Linear(hidden, 2)
+        for m in self.modules():  # BERT's init: N(0, 0.02) weights, zero biases
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, ids, mask):
+        positions = torch.arange(ids.shape[1])
+        h = self.word(ids) + self.position(positions)[None] + self.token_type(torch.zeros_like(ids))
+        h = self.encoder(self.drop(self.norm(h)), src_key_padding_mask=~mask)
+        return self.classifier(self.drop(torch.tanh(self.pooler(h[:, 0]))))
+
+
+def tiny_bert(data, vocab_index, cfg, seed):
+    torch.manual_seed(seed)
+    train = data["train"][: cfg["train_sequences"]]
+    ids, mask = encode(train, vocab_index)
+    y = torch.tensor([e["label"] for e in train])
+    vids, vmask = encode(data["validation"], vocab_index)
+    model = TinyBert(len(vocab_index), cfg["hidden"], cfg["layers"], cfg["heads"], cfg["intermediate"], cfg["dropout"])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
+    steps = cfg["epochs"] * math.ceil(len(train) / cfg["batch"])
+    warmup = int(0.1 * steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / (steps - warmup))
+    )
+    start = time.time()
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        losses = []
+        order = torch.randperm(len(train))
+        for b in range(0, len(train), cfg["batch"]):
+            idx = order[b : b + cfg["batch"]]
+            loss = nn.functional.cross_entropy(model(ids[idx], mask[idx]), y[idx])
+            losses.append(loss.item())
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            schedule.step()
+        model.eval()
+        with torch.no_grad():
+            predictions = model(vids, vmask).argmax(1)
+        acc = accuracy_report(f"tiny BERT seed {seed} epoch {epoch + 1} train loss {sum(losses) / len(losses):.3f}", data["validation"], predictions)
+    print(f"  ({steps} steps, {time.time() - start:.1f} s)")
+    return acc
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        data = json.load(f)
+    vocab_index = {w: i for i, w in enumerate(data["vocab"])}
+    labels = [e["label"] for e in data["validation"]]
+    print(f"validation majority-class rate {max(labels.count(0), labels.count(1)) / len(labels):.3f}")
+    cfg = dict(baselines=1, train_sequences=1500, epochs=3, batch=32, lr=2e-3, hidden=64, layers=2, heads=2,
+               intermediate=256, dropout=0.1)
+    if len(sys.argv) > 2:
+        cfg.update(json.loads(sys.argv[2]))
+    if cfg.pop("baselines"):
+        logistic_regression("bag of words", data, vocab_index, bigrams=False)
+        logistic_regression("bag of words + bigrams", data, vocab_index, bigrams=True)
+    print("tiny BERT config", cfg)
+    accs = [tiny_bert(data, vocab_index, cfg, seed) for seed in range(int(cfg.get("seeds", 3)))]
+    print(f"tiny BERT final validation accuracy over seeds: {', '.join(f'{a:.3f}' for a in accs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+/**
+ * The data pipeline: labelled data sets (CoLA, TSV/CSV/JSONL), seeded batching with fixed or
+ * dynamic padding, and the metrics the GLUE tasks report (accuracy, MCC, F1).
+ * @module
+ */
+
+export type { Dataset, Example } from "./dataset.ts";
+export { decodeUtf8 } from "./dataset.ts";
+export { listZipMembers, readZipMember } from "./zip.ts";
+export type { ZipMember } from "./zip.ts";
+export { COLA_LABELS, COLA_ZIP, loadCola, splitTrainValidation } from "./cola.ts";
+export type { ColaOptions, ColaSplits } from "./cola.ts";
+export { formatFromExtension, loadTable, parseTable } from "./tabular.ts";
+export type { TableOptions } from "./tabular.ts";
+export { batchOrder, makeBatch, makeBatches } from "./batches.ts";
+export type { Batch, BatchEncoding, BatchOptions, BatchOrderOptions, BatchTokenizer } from "./batches.ts";
+export { accuracy, f1Score, matthewsCorrcoef } from "./metrics.ts";
+export type { F1Options } from "./metrics.ts";
+export { COLA_URL } from "../hub.ts";

@@ -1,0 +1,174 @@
+/**
+ * `deno task export`'s library part: a Hugging Face model folder (config.json + model.safetensors,
+ * BertForSequenceClassification names) -> model.onnx (float32), model.int8.onnx, serve.json and
+ * copies of the tokenizer files, ready for serve/.
+ * @module
+ */
+
+import { type BertConfig, numLabels, parseBertConfig } from "../config.ts";
+import { parameterSpecs } from "../params.ts";
+import { floatTensor, parseSafetensors } from "../../formats/safetensors.ts";
+import { buildBertOnnx } from "./bert_onnx.ts";
+
+/** Export variants and their file names in the output folder. */
+export const VARIANT_FILES = { float32: "model.onnx", int8: "model.int8.onnx" } as const;
+
+/** A variant of the exported model. */
+export type ExportVariant = keyof typeof VARIANT_FILES;
+
+/** Tokenizer files copied next to the model when present. */
+export const TOKENIZER_FILES = ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] as const;
+
+/** Options of {@linkcode exportModel}. */
+export interface ExportOptions {
+  /** Output folder (created if missing). @default the model folder */
+  output?: string;
+  /**
+   * Longest input in tokens, written to serve.json; at most max_position_embeddings.
+   * @default 128, or max_position_embeddings when that is smaller
+   */
+  maxLength?: number;
+  /** Which models to write. @default ["float32", "int8"] */
+  variants?: ExportVariant[];
+}
+
+/** What {@linkcode exportModel} wrote. */
+export interface ExportResult {
+  /** Variant -> path of the .onnx file. */
+  files: Record<string, string>;
+  /** Variant -> size in bytes. */
+  bytes: Record<string, number>;
+}
+
+/** serve.json: what the server needs besides the model files. */
+export interface ServeManifest {
+  labels: string[];
+  maxLength: number;
+  /** Variant -> file name, relative to serve.json. */
+  models: Partial<Record<ExportVariant, string>>;
+  problemType: BertConfig["problem_type"];
+}
+
+async function readOrExplain(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot export: ${what} "${path}" does not exist`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Reads config.json and model.safetensors from a model folder: the config (validated) and every
+ * parameter as float32 in PyTorch layout.
+ * @throws {Deno.errors.NotFound} naming the missing folder or file.
+ * @throws {RangeError | TypeError | SyntaxError} naming the file for an unsupported config or a
+ * missing, mis-shaped or non-float tensor.
+ * @example
+ * ```ts
+ * import { loadModelFolder } from "./export.ts";
+ * const { config, weights } = await loadModelFolder("tests/fixtures/model/odd");
+ * console.log(config.hidden_size, weights.get("classifier.weight")!.length);
+ * ```
+ */
+export async function loadModelFolder(
+  modelDir: string,
+): Promise<{ config: BertConfig; weights: Map<string, Float32Array> }> {
+  const stat = await Deno.stat(modelDir).catch(() => null);
+  if (!stat?.isDirectory) {
+    throw new Deno.errors.NotFound(
+      `Cannot export: model folder "${modelDir}" does not exist or is not a folder`,
+    );
+  }
+  const configPath = join(modelDir, "config.json");
+  const text = new TextDecoder().decode(await readOrExplain(configPath, "config file"));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`Config "${configPath}" is not valid JSON: ${(e as Error).message}`);
+  }
+  const config = parseBertConfig(json, configPath);
+  const weightsPath = join(modelDir, "model.safetensors");
+  const file = parseSafetensors(await readOrExplain(weightsPath, "weights file"), weightsPath);
+  const weights = new Map<string, Float32Array>();
+  for (const spec of parameterSpecs(config)) {
+    const data = floatTensor(file, spec.name, weightsPath);
+    const shape = file.tensors.get(spec.name)!.shape;
+    if (shape.join(",") !== spec.shape.join(",")) {
+      throw new RangeError(
+        `Tensor "${spec.name}" in "${weightsPath}" has shape [${shape}], expected [${spec.shape}] from "${configPath}"`,
+      );
+    }
+    weights.set(spec.name, data);
+  }
+  return { config, weights };
+}
+
+/**
+ * Exports a model folder to ONNX: writes model.onnx and/or model.int8.onnx, serve.json, and copies
+ * tokenizer.json / vocab.txt / tokenizer_config.json when present and the output folder differs.
+ * @throws {Deno.errors.NotFound} naming a missing folder or file.
+ * @throws {RangeError} for an unsupported config, a bad tensor, an unknown variant or a maxLength
+ * over max_position_embeddings.
+ * @example
+ * ```ts
+ * import { exportModel } from "./export.ts";
+ * const output = await Deno.makeTempDir();
+ * const result = await exportModel("tests/fixtures/model/tiny", { output });
+ * console.log(result.files.int8, result.bytes.int8);
+ * await Deno.remove(output, { recursive: true });
+ * ```
+ */
+export async function exportModel(modelDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const variants = options.variants ?? ["float32", "int8"];
+  for (const v of variants) {
+    if (!(v in VARIANT_FILES)) {
+      throw new RangeError(`Unknown export variant "${v}"; use ${Object.keys(VARIANT_FILES).join(" or ")}`);
+    }
+  }
+  if (variants.length === 0) throw new RangeError("No export variants given; use float32 and/or int8");
+  const { config, weights } = await loadModelFolder(modelDir);
+  const maxLength = options.maxLength ?? Math.min(128, config.max_position_embeddings);
+  if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > config.max_position_embeddings) {
+    throw new RangeError(
+      `maxLength ${maxLength} must be an integer in [1, ${config.max_position_embeddings}] (max_position_embeddings)`,
+    );
+  }
+  const output = options.output ?? modelDir;
+  await Deno.mkdir(output, { recursive: true });
+
+  const result: ExportResult = { files: {}, bytes: {} };
+  const models: ServeManifest["models"] = {};
+  for (const variant of variants) {
+    const bytes = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
+    const path = join(output, VARIANT_FILES[variant]);
+    await Deno.writeFile(path, bytes);
+    result.files[variant] = path;
+    result.bytes[variant] = bytes.length;
+    models[variant] = VARIANT_FILES[variant];
+  }
+
+  if (!(await sameFolder(modelDir, output))) {
+    for (const name of TOKENIZER_FILES) {
+      await Deno.copyFile(join(modelDir, name), join(output, name)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    }
+  }
+  const labels = Array.from({ length: numLabels(config) }, (_, i) => config.id2label[String(i)]);
+  const manifest: ServeManifest = { labels, maxLength, models, problemType: config.problem_type };
+  await Deno.writeTextFile(join(output, "serve.json"), JSON.stringify(manifest, null, 2) + "\n");
+  return result;
+}
+
+function join(folder: string, file: string): string {
+  return `${folder.replace(/[/\\]+$/, "")}/${file}`;
+}
+
+async function sameFolder(a: string, b: string): Promise<boolean> {
+  const [ra, rb] = await Promise.all([Deno.realPath(a), Deno.realPath(b)]);
+  return ra === rb;
+}

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { exportModel, type ServeManifest } from "./export.ts";
+import { fixtureDir, loadFixture, onnxCheck, runLogits, web } from "./_test_util.ts";
+import { assertClose } from "../../tests/util.ts";
+import { ONNX_F32 } from "../../tests/tolerance.ts";
+
+const SHARED_TOKENIZER = new URL("../../../shared/data/bert-base-uncased/", import.meta.url).pathname;
+
+/** A temporary model folder: a fixture's config and weights, plus the shared tokenizer files. */
+async function modelFolder(fixture: string, withTokenizer: boolean): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "export_model_" });
+  for (const f of ["config.json", "model.safetensors"]) {
+    await Deno.copyFile(fixtureDir(fixture) + f, `${dir}/${f}`);
+  }
+  if (withTokenizer) {
+    for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
+      await Deno.copyFile(SHARED_TOKENIZER + f, `${dir}/${f}`);
+    }
+  }
+  return dir;
+}
+
+Deno.test("exportModel() writes both models, serve.json and the tokenizer files", async () => {
+  const model = await modelFolder("tiny", true);
+  const output = `${await Deno.makeTempDir({ prefix: "export_out_" })}/nested/out`;
+  try {
+    const result = await exportModel(model, { output, maxLength: 12 });
+    assert.deepEqual(result.files, { float32: `${output}/model.onnx`, int8: `${output}/model.int8.onnx` });
+    for (const [variant, path] of Object.entries(result.files)) {
+      assert.equal((await Deno.stat(path)).size, result.bytes[variant]);
+    }
+    const check = await onnxCheck(result.files.float32, result.files.int8);
+    assert.equal(check.code, 0, check.output);
+
+    const fx = await loadFixture("tiny");
+    assertClose(
+      await runLogits(web, result.files.float32, fx.batch),
+      fx.logits,
+      ONNX_F32,
+      "exported float32",
+    );
+
+    const manifest: ServeManifest = JSON.parse(await Deno.readTextFile(`${output}/serve.json`));
+    assert.deepEqual(manifest, {
+      labels: ["unacceptable", "acceptable"],
+      maxLength: 12,
+      models: { float32: "model.onnx", int8: "model.int8.onnx" },
+      problemType: "single_label_classification",
+    });
+    for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
+      assert.deepEqual(await Deno.readFile(`${output}/${f}`), await Deno.readFile(`${model}/${f}`), f);
+    }
+  } finally {
+    await Deno.remove(model, { recursive: true });
+    await Deno.remove(output.replace(/\/nested\/out$/, ""), { recursive: true });
+  }
+});
+
+Deno.test("exportModel() defaults to the model folder and writes only the variants asked for", async () => {
+  const model = await modelFolder("regression", false);
+  try {
+    const result = await exportModel(model, { variants: ["int8"] });
+    assert.deepEqual(Object.keys(result.files), ["int8"]);
+    const names = [];
+    for await (const e of Deno.readDir(model)) names.push(e.name);
+    assert.deepEqual(names.sort(), ["config.json", "model.int8.onnx", "model.safetensors", "serve.json"]);
+    const manifest: ServeManifest = JSON.parse(await Deno.readTextFile(`${model}/serve.json`));
+    // maxLength defaults to 128, capped by this model's 8 positions.
+    assert.deepEqual(manifest, {
+      labels: ["score"],
+      maxLength: 8,
+      models: { int8: "model.int8.onnx" },
+      problemType: "regression",
+    });
+  } finally {
+    await Deno.remove(model, { recursive: true });
+  }
+});
+
+Deno.test("exportModel() names the missing folder or file", async () => {
+  const parent = await Deno.makeTempDir();
+  const missing = `${parent}/no-such-model`;
+  await assert.rejects(
+    exportModel(missing),
+    (e: Error) => e instanceof Deno.errors.NotFound && e.message.includes(missing),
+  );
+  await Deno.remove(parent);
+  const model = await modelFolder("tiny", false);
+  try {
+    await Deno.remove(`${model}/model.safetensors`);
+    await assert.rejects(
+      exportModel(model),
+      (e: Error) => e instanceof Deno.errors.NotFound && e.message.includes(`${model}/model.safetensors`),
+    );
+    await Deno.remove(`${model}/config.json`);
+    await assert.rejects(
+      exportModel(model),
+      (e: Error) => e instanceof Deno.errors.NotFound && e.message.includes(`${model}/config.json`),
+    );
+  } finally {
+    await Deno.remove(model, { recursive: true });
+  }
+});
+
+Deno.test("exportModel() rejects an unsupported config or tensor, naming the file", async () => {
+  const model = await modelFolder("tiny", false);
+  const configPath = `${model}/config.json`;
+  const original = JSON.parse(await Deno.readTextFile(configPath));
+  try {
+    await Deno.writeTextFile(configPath, JSON.stringify({ ...original, hidden_act: "relu" }));
+    await assert.rejects(
+      exportModel(model),
+      (e: Error) =>
+        e instanceof RangeError && e.message.includes(configPath) && e.message.includes("hidden_act"),
+    );
+    // A config that disagrees with the weights: the tensor, its file and both shapes are named.
+    await Deno.writeTextFile(configPath, JSON.stringify({ ...original, intermediate_size: 48 }));
+    await assert.rejects(
+      exportModel(model),
+      (e: Error) =>
+        e instanceof RangeError && e.message.includes(`${model}/model.safetensors`) &&
+        e.message.includes("intermediate.dense.weight") && e.message.includes("[48,32]"),
+    );
+    await Deno.writeTextFile(configPath, "{ not json");
+    await assert.rejects(
+      exportModel(model),
+      (e: Error) => e instanceof SyntaxError && e.message.includes(configPath),
+    );
+    await Deno.writeTextFile(configPath, JSON.stringify(original));
+    await assert.rejects(exportModel(model, { maxLength: 17 }), {
+      name: "RangeError",
+      message: /maxLength 17 .*\[1, 16\]/,
+    });
+    await assert.rejects(
+      exportModel(model, { variants: ["fp16" as "int8"] }),
+      { name: "RangeError", message: /Unknown export variant "fp16"/ },
+    );
+  } finally {
+    await Deno.remove(model, { recursive: true });
+  }
+});

@@ -1,0 +1,797 @@
+/**
+ * BertForSequenceClassification on WebGPU: parameters and gradients live on the GPU; the forward
+ * and the backward are each a straight sequence of kernel calls (llm.c style), recorded once per
+ * batch shape into a {@linkcode Plan} and replayed every step.
+ *
+ * Activation buffers are allocated once for the largest (batch, sequence) shape and shared by the
+ * plans of every smaller shape (dynamic padding, the last short batch).
+ * @module
+ */
+
+import type { Dispatch, Gpu } from "../kernels/runtime.ts";
+import { matmul } from "../kernels/matmul.ts";
+import { biasGrad } from "../kernels/bias_grad.ts";
+import { layerNormBackward, layerNormForward, layerNormScratchBytes } from "../kernels/layernorm.ts";
+import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
+import { geluBackward, geluForward } from "../kernels/gelu.ts";
+import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
+import { dropout } from "../kernels/dropout.ts";
+import { lossForwardBackward } from "../kernels/loss.ts";
+import {
+  buildEmbeddingIndex,
+  createEmbeddingIndexBuffers,
+  embeddingBackward,
+  embeddingForward,
+  type EmbeddingIndex,
+  type EmbeddingIndexBuffers,
+  positionEmbeddingBackward,
+  validateTokenIds,
+  writeEmbeddingIndex,
+} from "../kernels/embedding.ts";
+import { fill } from "../kernels/fill.ts";
+import { type BertConfig, numLabels } from "./config.ts";
+import { layerNames, parameterSpecs } from "./params.ts";
+import { numel, type Weights } from "./weights.ts";
+
+/** One batch as the engine takes it: [B, T] row-major token ids, mask and types; labels [B]. */
+export interface BatchInput {
+  inputIds: Int32Array;
+  attentionMask: Int32Array;
+  tokenTypeIds: Int32Array;
+  /** Class ids (classification) or targets (regression), one per row. */
+  labels: Float32Array;
+  batchSize: number;
+  seqLen: number;
+}
+
+/** The dispatches for one batch shape. */
+export interface Plan {
+  batchSize: number;
+  seqLen: number;
+  /** Embeddings through logits, plus the loss and dlogits. */
+  forward: Dispatch[];
+  /** dlogits back to every parameter gradient (accumulating: clear grads between optimizer steps). */
+  backward: Dispatch[];
+}
+
+/** How a training plan scales its loss and gradients. */
+export interface PlanOptions {
+  /** Multiplier of dL/dlogits: 1 / (batch size x accumulation steps). @default 1 / batch size */
+  gradScale?: number;
+  /** Add this batch's mean loss to the loss buffer instead of overwriting it (micro-batches 2..n). */
+  accumulateLoss?: boolean;
+}
+
+/** Options for {@linkcode BertEngine.create}. */
+export interface EngineOptions {
+  /** Largest batch size the engine will see. */
+  maxBatch: number;
+  /** Largest sequence length the engine will see (at most max_position_embeddings). */
+  maxSeqLen: number;
+}
+
+/** Where each dropout site takes its RNG stream: layer * 8 + site. */
+const SITE = { attnProbs: 0, attnOut: 1, ffnOut: 2, embeddings: 6, pooler: 7 } as const;
+
+interface LayerActs {
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  probs: GPUBuffer; // (B·H, T, T) softmax output
+  probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
+  ctx: GPUBuffer;
+  attnOut: GPUBuffer; // projection output before dropout
+  attnDrop: GPUBuffer;
+  sum1: GPUBuffer; // attnDrop + x
+  h1: GPUBuffer; // LayerNorm(sum1)
+  mean1: GPUBuffer;
+  rstd1: GPUBuffer;
+  interPre: GPUBuffer; // (N, I) before GELU
+  inter: GPUBuffer;
+  ffnOut: GPUBuffer;
+  ffnDrop: GPUBuffer;
+  sum2: GPUBuffer;
+  out: GPUBuffer; // LayerNorm(sum2): the layer output
+  mean2: GPUBuffer;
+  rstd2: GPUBuffer;
+}
+
+/** The engine: weights, gradients and activations on one device. */
+export class BertEngine {
+  readonly gpu: Gpu;
+  readonly config: BertConfig;
+  readonly maxBatch: number;
+  readonly maxSeqLen: number;
+  /** Parameters by HF name. */
+  readonly params = new Map<string, GPUBuffer>();
+  /** Gradients by HF name (accumulated; see {@linkcode BertEngine.clearGradients}). */
+  readonly grads = new Map<string, GPUBuffer>();
+  /** The dropout seed buffer (u32[0]); written by {@linkcode BertEngine.setDropoutSeed}. */
+  readonly seed: GPUBuffer;
+  /** Loss (f32[1]) of the last forward, summed over micro-batches when accumulating. */
+  readonly loss: GPUBuffer;
+  /** Logits (B, num_labels) of the last forward. */
+  readonly logits: GPUBuffer;
+  #plans = new Map<string, Plan>();
+  #b: ReturnType<typeof allocate>;
+  #clearGrads: Dispatch[] = [];
+
+  private constructor(gpu: Gpu, config: BertConfig, weights: Weights, options: EngineOptions) {
+    this.gpu = gpu;
+    this.config = config;
+    this.maxBatch = options.maxBatch;
+    this.maxSeqLen = options.maxSeqLen;
+    if (!(options.maxBatch >= 1) || !(options.maxSeqLen >= 1)) {
+      throw new RangeError(
+        `Batch size ${options.maxBatch} and sequence length ${options.maxSeqLen} must be >= 1`,
+      );
+    }
+    if (options.maxSeqLen > config.max_position_embeddings) {
+      throw new RangeError(
+        `Sequence length ${options.maxSeqLen} exceeds the model's max_position_embeddings ${config.max_position_embeddings}: use a max length of at most ${config.max_position_embeddings}`,
+      );
+    }
+    for (const spec of parameterSpecs(config)) {
+      const data = weights.get(spec.name);
+      if (!data) throw new RangeError(`Weights are missing parameter "${spec.name}"`);
+      if (data.length !== numel(spec.shape)) {
+        throw new RangeError(
+          `Parameter "${spec.name}" has ${data.length} values, expected shape [${spec.shape}]`,
+        );
+      }
+      this.params.set(spec.name, gpu.upload(spec.name, data));
+      const g = gpu.buffer(`grad:${spec.name}`, data.length * 4);
+      this.grads.set(spec.name, g);
+      this.#clearGrads.push(fill(gpu, g, data.length, 0));
+    }
+    this.seed = gpu.upload("dropout-seed", new Uint32Array(4));
+    this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen);
+    this.loss = this.#b.loss;
+    this.logits = this.#b.logits;
+  }
+
+  /** Uploads weights and allocates gradients and activations for the largest batch shape. */
+  static create(gpu: Gpu, config: BertConfig, weights: Weights, options: EngineOptions): BertEngine {
+    return new BertEngine(gpu, config, weights, options);
+  }
+
+  /** Bytes this engine allocated on the device (parameters, gradients, activations, plans). */
+  get bytesAllocated(): number {
+    return this.gpu.bytesAllocated;
+  }
+
+  /** Dispatches that zero every gradient (start of an optimizer step's accumulation). */
+  clearGradients(): Dispatch[] {
+    return this.#clearGrads;
+  }
+
+  /** Sets the per-step dropout seed (queued before the next submit). */
+  setDropoutSeed(seed: number): void {
+    this.gpu.write(this.seed, new Uint32Array([seed >>> 0, 0, 0, 0]));
+  }
+
+  /**
+   * Uploads a batch for `plan`'s shape: ids (validated against the vocabulary), mask, types,
+   * labels and the embedding-gradient indexes.
+   */
+  setBatch(batch: BatchInput): void {
+    const { batchSize: B, seqLen: T } = batch;
+    this.#checkShape(B, T);
+    const n = B * T;
+    for (
+      const [name, arr] of [["inputIds", batch.inputIds], ["attentionMask", batch.attentionMask], [
+        "tokenTypeIds",
+        batch.tokenTypeIds,
+      ]] as const
+    ) {
+      if (arr.length !== n) {
+        throw new RangeError(`Batch ${name} has ${arr.length} values, expected ${B} x ${T}`);
+      }
+    }
+    if (batch.labels.length !== B) {
+      throw new RangeError(`Batch labels have ${batch.labels.length} values, expected ${B}`);
+    }
+    validateTokenIds(batch.inputIds, this.config.vocab_size, "input_ids");
+    validateTokenIds(batch.tokenTypeIds, this.config.type_vocab_size, "token_type_ids");
+    const L = numLabels(this.config);
+    if (L > 1) {
+      for (let i = 0; i < B; i++) {
+        const y = batch.labels[i];
+        if (!Number.isInteger(y) || y < 0 || y >= L) {
+          throw new RangeError(`Label ${y} of batch row ${i} is not a class id in [0, ${L})`);
+        }
+      }
+    }
+    const b = this.#b;
+    this.gpu.write(b.inputIds, batch.inputIds);
+    this.gpu.write(b.tokenTypeIds, batch.tokenTypeIds);
+    this.gpu.write(b.mask, Float32Array.from(batch.attentionMask));
+    this.gpu.write(b.labels, batch.labels);
+    // Word-embedding gradient index; the padding row gets no gradient (nn.Embedding padding_idx).
+    const words = withoutRow(buildEmbeddingIndex(batch.inputIds), this.config.pad_token_id);
+    writeEmbeddingIndex(this.gpu, b.wordIndex, words);
+    writeEmbeddingIndex(this.gpu, b.typeIndex, buildEmbeddingIndex(batch.tokenTypeIds));
+  }
+
+  #checkShape(B: number, T: number): void {
+    if (!Number.isInteger(B) || B < 1 || B > this.maxBatch) {
+      throw new RangeError(`Batch size ${B} is outside [1, ${this.maxBatch}] the engine was created for`);
+    }
+    if (!Number.isInteger(T) || T < 1 || T > this.maxSeqLen) {
+      throw new RangeError(
+        `Sequence length ${T} is outside [1, ${this.maxSeqLen}] the engine was created for (max_position_embeddings ${this.config.max_position_embeddings})`,
+      );
+    }
+  }
+
+  /** The recorded dispatches for a batch shape (cached). */
+  plan(B: number, T: number, options: PlanOptions = {}): Plan {
+    this.#checkShape(B, T);
+    const o = {
+      gradScale: options.gradScale ?? 1 / B,
+      accumulateLoss: options.accumulateLoss ?? false,
+      train: true,
+    };
+    const key = `${B}x${T}:${o.gradScale}:${o.accumulateLoss}`;
+    let p = this.#plans.get(key);
+    if (!p) {
+      p = record(this, this.#b, B, T, o);
+      this.#plans.set(key, p);
+    }
+    return p;
+  }
+
+  /** Forward only, dropout off (evaluation): logits and the mean loss of the batch. */
+  inferencePlan(B: number, T: number): Plan {
+    this.#checkShape(B, T);
+    const key = `${B}x${T}:inference`;
+    let p = this.#plans.get(key);
+    if (!p) {
+      p = record(this, this.#b, B, T, { gradScale: 1 / B, accumulateLoss: false, train: false });
+      this.#plans.set(key, p);
+    }
+    return p;
+  }
+
+  /** Reads every parameter back (checkpoints). */
+  async readParams(): Promise<Weights> {
+    return await this.#readAll(this.params);
+  }
+
+  /** Reads every gradient back (tests). */
+  async readGrads(): Promise<Weights> {
+    return await this.#readAll(this.grads);
+  }
+
+  async #readAll(from: Map<string, GPUBuffer>): Promise<Weights> {
+    const out: Weights = new Map();
+    for (const spec of parameterSpecs(this.config)) {
+      out.set(spec.name, await this.gpu.readF32(from.get(spec.name)!, numel(spec.shape)));
+    }
+    return out;
+  }
+
+  /** Overwrites parameters from host weights (resume, tests). */
+  writeParams(weights: Weights): void {
+    for (const [name, data] of weights) {
+      const buf = this.params.get(name);
+      if (!buf) throw new RangeError(`Unknown parameter "${name}"`);
+      this.gpu.write(buf, data);
+    }
+  }
+}
+
+/** The index without one row: nn.Embedding(padding_idx) gives the padding row no gradient. */
+export function withoutRow(index: EmbeddingIndex, row: number): EmbeddingIndex {
+  const r = index.rows.indexOf(row);
+  if (r < 0) return index;
+  const s0 = index.starts[r];
+  const s1 = index.starts[r + 1];
+  const k = s1 - s0;
+  const positions = new Uint32Array(index.positions.length - k);
+  positions.set(index.positions.subarray(0, s0));
+  positions.set(index.positions.subarray(s1), s0);
+  const rows = new Uint32Array(index.rows.length - 1);
+  rows.set(index.rows.subarray(0, r));
+  rows.set(index.rows.subarray(r + 1), r);
+  const starts = new Uint32Array(index.starts.length - 1);
+  starts.set(index.starts.subarray(0, r + 1));
+  for (let i = r + 2; i < index.starts.length; i++) starts[i - 1] = index.starts[i] - k;
+  return { rows, starts, positions };
+}
+
+/** Allocates activations for the largest shape: one set per layer (kept for backward) plus scratch. */
+function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
+  const C = config.hidden_size;
+  const I = config.intermediate_size;
+  const H = config.num_attention_heads;
+  const L = numLabels(config);
+  const N = B * T;
+  const f = (label: string, count: number) => gpu.buffer(label, count * 4);
+  const dropAttn = config.attention_probs_dropout_prob > 0;
+  const dropHidden = config.hidden_dropout_prob > 0;
+  const embSum = f("emb.sum", N * C);
+  const embOut = f("emb.out", N * C);
+  const embDrop = dropHidden ? f("emb.drop", N * C) : embOut;
+  const layers: LayerActs[] = [];
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const a = (name: string, count: number) => f(`l${l}.${name}`, count);
+    const probs = a("probs", B * H * T * T);
+    const attnOut = a("attnOut", N * C);
+    const ffnOut = a("ffnOut", N * C);
+    const acts: LayerActs = {
+      q: a("q", N * C),
+      k: a("k", N * C),
+      v: a("v", N * C),
+      probs,
+      probsDrop: dropAttn ? a("probsDrop", B * H * T * T) : probs,
+      ctx: a("ctx", N * C),
+      attnOut,
+      attnDrop: dropHidden ? a("attnDrop", N * C) : attnOut,
+      sum1: a("sum1", N * C),
+      h1: a("h1", N * C),
+      mean1: a("mean1", N),
+      rstd1: a("rstd1", N),
+      interPre: a("interPre", N * I),
+      inter: a("inter", N * I),
+      ffnOut,
+      ffnDrop: dropHidden ? a("ffnDrop", N * C) : ffnOut,
+      sum2: a("sum2", N * C),
+      out: a("out", N * C),
+      mean2: a("mean2", N),
+      rstd2: a("rstd2", N),
+    };
+    layers.push(acts);
+  }
+  const pooledPre = f("pool.pre", B * C);
+  const pooled = f("pool.out", B * C);
+  return {
+    inputIds: f("input_ids", N),
+    tokenTypeIds: f("token_type_ids", N),
+    mask: f("attention_mask", N),
+    labels: f("labels", B),
+    wordIndex: createEmbeddingIndexBuffers(gpu, N, "word-index"),
+    typeIndex: createEmbeddingIndexBuffers(gpu, N, "type-index"),
+    embSum,
+    embOut,
+    embMean: f("emb.mean", N),
+    embRstd: f("emb.rstd", N),
+    embDrop,
+    layers,
+    scores: f("scores", B * H * T * T), // raw Q·Kᵀ, scratch shared by every layer
+    pooledPre,
+    pooled,
+    pooledDrop: dropHidden ? f("pool.drop", B * C) : pooled,
+    logits: f("logits", B * L),
+    loss: f("loss", 1),
+    // Backward scratch, shared by every layer.
+    dLogits: f("d.logits", B * L),
+    dPooled: f("d.pooled", B * C),
+    dPooledDrop: f("d.pooledDrop", B * C),
+    dA: f("d.a", N * C), // gradient w.r.t. a layer's output
+    dB: f("d.b", N * C), // gradient w.r.t. a layer's input
+    dH1: f("d.h1", N * C),
+    dC: f("d.c", N * C), // scratch (N, C)
+    dCtx: f("d.ctx", N * C),
+    dQ: f("d.q", N * C),
+    dK: f("d.k", N * C),
+    dV: f("d.v", N * C),
+    dInter: f("d.inter", N * I),
+    dProbs: f("d.probs", B * H * T * T),
+    dProbsDrop: dropAttn ? f("d.probsDrop", B * H * T * T) : null,
+    lnScratch: f("ln.scratch", layerNormScratchBytes(N, C) / 4),
+  };
+}
+
+/** Records the forward and backward of a (B, T) batch: the model, top to bottom. */
+function record(
+  engine: BertEngine,
+  b: ReturnType<typeof allocate>,
+  B: number,
+  T: number,
+  o: { gradScale: number; accumulateLoss: boolean; train: boolean },
+): Plan {
+  const { gpu, config } = engine;
+  const C = config.hidden_size;
+  const I = config.intermediate_size;
+  const H = config.num_attention_heads;
+  const D = C / H;
+  const L = numLabels(config);
+  const N = B * T;
+  const eps = config.layer_norm_eps;
+  const pAttn = o.train ? config.attention_probs_dropout_prob : 0;
+  const pHidden = o.train ? config.hidden_dropout_prob : 0;
+  const W = (name: string) => engine.params.get(name)!;
+  const G = (name: string) => engine.grads.get(name)!;
+  const fwd: Dispatch[] = [];
+  const bwd: Dispatch[] = [];
+  // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
+  const drop = (x: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
+    if (p <= 0) return x;
+    fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream }));
+    return out;
+  };
+  // Linear y(rows, out) = x(rows, in)·Wᵀ + b, with an optional row stride for x (the pooler reads [CLS] rows).
+  const linear = (
+    x: GPUBuffer,
+    name: string,
+    y: GPUBuffer,
+    rows: number,
+    out: number,
+    inp: number,
+    lda?: number,
+  ) =>
+    fwd.push(matmul(gpu, {
+      a: x,
+      b: W(`${name}.weight`),
+      bias: W(`${name}.bias`),
+      out: y,
+      M: rows,
+      N: out,
+      K: inp,
+      transB: true,
+      lda,
+      label: name,
+    }));
+  // Backward of a linear: dW += dYᵀ·X, db += colsum(dY), dX (+)= dY·W.
+  const linearBack = (
+    dY: GPUBuffer,
+    x: GPUBuffer,
+    name: string,
+    dX: GPUBuffer | null,
+    rows: number,
+    out: number,
+    inp: number,
+    o: { accumulateDx?: boolean; lda?: number; ldc?: number } = {},
+  ) => {
+    bwd.push(matmul(gpu, {
+      a: dY,
+      b: x,
+      out: G(`${name}.weight`),
+      M: out,
+      N: inp,
+      K: rows,
+      transA: true,
+      ldb: o.lda,
+      beta: 1,
+      label: `${name}.dW`,
+    }));
+    bwd.push(...biasGrad(gpu, { dy: dY, dbias: G(`${name}.bias`), rows, cols: out, accumulate: true }));
+    if (dX) {
+      bwd.push(matmul(gpu, {
+        a: dY,
+        b: W(`${name}.weight`),
+        out: dX,
+        M: rows,
+        N: inp,
+        K: out,
+        ldc: o.ldc,
+        beta: o.accumulateDx ? 1 : 0,
+        label: `${name}.dX`,
+      }));
+    }
+  };
+  // Attention products per (b, h) straight from the (B, T, H·D) layout: outer stride b, inner h.
+  const headStride: [number, number] = [T * C, D];
+  const probStride: [number, number] = [H * T * T, T * T];
+  const heads = { batch: B * H, heads: H };
+
+  // ---- forward: embeddings
+  fwd.push(embeddingForward(gpu, {
+    inputIds: b.inputIds,
+    tokenTypeIds: b.tokenTypeIds,
+    word: W("bert.embeddings.word_embeddings.weight"),
+    position: W("bert.embeddings.position_embeddings.weight"),
+    tokenType: W("bert.embeddings.token_type_embeddings.weight"),
+    out: b.embSum,
+    batch: B,
+    T,
+    dim: C,
+    vocabSize: config.vocab_size,
+    typeVocabSize: config.type_vocab_size,
+  }));
+  fwd.push(layerNormForward(gpu, {
+    x: b.embSum,
+    gamma: W("bert.embeddings.LayerNorm.weight"),
+    beta: W("bert.embeddings.LayerNorm.bias"),
+    out: b.embOut,
+    mean: b.embMean,
+    rstd: b.embRstd,
+    rows: N,
+    cols: C,
+    eps,
+  }));
+  const embDrop = drop(b.embOut, b.embDrop, N * C, pHidden, SITE.embeddings);
+  const inputs: GPUBuffer[] = []; // each layer's input
+  const probsUsed: GPUBuffer[] = []; // each layer's attention probabilities after dropout
+
+  // ---- forward: encoder layers
+  b.layers.forEach((a, l) => {
+    const n = layerNames(l);
+    const x = l === 0 ? embDrop : b.layers[l - 1].out;
+    inputs.push(x);
+    linear(x, n.query, a.q, N, C, C);
+    linear(x, n.key, a.k, N, C, C);
+    linear(x, n.value, a.v, N, C, C);
+    fwd.push(matmul(gpu, {
+      a: a.q,
+      b: a.k,
+      out: b.scores,
+      M: T,
+      N: T,
+      K: D,
+      transB: true,
+      lda: C,
+      ldb: C,
+      ldc: T,
+      ...heads,
+      strideA: headStride,
+      strideB: headStride,
+      strideC: probStride,
+      label: `l${l}.scores`,
+    }));
+    fwd.push(
+      attentionSoftmaxForward(gpu, {
+        scores: b.scores,
+        mask: b.mask,
+        probs: a.probs,
+        batch: B,
+        heads: H,
+        T,
+        scale: 1 / Math.sqrt(D),
+      }),
+    );
+    const probs = drop(a.probs, a.probsDrop, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
+    probsUsed.push(probs);
+    fwd.push(matmul(gpu, {
+      a: probs,
+      b: a.v,
+      out: a.ctx,
+      M: T,
+      N: D,
+      K: T,
+      lda: T,
+      ldb: C,
+      ldc: C,
+      ...heads,
+      strideA: probStride,
+      strideB: headStride,
+      strideC: headStride,
+      label: `l${l}.context`,
+    }));
+    linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
+    fwd.push(layerNormForward(gpu, {
+      x: drop(a.attnOut, a.attnDrop, N * C, pHidden, l * 8 + SITE.attnOut),
+      residual: x,
+      sum: a.sum1,
+      gamma: W(`${n.attnLn}.weight`),
+      beta: W(`${n.attnLn}.bias`),
+      out: a.h1,
+      mean: a.mean1,
+      rstd: a.rstd1,
+      rows: N,
+      cols: C,
+      eps,
+    }));
+    linear(a.h1, n.inter, a.interPre, N, I, C);
+    fwd.push(geluForward(gpu, { x: a.interPre, out: a.inter, n: N * I }));
+    linear(a.inter, n.out, a.ffnOut, N, C, I);
+    fwd.push(layerNormForward(gpu, {
+      x: drop(a.ffnOut, a.ffnDrop, N * C, pHidden, l * 8 + SITE.ffnOut),
+      residual: a.h1,
+      sum: a.sum2,
+      gamma: W(`${n.outLn}.weight`),
+      beta: W(`${n.outLn}.bias`),
+      out: a.out,
+      mean: a.mean2,
+      rstd: a.rstd2,
+      rows: N,
+      cols: C,
+      eps,
+    }));
+  });
+
+  // ---- forward: pooler on [CLS] (row b·T of the last output), classifier, loss
+  const last = b.layers.length ? b.layers[b.layers.length - 1].out : embDrop;
+  const poolerLayer = config.num_hidden_layers * 8;
+  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, T * C);
+  fwd.push(tanhForward(gpu, { x: b.pooledPre, out: b.pooled, n: B * C }));
+  const pooledDrop = drop(b.pooled, b.pooledDrop, B * C, pHidden, poolerLayer + SITE.pooler);
+  linear(pooledDrop, "classifier", b.logits, B, L, C);
+  fwd.push(...lossForwardBackward(gpu, {
+    logits: b.logits,
+    labels: b.labels,
+    loss: b.loss,
+    dlogits: b.dLogits,
+    batch: B,
+    numLabels: L,
+    gradScale: o.gradScale,
+    accumulateLoss: o.accumulateLoss,
+  }));
+  if (!o.train) return { batchSize: B, seqLen: T, forward: fwd, backward: [] };
+
+  // ---- backward: classifier, dropout, pooler
+  const dropBack = (dy: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
+    if (p <= 0) return dy;
+    bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream }));
+    return out;
+  };
+  linearBack(b.dLogits, pooledDrop, "classifier", b.dPooledDrop, B, L, C);
+  const dPooled = dropBack(b.dPooledDrop, b.dPooled, B * C, pHidden, poolerLayer + SITE.pooler);
+  const dPooledPre = dPooled === b.dPooled ? b.dPooledDrop : b.dPooled;
+  bwd.push(tanhBackward(gpu, { out: b.pooled, dout: dPooled, dx: dPooledPre, n: B * C }));
+  // The loss reaches the last layer only through [CLS]: zero, then write rows b·T.
+  bwd.push(fill(gpu, b.dA, N * C, 0));
+  linearBack(dPooledPre, last, "bert.pooler.dense", b.dA, B, C, C, { lda: T * C, ldc: T * C });
+
+  // ---- backward: encoder layers, last to first. dA = dL/d(layer output); dB = dL/d(layer input).
+  let dOut = b.dA;
+  let dIn = b.dB;
+  for (let l = b.layers.length - 1; l >= 0; l--) {
+    const a = b.layers[l];
+    const n = layerNames(l);
+    // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path.
+    bwd.push(...layerNormBackward(gpu, {
+      dout: dOut,
+      input: a.sum2,
+      gamma: W(`${n.outLn}.weight`),
+      mean: a.mean2,
+      rstd: a.rstd2,
+      dx: b.dH1,
+      dgamma: G(`${n.outLn}.weight`),
+      dbeta: G(`${n.outLn}.bias`),
+      rows: N,
+      cols: C,
+      scratch: b.lnScratch,
+    }));
+    const dFfn = dropBack(b.dH1, b.dC, N * C, pHidden, l * 8 + SITE.ffnOut);
+    linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I);
+    bwd.push(geluBackward(gpu, { x: a.interPre, dout: b.dInter, dx: b.dInter, n: N * I }));
+    linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
+    // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths.
+    bwd.push(...layerNormBackward(gpu, {
+      dout: b.dH1,
+      input: a.sum1,
+      gamma: W(`${n.attnLn}.weight`),
+      mean: a.mean1,
+      rstd: a.rstd1,
+      dx: dIn,
+      dgamma: G(`${n.attnLn}.weight`),
+      dbeta: G(`${n.attnLn}.bias`),
+      rows: N,
+      cols: C,
+      scratch: b.lnScratch,
+    }));
+    const dAttn = dropBack(dIn, b.dC, N * C, pHidden, l * 8 + SITE.attnOut);
+    linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
+    // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
+    const dProbsDrop = b.dProbsDrop ?? b.dProbs;
+    bwd.push(matmul(gpu, {
+      a: b.dCtx,
+      b: a.v,
+      out: dProbsDrop,
+      M: T,
+      N: T,
+      K: D,
+      transB: true,
+      lda: C,
+      ldb: C,
+      ldc: T,
+      ...heads,
+      strideA: headStride,
+      strideB: headStride,
+      strideC: probStride,
+      label: `l${l}.dProbs`,
+    }));
+    bwd.push(matmul(gpu, {
+      a: probsUsed[l],
+      b: b.dCtx,
+      out: b.dV,
+      M: T,
+      N: D,
+      K: T,
+      transA: true,
+      lda: T,
+      ldb: C,
+      ldc: C,
+      ...heads,
+      strideA: probStride,
+      strideB: headStride,
+      strideC: headStride,
+      label: `l${l}.dV`,
+    }));
+    const dProbs = dropBack(dProbsDrop, b.dProbs, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
+    // Gradient w.r.t. the raw scores (scale folded in), in place.
+    bwd.push(
+      attentionSoftmaxBackward(gpu, {
+        probs: a.probs,
+        dprobs: dProbs,
+        dscores: dProbs,
+        rows: B * H * T,
+        T,
+        scale: 1 / Math.sqrt(D),
+      }),
+    );
+    // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
+    bwd.push(matmul(gpu, {
+      a: dProbs,
+      b: a.k,
+      out: b.dQ,
+      M: T,
+      N: D,
+      K: T,
+      lda: T,
+      ldb: C,
+      ldc: C,
+      ...heads,
+      strideA: probStride,
+      strideB: headStride,
+      strideC: headStride,
+      label: `l${l}.dQ`,
+    }));
+    bwd.push(matmul(gpu, {
+      a: dProbs,
+      b: a.q,
+      out: b.dK,
+      M: T,
+      N: D,
+      K: T,
+      transA: true,
+      lda: T,
+      ldb: C,
+      ldc: C,
+      ...heads,
+      strideA: probStride,
+      strideB: headStride,
+      strideC: headStride,
+      label: `l${l}.dK`,
+    }));
+    linearBack(b.dQ, inputs[l], n.query, dIn, N, C, C, { accumulateDx: true });
+    linearBack(b.dK, inputs[l], n.key, dIn, N, C, C, { accumulateDx: true });
+    linearBack(b.dV, inputs[l], n.value, dIn, N, C, C, { accumulateDx: true });
+    [dOut, dIn] = [dIn, dOut];
+  }
+
+  // ---- backward: embeddings. dOut = dL/d(embDrop).
+  const dEmbOut = dropBack(dOut, dIn, N * C, pHidden, SITE.embeddings);
+  const dEmbSum = dEmbOut === dOut ? dIn : dOut;
+  bwd.push(...layerNormBackward(gpu, {
+    dout: dEmbOut,
+    input: b.embSum,
+    gamma: W("bert.embeddings.LayerNorm.weight"),
+    mean: b.embMean,
+    rstd: b.embRstd,
+    dx: dEmbSum,
+    dgamma: G("bert.embeddings.LayerNorm.weight"),
+    dbeta: G("bert.embeddings.LayerNorm.bias"),
+    rows: N,
+    cols: C,
+    scratch: b.lnScratch,
+  }));
+  bwd.push(
+    embeddingBackward(gpu, {
+      dout: dEmbSum,
+      index: b.wordIndex,
+      dTable: G("bert.embeddings.word_embeddings.weight"),
+      dim: C,
+    }),
+  );
+  bwd.push(
+    embeddingBackward(gpu, {
+      dout: dEmbSum,
+      index: b.typeIndex,
+      dTable: G("bert.embeddings.token_type_embeddings.weight"),
+      dim: C,
+    }),
+  );
+  bwd.push(
+    positionEmbeddingBackward(gpu, {
+      dout: dEmbSum,
+      dPosition: G("bert.embeddings.position_embeddings.weight"),
+      batch: B,
+      T,
+      dim: C,
+    }),
+  );
+  return { batchSize: B, seqLen: T, forward: fwd, backward: bwd };
+}

@@ -1,0 +1,78 @@
+/**
+ * Whole-model parity: logits, loss and the gradient of every named parameter against PyTorch
+ * (tests/torch/fixtures_model.py, HF BertForSequenceClassification semantics, dropout off,
+ * padding in the batch).
+ */
+import { floatTensor, readSafetensors } from "../formats/safetensors.ts";
+import { parseBertConfig } from "./config.ts";
+import { BertEngine } from "./model.ts";
+import { parameterSpecs } from "./params.ts";
+import type { Weights } from "./weights.ts";
+import { assertClose, GPU_TEST, testGpu } from "../tests/util.ts";
+import { MODEL_F32 } from "../tests/tolerance.ts";
+
+const fixtures = new URL("../tests/fixtures/model/", import.meta.url);
+
+async function loadCase(name: string) {
+  const dir = new URL(`${name}/`, fixtures).pathname;
+  const config = parseBertConfig(
+    JSON.parse(await Deno.readTextFile(`${dir}config.json`)),
+    `${dir}config.json`,
+    {
+      dropout: 0,
+    },
+  );
+  const model = await readSafetensors(`${dir}model.safetensors`);
+  const weights: Weights = new Map();
+  for (const spec of parameterSpecs(config)) weights.set(spec.name, floatTensor(model, spec.name));
+  const batch = await readSafetensors(`${dir}batch.safetensors`);
+  const expected = await readSafetensors(`${dir}expected.safetensors`);
+  const ids = batch.tensors.get("input_ids")!;
+  const [B, T] = ids.shape;
+  return {
+    config,
+    weights,
+    expected,
+    input: {
+      inputIds: ids.data as Int32Array,
+      attentionMask: batch.tensors.get("attention_mask")!.data as Int32Array,
+      tokenTypeIds: batch.tensors.get("token_type_ids")!.data as Int32Array,
+      labels: floatTensor(batch, "labels"),
+      batchSize: B,
+      seqLen: T,
+    },
+  };
+}
+
+for (const name of ["tiny", "odd", "regression"]) {
+  Deno.test({
+    name: `BertEngine forward and backward match PyTorch (${name})`,
+    ...GPU_TEST,
+    fn: async () => {
+      const gpu = await testGpu();
+      const c = await loadCase(name);
+      const engine = BertEngine.create(gpu, c.config, c.weights, {
+        maxBatch: c.input.batchSize,
+        maxSeqLen: c.input.seqLen,
+      });
+      engine.setBatch(c.input);
+      const plan = engine.plan(c.input.batchSize, c.input.seqLen);
+      gpu.run([...engine.clearGradients(), ...plan.forward, ...plan.backward]);
+      const logits = await gpu.readF32(
+        engine.logits,
+        c.input.batchSize * Object.keys(c.config.id2label).length,
+      );
+      assertClose(logits, floatTensor(c.expected, "logits"), MODEL_F32, `${name} logits`);
+      assertClose(
+        await gpu.readF32(engine.loss, 1),
+        floatTensor(c.expected, "loss"),
+        MODEL_F32,
+        `${name} loss`,
+      );
+      const grads = await engine.readGrads();
+      for (const [param, g] of grads) {
+        assertClose(g, floatTensor(c.expected, `grad.${param}`), MODEL_F32, `${name} grad ${param}`);
+      }
+    },
+  });
+}

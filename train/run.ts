@@ -1,0 +1,190 @@
+/**
+ * A whole training run into a run folder: training_args.json, a checkpoint after every epoch
+ * (atomic, with a `latest.json` pointer written last), metrics.json, the loss curve SVG, test-set
+ * evaluation, and the final Hugging Face model folder. `resume` continues from the last checkpoint.
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Gpu } from "../kernels/runtime.ts";
+import type { BertConfig } from "./config.ts";
+import type { Weights } from "./weights.ts";
+import type { Dataset } from "./data/dataset.ts";
+import type { BatchTokenizer } from "./data/batches.ts";
+import {
+  type EpochLog,
+  type EvalResult,
+  type StepLog,
+  type TrainCallbacks,
+  Trainer,
+  type TrainOptions,
+  type TrainPosition,
+} from "./trainer.ts";
+import { loadModel, loadTrainingState, saveModel, saveTrainingState } from "./checkpoint.ts";
+import { ensureWritableDir, writeFileAtomic } from "./atomic.ts";
+import { lossCurveSvg } from "./plot.ts";
+
+/** A tokenizer that can also hand over its files, to save next to the model. */
+export interface RunTokenizer extends BatchTokenizer {
+  files?(): Record<string, Uint8Array | string | Record<string, unknown>>;
+}
+
+/** The data of a run. */
+export interface RunData {
+  train: Dataset;
+  validation: Dataset | null;
+  /** Evaluated once at the end, by name (e.g. in_domain_dev, out_of_domain_dev). */
+  tests?: Record<string, Dataset>;
+}
+
+/** Hooks a CLI or a library user passes. */
+export interface RunHooks extends Omit<TrainCallbacks, "onCheckpoint" | "onEpoch"> {
+  onEpoch?(log: EpochLog): void;
+  /** Messages worth showing a person ("resuming from step 120", "checkpoint written"). */
+  onMessage?(message: string): void;
+}
+
+/** What a run produced. */
+export interface RunResult {
+  output: string;
+  steps: StepLog[];
+  epochs: EpochLog[];
+  tests: Record<string, Omit<EvalResult, "predictions">>;
+  /** Set when the run was interrupted: where `resume` will continue. */
+  stopped: TrainPosition | null;
+}
+
+const CHECKPOINTS = "checkpoints";
+const LATEST = "latest.json";
+
+/** Runs training end to end; see the module doc. */
+export async function runTraining(
+  gpu: Gpu,
+  model: { config: BertConfig; weights: Weights },
+  tokenizer: RunTokenizer,
+  data: RunData,
+  options: TrainOptions & { output: string; resume?: boolean; extraArgs?: Record<string, unknown> },
+  hooks: RunHooks = {},
+): Promise<RunResult> {
+  const out = options.output;
+  await ensureWritableDir(out);
+  const say = (m: string) => hooks.onMessage?.(m);
+  let config = model.config;
+  let weights = model.weights;
+  let start: TrainPosition = { step: 0, epoch: 0, batchInEpoch: 0 };
+  let steps: StepLog[] = [];
+  let epochs: EpochLog[] = [];
+  let resumeState: Awaited<ReturnType<typeof loadTrainingState>> | null = null;
+  const { extraArgs, output: _o, resume: _r, ...recipe } = options;
+  if (options.resume) {
+    const dir = await latestCheckpoint(out);
+    if (!dir) {
+      throw new Error(
+        `Cannot resume: "${join(out, CHECKPOINTS, LATEST)}" does not exist; start without --resume`,
+      );
+    }
+    const loaded = await loadModel(dir);
+    config = loaded.config;
+    weights = loaded.weights;
+    resumeState = await loadTrainingState(dir);
+    const saved = resumeState.info.recipe as Record<string, unknown> | undefined;
+    for (
+      const key of [
+        "batchSize",
+        "maxLength",
+        "seed",
+        "shuffle",
+        "dynamicPadding",
+        "gradAccum",
+        "epochs",
+        "lr",
+      ]
+    ) {
+      if (saved && saved[key] !== (recipe as Record<string, unknown>)[key]) {
+        throw new Error(
+          `Cannot resume "${out}": ${key} was ${JSON.stringify(saved[key])}, now ${
+            JSON.stringify((recipe as Record<string, unknown>)[key])
+          }; resume with the same options`,
+        );
+      }
+    }
+    start = { step: resumeState.step, epoch: resumeState.epoch, batchInEpoch: resumeState.batchInEpoch };
+    steps = (resumeState.info.steps as StepLog[]) ?? [];
+    epochs = (resumeState.info.epochs as EpochLog[]) ?? [];
+    say(`resuming from ${dir} (step ${start.step}, epoch ${start.epoch + 1}, batch ${start.batchInEpoch})`);
+  }
+  const trainer = new Trainer(gpu, config, weights, tokenizer, recipe);
+  if (resumeState) trainer.optimizer.writeState(resumeState.moments, resumeState.step);
+  await writeFileAtomic(
+    join(out, "training_args.json"),
+    JSON.stringify({ ...recipe, ...extraArgs, train_examples: data.train.examples.length }, null, 2) + "\n",
+  );
+  const tokenizerFiles = tokenizer.files?.();
+  const writeMetrics = async (final?: Record<string, unknown>) => {
+    await writeFileAtomic(
+      join(out, "metrics.json"),
+      JSON.stringify({ steps, epochs, ...final }, null, 2) + "\n",
+    );
+    const perEpoch = trainer.stepsPerEpoch(data.train.examples.length);
+    await writeFileAtomic(
+      join(out, "loss.svg"),
+      lossCurveSvg({
+        steps: steps.map((s) => [s.step, s.loss]),
+        epochs: epochs.map((e) => [e.epoch * perEpoch, e.train_loss]),
+        title: `Training loss (${data.train.name})`,
+      }),
+    );
+  };
+  const result = await trainer.fit(data.train, data.validation, {
+    ...hooks,
+    onStep: (log, p) => {
+      steps.push(log);
+      hooks.onStep?.(log, p);
+    },
+    onEpoch: (log) => {
+      epochs.push(log);
+      hooks.onEpoch?.(log);
+    },
+    onCheckpoint: async (position) => {
+      const dir = join(out, CHECKPOINTS, `step-${String(position.step).padStart(6, "0")}`);
+      const current = await trainer.weights();
+      await saveModel(dir, config, current);
+      await saveTrainingState(dir, {
+        ...position,
+        info: { recipe, steps, epochs },
+        moments: await trainer.optimizer.readState(),
+      });
+      // The pointer is written last: a crash before this keeps the previous checkpoint current.
+      const previous = await latestCheckpoint(out);
+      await writeFileAtomic(
+        join(out, CHECKPOINTS, LATEST),
+        JSON.stringify({ dir: dir.split("/").pop(), ...position }) + "\n",
+      );
+      if (previous && previous !== dir) await Deno.remove(previous, { recursive: true }).catch(() => {});
+      await saveModel(out, config, current, tokenizerFiles);
+      await writeMetrics();
+      say(`checkpoint written: ${dir}`);
+    },
+  }, start);
+  const tests: RunResult["tests"] = {};
+  if (!result.stopped) {
+    for (const [name, ds] of Object.entries(data.tests ?? {})) {
+      const { predictions: _, ...r } = await trainer.evaluate(ds);
+      tests[name] = r;
+    }
+    await writeMetrics({
+      final: { ...(epochs.at(-1)?.validation ? { validation: epochs.at(-1)!.validation } : {}), tests },
+    });
+  }
+  return { output: out, steps, epochs, tests, stopped: result.stopped };
+}
+
+/** The folder named by checkpoints/latest.json, or null when there is none. */
+export async function latestCheckpoint(out: string): Promise<string | null> {
+  try {
+    const ptr = JSON.parse(await Deno.readTextFile(join(out, CHECKPOINTS, LATEST)));
+    return typeof ptr.dir === "string" ? join(out, CHECKPOINTS, ptr.dir) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,59 @@
+import { learningRateAt, linearWarmupDecay, usesWeightDecay } from "./schedule.ts";
+
+const FIXTURE = new URL("../tests/fixtures/kernels/schedule.json", import.meta.url);
+
+interface ScheduleFixture {
+  cases: { warmupSteps: number; totalSteps: number; lr: number; lrs: number[] }[];
+  params: { name: string; decay: boolean }[];
+}
+
+async function fixture(): Promise<ScheduleFixture> {
+  return JSON.parse(await Deno.readTextFile(FIXTURE));
+}
+
+function expectRangeError(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof RangeError && pattern.test(e.message)) return;
+    throw new Error(`Expected a RangeError matching ${pattern}, got ${e}`);
+  }
+  throw new Error(`Expected a RangeError matching ${pattern}, nothing was thrown`);
+}
+
+Deno.test("learningRateAt() equals torch LambdaLR with HF's linear warmup for every step", async () => {
+  const { cases } = await fixture();
+  if (!cases.some((c) => c.warmupSteps === 0) || !cases.some((c) => c.warmupSteps > 0)) {
+    throw new Error("schedule fixture needs cases with and without warmup");
+  }
+  for (const c of cases) {
+    c.lrs.forEach((want, step) => {
+      // same float64 formula as Python, so the values are identical, not just close
+      const got = learningRateAt(step, c);
+      if (got !== want) {
+        throw new Error(`warmup ${c.warmupSteps} step ${step}: learningRateAt gives ${got}, torch ${want}`);
+      }
+    });
+    if (c.warmupSteps > 0 && c.lrs[0] !== 0) throw new Error("with warmup the first step should run at 0");
+  }
+});
+
+Deno.test("linearWarmupDecay() rejects negative or fractional step counts", () => {
+  expectRangeError(() => linearWarmupDecay(-1, 0, 10), /step must be a non-negative integer, got -1/);
+  expectRangeError(
+    () => linearWarmupDecay(1, 0.5, 10),
+    /warmupSteps must be a non-negative integer, got 0.5/,
+  );
+  expectRangeError(() => linearWarmupDecay(1, 0, NaN), /totalSteps must be a non-negative integer, got NaN/);
+  expectRangeError(() => learningRateAt(0, { lr: -1, warmupSteps: 0, totalSteps: 1 }), /lr must be/);
+});
+
+Deno.test("usesWeightDecay() matches run_glue's no_decay parameter groups", async () => {
+  const { params } = await fixture();
+  if (!params.some((p) => p.decay) || !params.some((p) => !p.decay)) {
+    throw new Error("schedule fixture needs names in both groups");
+  }
+  for (const { name, decay } of params) {
+    if (usesWeightDecay(name) !== decay) throw new Error(`usesWeightDecay("${name}") should be ${decay}`);
+  }
+});

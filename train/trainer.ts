@@ -1,0 +1,374 @@
+/**
+ * The training loop: the tutorial's recipe (AdamW, linear schedule, clipping, epochs, evaluation)
+ * over the WebGPU engine, with gradient accumulation, exact resume and atomic checkpoints.
+ *
+ * One command encoder per micro-batch (forward + backward, plus the optimizer on the last one);
+ * the loss and gradient norm come back through a deferred readback, one step behind.
+ * @module
+ */
+
+import type { Gpu } from "../kernels/runtime.ts";
+import { type BertConfig, numLabels } from "./config.ts";
+import { BertEngine } from "./model.ts";
+import { AdamW } from "./optimizer.ts";
+import { learningRateAt } from "./schedule.ts";
+import { parameterSpecs } from "./params.ts";
+import { numel, type Weights } from "./weights.ts";
+import { ReadbackRing } from "./readback.ts";
+import type { Dataset } from "./data/dataset.ts";
+import { type Batch, type BatchTokenizer, makeBatches } from "./data/batches.ts";
+import { accuracy, f1Score, matthewsCorrcoef } from "./data/metrics.ts";
+
+/** The recipe. Defaults are the tutorial's (see {@linkcode DEFAULT_TRAIN_OPTIONS}). */
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  maxLength: number;
+  lr: number;
+  eps: number;
+  weightDecay: number;
+  /** Warmup steps; `warmupRatio` is used when this is undefined. */
+  warmupSteps?: number;
+  warmupRatio?: number;
+  /** 0 turns clipping off. */
+  maxGradNorm: number;
+  seed: number;
+  shuffle: boolean;
+  /** Pad each batch to its longest sequence instead of `maxLength`. */
+  dynamicPadding: boolean;
+  /** Micro-batches per optimizer step. */
+  gradAccum: number;
+}
+
+/** The BERT fine-tuning tutorial's recipe. */
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  epochs: 4,
+  batchSize: 32,
+  maxLength: 64,
+  lr: 2e-5,
+  eps: 1e-8,
+  weightDecay: 0,
+  warmupSteps: 0,
+  maxGradNorm: 1.0,
+  seed: 42,
+  shuffle: true,
+  dynamicPadding: false,
+  gradAccum: 1,
+};
+
+/** One optimizer step as Hugging Face's Trainer logs it. */
+export interface StepLog {
+  step: number;
+  epoch: number;
+  loss: number;
+  /** The rate this step used. */
+  learning_rate: number;
+  /** Global gradient norm before clipping. */
+  grad_norm: number;
+}
+
+/** Evaluation figures. */
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  mcc: number;
+  f1: number;
+  examples: number;
+  /** Predicted class ids (or regression values). */
+  predictions: number[];
+}
+
+/** One epoch's figures. */
+export interface EpochLog {
+  epoch: number;
+  train_loss: number;
+  seconds: number;
+  validation?: Omit<EvalResult, "predictions">;
+}
+
+/** Where the loop stands: enough to resume exactly. */
+export interface TrainPosition {
+  step: number;
+  epoch: number;
+  /** Micro-batches of `epoch` already consumed. */
+  batchInEpoch: number;
+}
+
+/** Hooks for progress, checkpoints and interruption. */
+export interface TrainCallbacks {
+  onStep?(log: StepLog, progress: { epochStep: number; epochSteps: number; totalSteps: number }): void;
+  onEpoch?(log: EpochLog): void | Promise<void>;
+  /** Called at every epoch end (and on a stop request) with the position to resume from. */
+  onCheckpoint?(position: TrainPosition): void | Promise<void>;
+  /** Polled between steps: return true to stop cleanly (Ctrl-C). */
+  shouldStop?(): boolean;
+}
+
+/** Thrown when the loss becomes NaN or infinite. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly loss: number) {
+    super(
+      `The training loss became ${loss} at step ${step}: lower --lr or check the data; the last good checkpoint is kept`,
+    );
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** Validates a recipe and names the flag at fault. */
+export function validateTrainOptions(o: TrainOptions, config: BertConfig): void {
+  const int = (v: number, flag: string, min: number) => {
+    if (!Number.isInteger(v) || v < min) {
+      throw new RangeError(`--${flag} must be an integer >= ${min}, got ${v}`);
+    }
+  };
+  int(o.epochs, "epochs", 1);
+  int(o.batchSize, "batch-size", 1);
+  int(o.maxLength, "max-length", 2);
+  int(o.gradAccum, "grad-accum", 1);
+  int(o.seed, "seed", 0);
+  if (o.maxLength > config.max_position_embeddings) {
+    throw new RangeError(
+      `--max-length ${o.maxLength} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`,
+    );
+  }
+  if (!(o.lr > 0) || !Number.isFinite(o.lr)) {
+    throw new RangeError(`--lr must be a positive number, got ${o.lr}`);
+  }
+  if (!(o.eps >= 0)) throw new RangeError(`--eps must be >= 0, got ${o.eps}`);
+  if (!(o.weightDecay >= 0)) throw new RangeError(`--weight-decay must be >= 0, got ${o.weightDecay}`);
+  if (!(o.maxGradNorm >= 0)) throw new RangeError(`--max-grad-norm must be >= 0, got ${o.maxGradNorm}`);
+  if (o.warmupSteps !== undefined) int(o.warmupSteps, "warmup-steps", 0);
+  if (o.warmupRatio !== undefined && !(o.warmupRatio >= 0 && o.warmupRatio <= 1)) {
+    throw new RangeError(`--warmup-ratio must be in [0, 1], got ${o.warmupRatio}`);
+  }
+}
+
+/** A 32-bit mix of (seed, counter): per-micro-batch dropout seeds that survive a resume. */
+export function stepSeed(seed: number, counter: number): number {
+  let h = (seed ^ Math.imul(counter + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Fine-tunes a model on the GPU. */
+export class Trainer {
+  readonly gpu: Gpu;
+  readonly config: BertConfig;
+  readonly options: TrainOptions;
+  readonly engine: BertEngine;
+  readonly optimizer: AdamW;
+  readonly tokenizer: BatchTokenizer;
+  #ring: ReadbackRing;
+
+  constructor(
+    gpu: Gpu,
+    config: BertConfig,
+    weights: Weights,
+    tokenizer: BatchTokenizer,
+    options: TrainOptions,
+  ) {
+    validateTrainOptions(options, config);
+    this.gpu = gpu;
+    this.config = config;
+    this.options = options;
+    this.tokenizer = tokenizer;
+    this.engine = BertEngine.create(gpu, config, weights, {
+      maxBatch: options.batchSize,
+      maxSeqLen: options.maxLength,
+    });
+    const sizes = new Map(parameterSpecs(config).map((s) => [s.name, numel(s.shape)]));
+    this.optimizer = new AdamW(gpu, this.engine.params, this.engine.grads, sizes, {
+      eps: options.eps,
+      weightDecay: options.weightDecay,
+      maxGradNorm: options.maxGradNorm,
+    });
+    this.#ring = new ReadbackRing(gpu, 4 + options.batchSize * numLabels(config));
+  }
+
+  /** The batches of one epoch (deterministic for the seed and epoch). */
+  epochBatches(data: Dataset, epoch: number): Batch[] {
+    const o = this.options;
+    return makeBatches(data, this.tokenizer, {
+      batchSize: o.batchSize,
+      maxLength: o.maxLength,
+      padding: o.dynamicPadding ? "longest" : "max_length",
+      shuffle: o.shuffle,
+      seed: o.seed,
+      epoch,
+    });
+  }
+
+  /** Optimizer steps in one epoch of `n` examples. */
+  stepsPerEpoch(n: number): number {
+    return Math.ceil(Math.ceil(n / this.options.batchSize) / this.options.gradAccum);
+  }
+
+  /**
+   * Trains from `start` (default: the beginning) to the last epoch. Returns the step logs and the
+   * epoch logs produced by this call.
+   */
+  async fit(
+    train: Dataset,
+    validation: Dataset | null,
+    callbacks: TrainCallbacks = {},
+    start: TrainPosition = { step: 0, epoch: 0, batchInEpoch: 0 },
+  ): Promise<{ steps: StepLog[]; epochs: EpochLog[]; stopped: TrainPosition | null }> {
+    const o = this.options;
+    if (train.examples.length === 0) throw new RangeError(`Training data "${train.name}" is empty`);
+    const epochSteps = this.stepsPerEpoch(train.examples.length);
+    const totalSteps = epochSteps * o.epochs;
+    const warmup = o.warmupSteps ?? Math.ceil((o.warmupRatio ?? 0) * totalSteps);
+    const steps: StepLog[] = [];
+    const epochs: EpochLog[] = [];
+    let step = start.step;
+    for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
+      const t0 = performance.now();
+      const batches = this.epochBatches(train, epoch);
+      let lossSum = 0;
+      let lossCount = 0;
+      let pending:
+        | { log: StepLog; read: () => Promise<Float32Array>; micro: number; epochStep: number }
+        | null = null;
+      const settle = async () => {
+        if (!pending) return;
+        const values = await pending.read();
+        const log = pending.log;
+        log.loss = values[0] / pending.micro;
+        log.grad_norm = values[1];
+        if (!Number.isFinite(log.loss)) throw new NonFiniteLossError(log.step, log.loss);
+        steps.push(log);
+        lossSum += log.loss;
+        lossCount++;
+        callbacks.onStep?.(log, { epochStep: pending.epochStep, epochSteps, totalSteps });
+        pending = null;
+      };
+      let b = epoch === start.epoch ? start.batchInEpoch : 0;
+      while (b < batches.length) {
+        if (callbacks.shouldStop?.()) {
+          await settle();
+          const position = { step, epoch, batchInEpoch: b };
+          await callbacks.onCheckpoint?.(position);
+          return { steps, epochs, stopped: position };
+        }
+        const group = batches.slice(b, b + o.gradAccum);
+        const lr = learningRateAt(step, { lr: o.lr, warmupSteps: warmup, totalSteps });
+        const read = this.#step(group, lr);
+        b += group.length;
+        await settle();
+        pending = {
+          log: {
+            step: step + 1,
+            epoch: epoch + b / batches.length,
+            loss: NaN,
+            learning_rate: lr,
+            grad_norm: NaN,
+          },
+          read,
+          micro: group.length,
+          epochStep: Math.ceil(b / o.gradAccum),
+        };
+        step++;
+      }
+      await settle();
+      const log: EpochLog = {
+        epoch: epoch + 1,
+        train_loss: lossCount ? lossSum / lossCount : NaN,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      if (validation && validation.examples.length) {
+        const { predictions: _, ...v } = await this.evaluate(validation);
+        log.validation = v;
+      }
+      epochs.push(log);
+      await callbacks.onEpoch?.(log);
+      await callbacks.onCheckpoint?.({ step, epoch: epoch + 1, batchInEpoch: 0 });
+    }
+    return { steps, epochs, stopped: null };
+  }
+
+  /** One optimizer step over micro-batches; returns the deferred [loss sum, grad norm] readback. */
+  #step(group: Batch[], lr: number): () => Promise<Float32Array> {
+    const { gpu, engine } = this;
+    const accum = this.options.gradAccum;
+    let read: (() => Promise<Float32Array>) | null = null;
+    group.forEach((batch, i) => {
+      engine.setBatch(batch);
+      engine.setDropoutSeed(stepSeed(this.options.seed, this.optimizer.step * accum + i));
+      // The loss buffer sums the micro-batch means; the host divides by their count.
+      const plan = engine.plan(batch.batchSize, batch.seqLen, {
+        gradScale: 1 / (batch.batchSize * accum),
+        accumulateLoss: i > 0,
+      });
+      const encoder = gpu.device.createCommandEncoder();
+      const dispatches = [...(i === 0 ? engine.clearGradients() : []), ...plan.forward, ...plan.backward];
+      const last = i === group.length - 1;
+      if (last) dispatches.push(...this.optimizer.next(lr));
+      gpu.encode(encoder, dispatches);
+      if (last) {
+        const done = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, 1]]);
+        gpu.device.queue.submit([encoder.finish()]);
+        read = done;
+      } else gpu.device.queue.submit([encoder.finish()]);
+    });
+    return read!;
+  }
+
+  /** Loss, accuracy, MCC and F1 (binary for two labels, else macro) on a data set; dropout is off. */
+  async evaluate(data: Dataset): Promise<EvalResult> {
+    const o = this.options;
+    const L = numLabels(this.config);
+    const batches = makeBatches(data, this.tokenizer, {
+      batchSize: o.batchSize,
+      maxLength: o.maxLength,
+      padding: o.dynamicPadding ? "longest" : "max_length",
+      shuffle: false,
+    });
+    const predictions: number[] = [];
+    const gold: number[] = [];
+    let lossSum = 0;
+    for (const batch of batches) {
+      const values = await this.#forward(batch);
+      lossSum += values[0] * batch.batchSize;
+      for (let r = 0; r < batch.batchSize; r++) {
+        const row = values.subarray(1 + r * L, 1 + (r + 1) * L);
+        predictions.push(L === 1 ? row[0] : argmax(row));
+        gold.push(batch.labels[r]);
+      }
+    }
+    const n = predictions.length;
+    const classification = L > 1;
+    return {
+      loss: n ? lossSum / n : NaN,
+      accuracy: classification ? accuracy(predictions, gold) : NaN,
+      mcc: classification ? matthewsCorrcoef(predictions, gold) : NaN,
+      f1: classification ? f1Score(predictions, gold, { average: L === 2 ? "binary" : "macro" }) : NaN,
+      examples: n,
+      predictions,
+    };
+  }
+
+  /** Forward only (no dropout): [loss, logits...] for one batch. */
+  async #forward(batch: Batch): Promise<Float32Array> {
+    const { gpu, engine } = this;
+    engine.setBatch(batch);
+    const plan = engine.inferencePlan(batch.batchSize, batch.seqLen);
+    const encoder = gpu.device.createCommandEncoder();
+    gpu.encode(encoder, plan.forward);
+    const L = numLabels(this.config);
+    const read = this.#ring.copy(encoder, [[engine.loss, 0, 1], [engine.logits, 0, batch.batchSize * L]]);
+    gpu.device.queue.submit([encoder.finish()]);
+    return await read();
+  }
+
+  /** Current weights (checkpoints). */
+  async weights(): Promise<Weights> {
+    return await this.engine.readParams();
+  }
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
