@@ -285,9 +285,9 @@ const BATCH_BASES = `
   let baseC = outer * p.sc0 + inner * p.sc1;`;
 
 /** `out = alpha * acc + bias + beta * out` for one element (or vec4) at index `idx`. */
-function epilogue(s: MatmulShader, idx: string, acc: string, biasIdx: string): string {
+function epilogue(s: MatmulShader, idx: string, acc: string, biasValue: string): string {
   const terms = [`p.alpha * ${acc}`];
-  if (s.bias) terms.push(`bias[${biasIdx}]`);
+  if (s.bias) terms.push(biasValue);
   if (s.beta) terms.push(`p.beta * C[${idx}]`);
   return `C[${idx}] = ${terms.join(" + ")};`;
 }
@@ -394,30 +394,37 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
     }
   }
 
-  // Epilogue as loops over a private array: unrolled guarded stores compile slowly on lavapipe.
-  const store: string[] = [
-    `var accs = array<${v4}, ${REG_ROWS * VEC_COLS}>(${
-      range(REG_ROWS).flatMap((r) => range(VEC_COLS).map((h) => `acc${r}_${h}`)).join(", ")
-    });`,
-    `for (var r = 0u; r < ${REG_ROWS}u; r++) {`,
-    `  if (i0 + r >= p.M) { break; }`,
-    `  let rc = baseC + (i0 + r) * p.ldc;`,
-    `  for (var h = 0u; h < ${VEC_COLS}u; h++) {`,
-  ];
-  if (vec) {
-    store.push(
-      `    if (j0 + 4u * h < p.N) { ${
-        epilogue(s, `rc / 4u + j0 / 4u + h`, `accs[r * ${VEC_COLS}u + h]`, `j0 / 4u + h`)
-      } }`,
+  // The bias of this thread's columns, loaded once (clamped; values past N are never stored).
+  const store: string[] = !s.bias
+    ? []
+    : vec
+    ? range(VEC_COLS).map((h) => `let bias${h} = bias[min(j0 / 4u + ${h}u, p.N / 4u - 1u)];`)
+    : range(VEC_COLS).map((h) =>
+      `let bias${h} = ${v4}(${range(4).map((c) => `bias[min(j0 + ${4 * h + c}u, p.N - 1u)]`).join(", ")});`
     );
-  } else {
-    store.push(`    let v = accs[r * ${VEC_COLS}u + h];`);
-    for (const c of range(4)) {
-      const j = `j0 + 4u * h + ${c}u`;
-      store.push(`    if (${j} < p.N) { ${epilogue(s, `rc + ${j}`, `v.${LANE[c]}`, j)} }`);
+  for (const r of range(REG_ROWS)) {
+    store.push(`if (i0 + ${r}u < p.M) {`, `  let rc = baseC + (i0 + ${r}u) * p.ldc;`);
+    for (const h of range(VEC_COLS)) {
+      if (vec) {
+        // N % 4 == 0: a vec4 is either wholly inside the row or wholly past it.
+        store.push(
+          `  if (j0 + ${4 * h}u < p.N) { ${
+            epilogue(s, `rc / 4u + j0 / 4u + ${h}u`, `acc${r}_${h}`, `bias${h}`)
+          } }`,
+        );
+      } else {
+        for (const c of range(4)) {
+          const j = `j0 + ${4 * h + c}u`;
+          store.push(
+            `  if (${j} < p.N) { ${
+              epilogue(s, `rc + ${j}`, `acc${r}_${h}.${LANE[c]}`, `bias${h}.${LANE[c]}`)
+            } }`,
+          );
+        }
+      }
     }
+    store.push(`}`);
   }
-  store.push(`  }`, `}`);
 
   const accs = range(REG_ROWS).flatMap((r) => range(VEC_COLS).map((h) => `var acc${r}_${h} = ${v4}();`));
   return /* wgsl */ `
@@ -470,12 +477,16 @@ function tiledWgsl(s: MatmulShader, dtype: string): string {
   const loadB = range(4).map((c) =>
     `{ let j = bj + 4u * c4 + ${c}u; if (j < p.N && k0 + kk < p.K) { v.${LANE[c]} = B[baseB + ${bIndex}]; } }`
   );
-  const store: string[] = [];
+  const store: string[] = !s.bias
+    ? []
+    : [`let bias4 = ${v4}(${range(4).map((c) => `bias[min(j0 + ${c}u, p.N - 1u)]`).join(", ")});`];
   for (const r of range(4)) {
     store.push(`if (i0 + ${r}u < p.M) {`, `  let rc = baseC + (i0 + ${r}u) * p.ldc;`);
     for (const c of range(4)) {
       const j = `j0 + ${c}u`;
-      store.push(`  if (${j} < p.N) { ${epilogue(s, `rc + ${j}`, `acc${r}.${LANE[c]}`, j)} }`);
+      store.push(
+        `  if (${j} < p.N) { ${epilogue(s, `rc + ${j}`, `acc${r}.${LANE[c]}`, `bias4.${LANE[c]}`)} }`,
+      );
     }
     store.push(`}`);
   }

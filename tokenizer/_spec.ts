@@ -145,8 +145,9 @@ export function parseTokenizerJson(text: string, name: string): TokenizerSpec {
   }
   if (!isObject(model.vocab)) fail(name, "model.vocab is not an object of token -> id");
   const tokenIds = new Map<string, number>();
-  const vocab: (string | undefined)[] = [];
-  for (const [token, id] of Object.entries(model.vocab)) {
+  const entries = Object.entries(model.vocab);
+  const vocab: (string | undefined)[] = new Array(entries.length); // ids are usually 0..n-1
+  for (const [token, id] of entries) {
     if (!Number.isInteger(id) || (id as number) < 0) {
       fail(name, `vocab id of ${JSON.stringify(token)} is ${id}`);
     }

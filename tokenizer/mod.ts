@@ -12,7 +12,7 @@
  * const tok = await loadTokenizer(new URL("../../shared/data/bert-base-uncased/", import.meta.url));
  * const batch = tok.encodeBatch(["Our friends won't buy this analysis.", "Hi!"]);
  * console.log(batch.batchSize, batch.seqLen); // 2 11
- * console.log(tok.decode(batch.inputIds.subarray(0, batch.lengths[0]))); // our friends won't buy this analysis.
+ * console.log(tok.decode(batch.inputIds.subarray(0, batch.lengths[0]))); // our friends won ' t buy this analysis.
  * ```
  * @module
  */

@@ -145,7 +145,7 @@ class WordPieceTokenizer implements Tokenizer {
 
   constructor(spec: TokenizerSpec, json: Uint8Array, name: string) {
     this.#spec = spec;
-    this.#json = json;
+    this.#json = json.slice(); // files() must not change if the caller reuses its buffer
     this.#normalizer = spec.normalizer ?? NO_NORMALIZATION;
     this.#asciiFastPath = spec.normalizer !== null && spec.normalizer.cleanText;
     this.doLowerCase = this.#normalizer.lowercase;
@@ -153,10 +153,8 @@ class WordPieceTokenizer implements Tokenizer {
     this.#addedById = new Map(spec.added.map((t) => [t.id, t]));
     if (spec.added.length > 0) {
       // Longest first, so the alternation picks HF's leftmost-longest match.
-      const alternation = spec.added.map((t) => t.content).sort((a, b) => b.length - a.length).map(
-        escapeRegExp,
-      )
-        .join("|");
+      const contents = spec.added.map((t) => t.content).sort((a, b) => b.length - a.length);
+      const alternation = contents.map(escapeRegExp).join("|");
       this.#addedTest = new RegExp(alternation);
       this.#addedSplit = new RegExp(`(${alternation})`);
     } else {
@@ -384,11 +382,9 @@ class WordPieceTokenizer implements Tokenizer {
       clean_up_tokenization_spaces: true,
       unk_token: this.#spec.unkToken,
     };
-    for (
-      const [key, token] of [["cls_token", this.clsId], ["sep_token", this.sepId], ["pad_token", this.padId]]
-    ) {
-      config[key] = this.idToToken(token as number);
-    }
+    config.cls_token = this.idToToken(this.clsId);
+    config.sep_token = this.idToToken(this.sepId);
+    config.pad_token = this.idToToken(this.padId);
     if (this.tokenToId("[MASK]") !== undefined) config.mask_token = "[MASK]";
     const vocab: string[] = [];
     for (let id = 0; id < this.#spec.vocab.length; id++) vocab.push(this.idToToken(id) ?? "");

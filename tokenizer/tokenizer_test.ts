@@ -264,9 +264,12 @@ Deno.test("encodeBatch() with pairs equals encode() with pair, truncation counte
 Deno.test("decode() joins wordpieces and drops special tokens unless asked to keep them", async () => {
   const tok = await bertBase();
   const ids = tok.encode(FIRST).ids;
-  assert.equal(tok.decode(ids), "our friends won't buy this analysis, let alone the next one we propose.");
-  assert.equal(tok.decode(ids, { skipSpecialTokens: false }).startsWith("[CLS] our"), true);
-  assert.equal(tok.decode(ids, { skipSpecialTokens: false }).endsWith("propose. [SEP]"), true);
+  // Both strings are what npm tokenizers 0.23.2 decodes these ids to (its cleanup leaves "won ' t").
+  assert.equal(tok.decode(ids), "our friends won ' t buy this analysis, let alone the next one we propose.");
+  assert.equal(
+    tok.decode(ids, { skipSpecialTokens: false }),
+    "[CLS] our friends won ' t buy this analysis, let alone the next one we propose. [SEP]",
+  );
   assert.equal(tok.decode([tok.clsId, VOCAB.length + 5, tok.sepId]), ""); // unknown ids are skipped
 });
 

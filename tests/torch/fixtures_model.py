@@ -77,6 +77,14 @@ def main():
         for k, v in Pg.items():
             expected[f"grad.{k}"] = v.grad
         st.save(os.path.join(out, "expected.safetensors"), expected)
+        if case == "tiny":
+            # The same weights as torch.save(state_dict) with bare BertModel names (no "bert." prefix).
+            bin_dir = os.path.join(ROOT, "tiny_bin")
+            os.makedirs(bin_dir, exist_ok=True)
+            torch.save({k[5:] if k.startswith("bert.") else k: v for k, v in P.items()},
+                       os.path.join(bin_dir, "pytorch_model.bin"))
+            with open(os.path.join(bin_dir, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
         print(case, "loss", float(loss))
 
 

@@ -1,0 +1,121 @@
+/**
+ * The server's settings: one typed object with defaults, read from environment variables by
+ * {@linkcode configFromEnv} (what `deno serve serve/main.ts` uses) or given directly to `createApp`.
+ * @module
+ */
+
+/** The demo's export folder (`runs/demo/export`, relative to the working directory). */
+export const DEFAULT_MODEL_DIR = "runs/demo/export";
+
+/** Model variants serve.json can list. */
+export type ModelVariant = "int8" | "float32";
+
+/** Server settings. */
+export interface ServeConfig {
+  /** Exported model folder (path or http(s)/file URL) holding serve.json. @default "runs/demo/export" */
+  modelDir: string;
+  /** Which model of serve.json to load. @default "int8" */
+  variant: ModelVariant;
+  /** onnxruntime-web wasm threads (set before the first session of the process). @default 1 */
+  ortThreads: number;
+  /** How long the first queued text waits for company before its batch runs; 0 runs each request alone. @default 2 */
+  batchWindowMs: number;
+  /** Most texts in one session run. @default 32 */
+  maxBatch: number;
+  /** Largest request body, enforced while it streams in. @default 1048576 (1 MiB) */
+  maxBodyBytes: number;
+  /** Most texts in one request. @default 64 */
+  maxTexts: number;
+}
+
+/** Every setting's default. */
+export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
+  modelDir: DEFAULT_MODEL_DIR,
+  variant: "int8",
+  ortThreads: 1,
+  batchWindowMs: 2,
+  maxBatch: 32,
+  maxBodyBytes: 1 << 20,
+  maxTexts: 64,
+});
+
+/** The environment variable of each setting. */
+export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.freeze({
+  modelDir: "MODEL_DIR",
+  variant: "MODEL_VARIANT",
+  ortThreads: "ORT_THREADS",
+  batchWindowMs: "BATCH_WINDOW_MS",
+  maxBatch: "MAX_BATCH",
+  maxBodyBytes: "MAX_BODY_BYTES",
+  maxTexts: "MAX_TEXTS",
+});
+
+const VARIANTS: readonly ModelVariant[] = ["int8", "float32"];
+const WHOLE_SETTINGS = ["ortThreads", "maxBatch", "maxBodyBytes", "maxTexts"] as const;
+/** A window this long would only ever hurt latency; it is surely a unit mistake (seconds?). */
+const MAX_WINDOW_MS = 10_000;
+
+/** Validates settings; `label(key)` names a setting with its value as the user wrote it. */
+function checkConfig(config: ServeConfig, label: (key: keyof ServeConfig) => string): ServeConfig {
+  if (typeof config.modelDir !== "string" || config.modelDir === "") {
+    throw new TypeError(`${label("modelDir")} must be a non-empty folder path or URL`);
+  }
+  if (!VARIANTS.includes(config.variant)) {
+    throw new RangeError(`${label("variant")} is not a model variant; use int8 or float32`);
+  }
+  for (const key of WHOLE_SETTINGS) {
+    const value = config[key];
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`${label(key)} must be a whole number >= 1; the default is ${DEFAULT_CONFIG[key]}`);
+    }
+  }
+  const w = config.batchWindowMs;
+  if (typeof w !== "number" || !(w >= 0 && w <= MAX_WINDOW_MS)) {
+    throw new RangeError(
+      `${label("batchWindowMs")} must be milliseconds in [0, ${MAX_WINDOW_MS}]; ` +
+        `0 turns batching off, the default is ${DEFAULT_CONFIG.batchWindowMs}`,
+    );
+  }
+  return config;
+}
+
+/**
+ * Fills in defaults and validates settings given in code.
+ * @throws {RangeError | TypeError} naming the setting and its value.
+ * @example
+ * ```ts
+ * import { resolveConfig } from "./config.ts";
+ * console.log(resolveConfig({ batchWindowMs: 0 }).maxBatch); // 32
+ * ```
+ */
+export function resolveConfig(options: Partial<ServeConfig> = {}): ServeConfig {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const config = { ...DEFAULT_CONFIG, ...defined };
+  return checkConfig(config, (key) => `${key} ${JSON.stringify(config[key])}`);
+}
+
+/**
+ * Reads settings from environment variables ({@linkcode ENV_NAMES}); unset or empty ones take their
+ * default. Pass `(name) => Deno.env.get(name)`, or a lookup over a plain object in tests.
+ * @throws {RangeError | TypeError} naming the variable and its value, e.g. `MAX_BATCH "0"`.
+ * @example
+ * ```ts
+ * import { configFromEnv } from "./config.ts";
+ * const env: Record<string, string> = { MODEL_VARIANT: "float32", BATCH_WINDOW_MS: "0" };
+ * const config = configFromEnv((name) => env[name]);
+ * console.log(config.variant, config.batchWindowMs, config.maxTexts); // float32 0 64
+ * ```
+ */
+export function configFromEnv(get: (name: string) => string | undefined): ServeConfig {
+  const config: ServeConfig = { ...DEFAULT_CONFIG };
+  const raw: Partial<Record<keyof ServeConfig, string>> = {};
+  for (const key of Object.keys(ENV_NAMES) as (keyof ServeConfig)[]) {
+    const text = get(ENV_NAMES[key])?.trim();
+    if (text === undefined || text === "") continue;
+    raw[key] = text;
+    if (key === "modelDir") config.modelDir = text;
+    else if (key === "variant") config.variant = text as ModelVariant;
+    else config[key] = Number(text); // "abc" -> NaN, rejected below with the text as written
+  }
+  return checkConfig(config, (key) => `${ENV_NAMES[key]} ${JSON.stringify(raw[key] ?? config[key])}`);
+}
