@@ -23,7 +23,6 @@ import {
   embeddingBackward,
   embeddingForward,
   type EmbeddingIndex,
-  type EmbeddingIndexBuffers,
   positionEmbeddingBackward,
   validateTokenIds,
   writeEmbeddingIndex,
