@@ -11,7 +11,15 @@ import { type Dispatch, type Gpu, grid } from "./runtime.ts";
 const COLS = 32; // columns per workgroup (x)
 const LANES = 8; // row lanes per column (y)
 
-/** WGSL for dbias[c] (+)= sum_r dy[r, c]; dtype is a parameter so f16 can follow. */
+/**
+ * WGSL for dbias[c] (+)= sum_r dy[r, c]; dtype is a parameter so f16 can follow.
+ *
+ * @example
+ * ```ts
+ * import { biasGradWgsl } from "./bias_grad.ts";
+ * if (!biasGradWgsl(true).includes("dbias[c] + total")) throw new Error("accumulates");
+ * ```
+ */
 export function biasGradWgsl(accumulate: boolean, dtype: "f32" = "f32"): string {
   return /* wgsl */ `
 // bias grad: dbias[c] ${accumulate ? "+=" : "="} sum_r dy[r, c]
@@ -54,8 +62,15 @@ export interface BiasGradArgs {
  * Prepares dbias[c] (+)= sum_r dy[r, c]. Returns the dispatches to run in order (one today).
  *
  * @example
- * ```ts ignore
- * gpu.run(biasGrad(gpu, { dy, dbias, rows: B * T, cols: 768, accumulate: true }));
+ * ```ts
+ * import { biasGrad } from "./bias_grad.ts";
+ * import { Gpu } from "./runtime.ts";
+ * const gpu = await Gpu.create();
+ * const dy = gpu.upload("dy", new Float32Array([1, 2, 3, 4, 5, 6])); // (rows 2, cols 3)
+ * const dbias = gpu.upload("dbias", new Float32Array([100, 100, 100]));
+ * gpu.run(biasGrad(gpu, { dy, dbias, rows: 2, cols: 3, accumulate: true }));
+ * const got = await gpu.readF32(dbias, 3);
+ * if (got.join() !== "105,107,109") throw new Error(`got ${got}`);
  * ```
  * @throws {RangeError} for non-positive sizes or buffers smaller than the shapes.
  */

@@ -380,6 +380,7 @@ Deno.test({
       ["out spans 9", { ...ok, ldc: 5 }],
       ["bias spans 4", { ...ok, bias: gpu.device.createBuffer({ size: 12, usage: GPUBufferUsage.STORAGE }) }],
       ["out must not alias", { ...ok, out: a, M: 1, N: 3, K: 2 }],
+      ["out must not alias", { ...ok, bias: out }],
     ];
     for (const [message, args] of bad) {
       throws(

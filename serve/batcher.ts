@@ -60,7 +60,7 @@ export class Batcher<In, Out> {
   readonly #windowMs: number;
   readonly #maxBatch: number;
   #queue: Pending<In, Out>[] = [];
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | null = null;
   #groups = 0;
   #runs = 0;

@@ -66,7 +66,9 @@ function checkConfig(config: ServeConfig, label: (key: keyof ServeConfig) => str
   for (const key of WHOLE_SETTINGS) {
     const value = config[key];
     if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`${label(key)} must be a whole number >= 1; the default is ${DEFAULT_CONFIG[key]}`);
+      throw new RangeError(
+        `${label(key)} must be a whole number >= 1; the default is ${DEFAULT_CONFIG[key]}`,
+      );
     }
   }
   const w = config.batchWindowMs;

@@ -33,8 +33,8 @@ const COLA = [
 const HARD = hardStrings(7, 3000);
 // Pairs: each hard string with the next one, and CoLA sentences with hard strings.
 const PAIRS: [string, string][] = [
-  ...HARD.slice(0, 2000).map((s, i): [string, string] => [s, HARD[(i + 1) % HARD.length]]),
-  ...COLA.slice(0, 500).map((s, i): [string, string] => [s, HARD[2000 + i]]),
+  ...HARD.slice(0, 1200).map((s, i): [string, string] => [s, HARD[(i + 1) % HARD.length]]),
+  ...COLA.slice(0, 300).map((s, i): [string, string] => [s, HARD[2000 + i]]),
 ];
 
 type Input = string | [string, string];
@@ -145,7 +145,9 @@ Deno.test("normalizeBert() and preTokenizeBert() match HF on every Unicode code 
       for (let cp = base; cp < base + 1024; cp++) {
         if (cp < 0xd800 || cp > 0xdfff) chars.push(String.fromCodePoint(cp));
       }
-      for (const text of [chars.join("a"), chars.join("")]) {
+      // Interleaved only for the first variant: the adjacent layout already checks every class.
+      const layouts = options === variants[0] ? [chars.join("a"), chars.join("")] : [chars.join("")];
+      for (const text of layouts) {
         const want = hf.normalizeString(text);
         const got = normalizeBert(text, options);
         if (got !== want) failures.push(`normalize ${JSON.stringify(options)} block U+${base.toString(16)}`);
@@ -186,7 +188,10 @@ Deno.test("encode() matches HF tokenizers on sentence pairs, truncated longest_f
 
 Deno.test("encode() matches HF tokenizers without special tokens", async () => {
   const [tok, hf] = await bertPair();
-  await assertParity(tok, hf, [...HARD, ...PAIRS.slice(0, 500)], { addSpecialTokens: false, maxLength: 1e9 });
+  await assertParity(tok, hf, [...HARD.slice(0, 1500), ...PAIRS.slice(0, 500)], {
+    addSpecialTokens: false,
+    maxLength: 1e9,
+  });
   await assertParity(tok, hf, PAIRS.slice(0, 500), { addSpecialTokens: false, maxLength: 9 });
 });
 
@@ -243,7 +248,7 @@ Deno.test("tokenizerFromVocab() cased matches HF on the same vocabulary", async 
   const vocab = parseVocabTxt(await Deno.readTextFile(new URL("vocab.txt", BERT_DIR)));
   const [tok, hf] = await fromSameJson(bertTokenizerJson(vocab, { doLowerCase: false }));
   assert.deepStrictEqual(tok.doLowerCase, false);
-  await assertParity(tok, hf, [...COLA.slice(0, 2000), ...HARD], { maxLength: 512 });
+  await assertParity(tok, hf, [...COLA.slice(0, 1000), ...HARD.slice(0, 1500)], { maxLength: 512 });
   assert.deepStrictEqual(Array.from(tokenizerFromVocab(vocab, { doLowerCase: false }).encode("Héllo").ids), [
     ...(await hf.encode("Héllo")).getIds(),
   ]);

@@ -23,7 +23,15 @@ export function parseVocabTxt(text: string, name = "vocab.txt"): string[] {
   return lines.map((line) => line.trimEnd());
 }
 
-/** vocab.txt text for tokens listed by id: one token a line, each ending in "\n" (as HF saves it). */
+/**
+ * vocab.txt text for tokens listed by id: one token a line, each ending in "\n" (as HF saves it).
+ *
+ * @example
+ * ```ts
+ * import { vocabTxt } from "./vocab.ts";
+ * console.log(JSON.stringify(vocabTxt(["[PAD]", "hello"]))); // "[PAD]\nhello\n"
+ * ```
+ */
 export function vocabTxt(tokens: readonly string[]): string {
   return tokens.length === 0 ? "" : tokens.join("\n") + "\n";
 }

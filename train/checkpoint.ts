@@ -74,7 +74,8 @@ export async function loadModel(
   try {
     text = await Deno.readTextFile(configPath);
   } catch (e) {
-    throw new Error(
+    const Kind = e instanceof Deno.errors.NotFound ? Deno.errors.NotFound : Error;
+    throw new Kind(
       `Cannot read "${configPath}" (${
         (e as Error).message
       }): a model folder needs config.json and model.safetensors`,

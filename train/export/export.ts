@@ -5,9 +5,10 @@
  * @module
  */
 
-import { type BertConfig, numLabels, parseBertConfig } from "../config.ts";
-import { parameterSpecs } from "../params.ts";
-import { floatTensor, parseSafetensors } from "../../formats/safetensors.ts";
+import { type BertConfig, numLabels } from "../config.ts";
+import { join } from "node:path";
+import { loadModel } from "../checkpoint.ts";
+import { writeFileAtomic } from "../atomic.ts";
 import { buildBertOnnx } from "./bert_onnx.ts";
 
 /** Export variants and their file names in the output folder. */
@@ -49,17 +50,6 @@ export interface ServeManifest {
   problemType: BertConfig["problem_type"];
 }
 
-async function readOrExplain(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`Cannot export: ${what} "${path}" does not exist`, { cause: e });
-    }
-    throw e;
-  }
-}
-
 /**
  * Reads config.json and model.safetensors from a model folder: the config (validated) and every
  * parameter as float32 in PyTorch layout.
@@ -82,29 +72,15 @@ export async function loadModelFolder(
       `Cannot export: model folder "${modelDir}" does not exist or is not a folder`,
     );
   }
-  const configPath = join(modelDir, "config.json");
-  const text = new TextDecoder().decode(await readOrExplain(configPath, "config file"));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new SyntaxError(`Config "${configPath}" is not valid JSON: ${(e as Error).message}`);
+  const model = await loadModel(modelDir);
+  if (model.initialized.length) {
+    throw new RangeError(
+      `Cannot export "${modelDir}": ${model.source} lacks ${
+        model.initialized.join(", ")
+      }; export a fine-tuned model folder`,
+    );
   }
-  const config = parseBertConfig(json, configPath);
-  const weightsPath = join(modelDir, "model.safetensors");
-  const file = parseSafetensors(await readOrExplain(weightsPath, "weights file"), weightsPath);
-  const weights = new Map<string, Float32Array>();
-  for (const spec of parameterSpecs(config)) {
-    const data = floatTensor(file, spec.name, weightsPath);
-    const shape = file.tensors.get(spec.name)!.shape;
-    if (shape.join(",") !== spec.shape.join(",")) {
-      throw new RangeError(
-        `Tensor "${spec.name}" in "${weightsPath}" has shape [${shape}], expected [${spec.shape}] from "${configPath}"`,
-      );
-    }
-    weights.set(spec.name, data);
-  }
-  return { config, weights };
+  return { config: model.config, weights: model.weights };
 }
 
 /**
@@ -145,7 +121,7 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   for (const variant of variants) {
     const bytes = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
     const path = join(output, VARIANT_FILES[variant]);
-    await Deno.writeFile(path, bytes);
+    await writeFileAtomic(path, bytes);
     result.files[variant] = path;
     result.bytes[variant] = bytes.length;
     models[variant] = VARIANT_FILES[variant];
@@ -160,12 +136,8 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   }
   const labels = Array.from({ length: numLabels(config) }, (_, i) => config.id2label[String(i)]);
   const manifest: ServeManifest = { labels, maxLength, models, problemType: config.problem_type };
-  await Deno.writeTextFile(join(output, "serve.json"), JSON.stringify(manifest, null, 2) + "\n");
+  await writeFileAtomic(join(output, "serve.json"), JSON.stringify(manifest, null, 2) + "\n");
   return result;
-}
-
-function join(folder: string, file: string): string {
-  return `${folder.replace(/[/\\]+$/, "")}/${file}`;
 }
 
 async function sameFolder(a: string, b: string): Promise<boolean> {

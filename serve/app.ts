@@ -1,0 +1,296 @@
+/**
+ * The HTTP application behind `deno serve serve/main.ts`: routes, request validation, JSON errors and
+ * micro-batched inference. Usable in-process by tests and benchmarks through {@linkcode createApp}.
+ *
+ * Routes:
+ * - `POST /classify` with `{"text": "..."}`, `{"texts": [...]}`, or pairs `{"text", "text_pair"}` /
+ *   `{"texts", "text_pairs"}` -> `{"results": [...], "model": {variant, file}}`; each result is
+ *   `{label, score, probabilities, truncated}` (classification) or `{value, truncated}` (regression).
+ *   An empty string is a valid text (it is classified from [CLS] [SEP] alone). Texts longer than
+ *   serve.json's maxLength are truncated and say `"truncated": true`. The response header
+ *   `X-Batch-Size` gives the size of the largest session run that served the request.
+ * - `GET /health` -> `{"status": "ok"}`.
+ * - `GET /model` -> labels, max length, variant and quantization, file size, input/output names,
+ *   batching and limits, and counters (requests, session runs, texts) of this worker.
+ *
+ * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request, 404 not_found,
+ * 405 method_not_allowed (with Allow), 413 body_too_large (checked while the body streams in) /
+ * too_many_texts, 500 inference_failed. None of them stops the server.
+ * @module
+ */
+
+import { Batcher } from "./batcher.ts";
+import { resolveConfig, type ServeConfig } from "./config.ts";
+import { loadServeModel, predictionOf, type ServeModel } from "./model.ts";
+import type { Encoding } from "../tokenizer/mod.ts";
+
+/** Options of {@linkcode createApp}: settings (defaults from `DEFAULT_CONFIG`), or a loaded model. */
+export interface AppOptions extends Partial<ServeConfig> {
+  /** Serve this model instead of loading `modelDir`; the caller keeps ownership (close() keeps it). */
+  model?: ServeModel;
+}
+
+/** A running application. */
+export interface App {
+  /** Handles one request; never rejects (failures become JSON error responses). */
+  fetch(request: Request): Promise<Response>;
+  /** Finishes queued work and releases the session (unless the model was passed in). */
+  close(): Promise<void>;
+  readonly config: Readonly<ServeConfig>;
+  readonly model: ServeModel;
+}
+
+/** An error that becomes a JSON response. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const ROUTES: Record<string, string[]> = {
+  "/classify": ["POST"],
+  "/health": ["GET", "HEAD"],
+  "/model": ["GET", "HEAD"],
+};
+const FIELDS = ["text", "texts", "text_pair", "text_pairs"];
+const EXAMPLE = `{"text": "..."} or {"texts": ["...", "..."]}`;
+
+function errorResponse(e: HttpError): Response {
+  return Response.json({ error: { code: e.code, message: e.message } }, {
+    status: e.status,
+    headers: e.headers,
+  });
+}
+
+/** Reads the body, stopping as soon as it passes `limit` bytes (a huge upload is never buffered). */
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = (size: string) =>
+    new HttpError(
+      413,
+      "body_too_large",
+      `Request body ${size} is over the ${limit}-byte limit (MAX_BODY_BYTES); send fewer or shorter texts`,
+    );
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge(`of ${declared} bytes`);
+  if (request.body === null) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(`of more than ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.length;
+  }
+  return body;
+}
+
+function parseJson(body: Uint8Array): unknown {
+  if (body.length === 0) throw new HttpError(400, "invalid_json", `Request body is empty; send ${EXAMPLE}`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    throw new HttpError(400, "invalid_json", "Request body is not valid UTF-8; send JSON text");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpError(
+      400,
+      "invalid_json",
+      `Request body is not valid JSON (${(e as Error).message}); send ${EXAMPLE}`,
+    );
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `${typeof value} ${JSON.stringify(value)}`.slice(0, 60);
+}
+
+/** The texts (and pairs) of a /classify body. */
+interface ClassifyRequest {
+  texts: string[];
+  pairs?: string[];
+}
+
+function parseClassify(json: unknown, maxTexts: number): ClassifyRequest {
+  const invalid = (message: string) => new HttpError(400, "invalid_request", message);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw invalid(`Request body must be a JSON object like ${EXAMPLE}, got ${describe(json)}`);
+  }
+  const body = json as Record<string, unknown>;
+  const unknown = Object.keys(body).filter((k) => !FIELDS.includes(k));
+  if (unknown.length > 0) {
+    throw invalid(`Unknown field ${JSON.stringify(unknown[0])}; use text, texts, text_pair or text_pairs`);
+  }
+  const has = (k: string) => body[k] !== undefined;
+  if (has("text") === has("texts")) {
+    throw invalid(`Give exactly one of "text" (a string) or "texts" (a list of strings), like ${EXAMPLE}`);
+  }
+  if (has("text")) {
+    if (has("text_pairs")) throw invalid(`"text_pairs" goes with "texts"; use "text_pair" with "text"`);
+    if (typeof body.text !== "string") throw invalid(`"text" must be a string, got ${describe(body.text)}`);
+    if (has("text_pair") && typeof body.text_pair !== "string") {
+      throw invalid(`"text_pair" must be a string, got ${describe(body.text_pair)}`);
+    }
+    return { texts: [body.text], pairs: has("text_pair") ? [body.text_pair as string] : undefined };
+  }
+  if (has("text_pair")) throw invalid(`"text_pair" goes with "text"; use "text_pairs" with "texts"`);
+  const strings = (name: string, value: unknown): string[] => {
+    if (!Array.isArray(value)) throw invalid(`"${name}" must be a list of strings, got ${describe(value)}`);
+    if (value.length > maxTexts) {
+      throw new HttpError(
+        413,
+        "too_many_texts",
+        `"${name}" has ${value.length} entries, over the limit of ${maxTexts} (MAX_TEXTS); split the request`,
+      );
+    }
+    const bad = value.findIndex((v) => typeof v !== "string");
+    if (bad >= 0) throw invalid(`"${name}[${bad}]" must be a string, got ${describe(value[bad])}`);
+    return value;
+  };
+  const texts = strings("texts", body.texts);
+  if (texts.length === 0) throw invalid(`"texts" is empty; send at least one text`);
+  if (!has("text_pairs")) return { texts };
+  const pairs = strings("text_pairs", body.text_pairs);
+  if (pairs.length !== texts.length) {
+    throw invalid(
+      `"text_pairs" has ${pairs.length} entries but "texts" has ${texts.length}; give one pair per text`,
+    );
+  }
+  return { texts, pairs };
+}
+
+/**
+ * Loads the model (unless `options.model` is given) and returns the request handler.
+ * @throws {Error} from {@linkcode loadServeModel} (naming the folder or file) or for bad settings.
+ * @example
+ * ```ts ignore
+ * import { createApp } from "./app.ts";
+ * const app = await createApp({ modelDir: "runs/demo/export", batchWindowMs: 0 });
+ * const response = await app.fetch(new Request("http://x/classify", { method: "POST", body: '{"text": "the dog runs."}' }));
+ * console.log(await response.json());
+ * await app.close();
+ * ```
+ */
+export async function createApp(options: AppOptions = {}): Promise<App> {
+  const { model: given, ...settings } = options;
+  const config = resolveConfig(settings);
+  const model = given ??
+    await loadServeModel(config.modelDir, { variant: config.variant, threads: config.ortThreads });
+  const batcher = new Batcher((rows: Encoding[]) => model.run(rows), {
+    windowMs: config.batchWindowMs,
+    maxBatch: config.maxBatch,
+  });
+  let requests = 0; // POST /classify requests, valid or not
+  const short = { variant: model.variant, file: model.file };
+
+  async function classify(request: Request): Promise<Response> {
+    requests++;
+    const body = parseClassify(parseJson(await readBody(request, config.maxBodyBytes)), config.maxTexts);
+    let encodings: Encoding[];
+    try {
+      encodings = body.texts.map((t, i) => model.encode(t, body.pairs?.[i]));
+    } catch (e) {
+      // Only a maxLength too short for the special tokens of a pair gets here.
+      throw new HttpError(400, "invalid_request", `Cannot tokenize the input: ${(e as Error).message}`);
+    }
+    let served;
+    try {
+      served = await batcher.submit(encodings);
+    } catch (e) {
+      console.error("Inference failed:", e);
+      throw new HttpError(500, "inference_failed", `Inference failed: ${(e as Error).message ?? e}`);
+    }
+    const results = served.outputs.map((logits, i) => ({
+      ...predictionOf(logits, model.manifest),
+      truncated: encodings[i].truncated,
+    }));
+    return Response.json({ results, model: short }, {
+      headers: { "x-batch-size": String(Math.max(...served.batchSizes)) },
+    });
+  }
+
+  function describeModel(): Response {
+    const m = model.manifest;
+    return Response.json({
+      labels: m.labels,
+      maxLength: m.maxLength,
+      problemType: m.problemType,
+      variant: model.variant,
+      quantization: model.variant === "int8" ? "int8 weights, dynamic uint8 activations" : "none (float32)",
+      file: model.file,
+      bytes: model.bytes,
+      variants: Object.keys(m.models),
+      inputs: model.inputNames,
+      outputs: model.outputNames,
+      vocabSize: model.tokenizer.vocabSize,
+      batching: { windowMs: config.batchWindowMs, maxBatch: config.maxBatch },
+      limits: { maxBodyBytes: config.maxBodyBytes, maxTexts: config.maxTexts },
+      stats: { requests, sessionRuns: batcher.runs, textsRun: batcher.items },
+    });
+  }
+
+  async function route(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    const methods = ROUTES[path];
+    if (methods === undefined) {
+      throw new HttpError(
+        404,
+        "not_found",
+        `No route ${request.method} ${path}; use POST /classify, GET /health or GET /model`,
+      );
+    }
+    if (!methods.includes(request.method)) {
+      throw new HttpError(
+        405,
+        "method_not_allowed",
+        `${path} accepts ${methods.join(", ")}, not ${request.method}`,
+        {
+          allow: methods.join(", "),
+        },
+      );
+    }
+    if (path === "/classify") return await classify(request);
+    const response = path === "/health" ? Response.json({ status: "ok" }) : describeModel();
+    return request.method === "HEAD" ? new Response(null, { headers: response.headers }) : response;
+  }
+
+  return {
+    config,
+    model,
+    async fetch(request: Request): Promise<Response> {
+      try {
+        return await route(request);
+      } catch (e) {
+        if (e instanceof HttpError) return errorResponse(e);
+        console.error("Unexpected error:", e);
+        return errorResponse(
+          new HttpError(500, "internal_error", `Unexpected error: ${(e as Error).message ?? e}`),
+        );
+      }
+    },
+    async close() {
+      await batcher.close();
+      if (given === undefined) await model.release();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { configFromEnv, DEFAULT_CONFIG, DEFAULT_MODEL_DIR, ENV_NAMES, resolveConfig } from "./config.ts";
+
+const fromEnv = (env: Record<string, string>) => configFromEnv((name) => env[name]);
+
+Deno.test("configFromEnv() takes defaults for unset or empty variables", () => {
+  assert.deepEqual(fromEnv({}), DEFAULT_CONFIG);
+  assert.deepEqual(fromEnv({ MODEL_DIR: "", MAX_BATCH: "  " }), DEFAULT_CONFIG);
+  assert.equal(DEFAULT_CONFIG.modelDir, DEFAULT_MODEL_DIR);
+  assert.equal(DEFAULT_CONFIG.variant, "int8");
+  assert.equal(DEFAULT_CONFIG.maxBodyBytes, 1024 * 1024);
+});
+
+Deno.test("configFromEnv() reads every variable", () => {
+  const config = fromEnv({
+    MODEL_DIR: "https://models.example/cola/",
+    MODEL_VARIANT: "float32",
+    ORT_THREADS: "2",
+    BATCH_WINDOW_MS: "0.5",
+    MAX_BATCH: "8",
+    MAX_BODY_BYTES: "4096",
+    MAX_TEXTS: "3",
+  });
+  assert.deepEqual(config, {
+    modelDir: "https://models.example/cola/",
+    variant: "float32",
+    ortThreads: 2,
+    batchWindowMs: 0.5,
+    maxBatch: 8,
+    maxBodyBytes: 4096,
+    maxTexts: 3,
+  });
+  assert.deepEqual(Object.keys(ENV_NAMES).sort(), Object.keys(DEFAULT_CONFIG).sort());
+});
+
+Deno.test("configFromEnv() names the variable and the text it rejects", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ MODEL_VARIANT: "fp16" }, /^MODEL_VARIANT "fp16" is not a model variant; use int8 or float32$/],
+    [{ MAX_BATCH: "0" }, /^MAX_BATCH "0" must be a whole number >= 1; the default is 32$/],
+    [{ MAX_TEXTS: "lots" }, /^MAX_TEXTS "lots" must be a whole number/],
+    [{ ORT_THREADS: "1.5" }, /^ORT_THREADS "1.5" must be a whole number/],
+    [{ MAX_BODY_BYTES: "-5" }, /^MAX_BODY_BYTES "-5" must be a whole number/],
+    [{ BATCH_WINDOW_MS: "-1" }, /^BATCH_WINDOW_MS "-1" must be milliseconds in \[0, 10000\]; 0 turns/],
+    [{ BATCH_WINDOW_MS: "5s" }, /^BATCH_WINDOW_MS "5s" must be milliseconds/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => fromEnv(env), { name: "RangeError", message }, JSON.stringify(env));
+  }
+});
+
+Deno.test("resolveConfig() fills in defaults and names a bad setting", () => {
+  assert.deepEqual(resolveConfig({ maxBatch: 4, modelDir: undefined }), { ...DEFAULT_CONFIG, maxBatch: 4 });
+  assert.throws(() => resolveConfig({ maxTexts: 0 }), { name: "RangeError", message: /^maxTexts 0 must be/ });
+  assert.throws(() => resolveConfig({ modelDir: "" }), {
+    name: "TypeError",
+    message: /^modelDir "" must be/,
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * The `deno serve` entry point: loads the model named by the environment (see `serve/config.ts`:
+ * MODEL_DIR, MODEL_VARIANT, ORT_THREADS, BATCH_WINDOW_MS, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXTS) and
+ * serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so loads its own session.
+ * A missing or corrupt model folder stops start-up with exit code 1 and a message naming the path.
+ *
+ * Run: `deno serve --allow-read --allow-env --allow-net --port 8000 serve/main.ts`
+ * (or `-A`; `--parallel` for one worker per core), then
+ * `curl -d '{"text": "the dog runs."}' localhost:8000/classify`.
+ * @module
+ */
+
+import { type App, createApp } from "./app.ts";
+import { configFromEnv } from "./config.ts";
+
+let app: App;
+try {
+  app = await createApp(configFromEnv((name) => Deno.env.get(name)));
+} catch (e) {
+  console.error(`Cannot start the server: ${(e as Error).message ?? e}`);
+  Deno.exit(1);
+}
+
+/** The handler `deno serve` calls for every request. */
+export default {
+  fetch: (request: Request): Promise<Response> => app.fetch(request),
+} satisfies Deno.ServeDefaultExport;

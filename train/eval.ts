@@ -1,0 +1,100 @@
+/**
+ * `deno task eval --model <run folder> --data <file>` (or `--task cola`): accuracy, MCC and F1 of a
+ * trained model on a labelled data set, on WebGPU.
+ * @module
+ */
+
+import { Gpu } from "../kernels/runtime.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { type Flag, helpText, parseFlags, UsageError } from "./cli.ts";
+import { loadModel } from "./checkpoint.ts";
+import { COLA_URL } from "./hub.ts";
+import { loadCola } from "./data/cola.ts";
+import { loadTable } from "./data/tabular.ts";
+import type { Dataset } from "./data/dataset.ts";
+import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";
+import { formatEval } from "./console.ts";
+
+const FLAGS: Record<string, Flag> = {
+  model: { type: "string", value: "folder", help: "Model folder (a run folder or any HF BERT classifier)" },
+  task: { type: "string", value: "name", help: '"cola": evaluate on in_domain_dev and out_of_domain_dev' },
+  data: {
+    type: "string",
+    value: "path|url",
+    help: "Labelled TSV/CSV/JSONL file (with --task cola: the CoLA zip)",
+  },
+  "text-column": { type: "string", default: "sentence", value: "name", help: "Text column" },
+  "text-pair-column": { type: "string", value: "name", help: "Second text column" },
+  "label-column": { type: "string", default: "label", value: "name", help: "Label column" },
+  "batch-size": { type: "int", default: 32, help: "Examples per batch" },
+  "max-length": { type: "int", default: 64, help: "Tokens per sequence" },
+  "cache-dir": { type: "string", value: "folder", help: "Download cache" },
+};
+
+/** Evaluates a model folder on named data sets and returns the figures. */
+export async function evaluateModel(
+  modelDir: string,
+  sets: Record<string, Dataset>,
+  options: { batchSize?: number; maxLength?: number } = {},
+) {
+  const model = await loadModel(modelDir, { dropout: 0 });
+  if (model.initialized.length) {
+    throw new RangeError(
+      `Model "${modelDir}" has no trained classifier (${model.initialized.join(", ")} missing)`,
+    );
+  }
+  const tokenizer = await loadTokenizer(modelDir);
+  const gpu = await Gpu.create();
+  const trainer = new Trainer(gpu, model.config, model.weights, tokenizer, {
+    ...DEFAULT_TRAIN_OPTIONS,
+    batchSize: options.batchSize ?? 32,
+    maxLength: Math.min(options.maxLength ?? 64, model.config.max_position_embeddings),
+    dynamicPadding: true,
+  });
+  const out: Record<string, Awaited<ReturnType<Trainer["evaluate"]>>> = {};
+  for (const [name, ds] of Object.entries(sets)) out[name] = await trainer.evaluate(ds);
+  return out;
+}
+
+if (import.meta.main) {
+  try {
+    const { values: v, help } = parseFlags(Deno.args, FLAGS);
+    if (help) {
+      console.log(
+        helpText(
+          "Evaluate a model: accuracy, MCC, F1.\n\nUsage: deno task eval --model <folder> --data <file>",
+          FLAGS,
+        ),
+      );
+      Deno.exit(0);
+    }
+    if (v.model === undefined) throw new UsageError("--model <folder> is required");
+    let sets: Record<string, Dataset>;
+    if (v.task === "cola") {
+      const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+        cacheDir: v["cache-dir"] as string,
+      });
+      sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
+    } else if (v.task !== undefined) throw new UsageError(`--task "${v.task}" is unknown; use "cola"`);
+    else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task cola");
+    else {
+      // String labels map through the model's own label2id, as it was trained.
+      const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
+      const ds = await loadTable(v.data as string, {
+        label2id,
+        textColumn: v["text-column"] as string,
+        textPairColumn: v["text-pair-column"] as string | undefined,
+        labelColumn: v["label-column"] as string,
+      });
+      sets = { [ds.name]: ds };
+    }
+    const results = await evaluateModel(v.model as string, sets, {
+      batchSize: v["batch-size"] as number,
+      maxLength: v["max-length"] as number,
+    });
+    for (const [name, r] of Object.entries(results)) console.log(`${name}: ${formatEval(r)}`);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  }
+}
