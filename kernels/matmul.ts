@@ -525,7 +525,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var acc3 = ${v4}();
   for (var k0 = 0u; k0 < p.K; k0 += ${TILE_K}u) {
     {
-      let kk = t ${s.transA ? "%" : "%"} ${TILE_K}u;
+      let kk = t ${s.transA ? "/" : "%"} ${TILE_K}u;
       let r4 = t ${s.transA ? "%" : "/"} ${TILE_K}u;
       var v = ${v4}();
       ${loadA.join("\n      ")}
