@@ -13,7 +13,8 @@
  * - `GET /model` -> labels, max length, variant and quantization, file size, input/output names,
  *   batching and limits, and counters (requests, session runs, texts) of this worker.
  *
- * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request, 404 not_found,
+ * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request / invalid_body (the
+ * upload broke off), 404 not_found,
  * 405 method_not_allowed (with Allow), 413 body_too_large (checked while the body streams in) /
  * too_many_texts, 500 inference_failed. None of them stops the server.
  * @module
@@ -69,25 +70,27 @@ function errorResponse(e: HttpError): Response {
 
 /** Reads the body, stopping as soon as it passes `limit` bytes (a huge upload is never buffered). */
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = (size: string) =>
+  const tooLarge = (declared = "") =>
     new HttpError(
       413,
       "body_too_large",
-      `Request body ${size} is over the ${limit}-byte limit (MAX_BODY_BYTES); send fewer or shorter texts`,
+      `Request body ${declared}is over the ${limit}-byte limit (MAX_BODY_BYTES); send fewer or shorter texts`,
     );
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw tooLarge(`of ${declared} bytes`);
+  if (declared !== null && Number(declared) > limit) throw tooLarge(`of ${declared} bytes `);
   if (request.body === null) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch((e) => {
+      throw new HttpError(400, "invalid_body", `Cannot read the request body (${(e as Error).message ?? e})`);
+    });
     if (done) break;
     size += value.length;
     if (size > limit) {
       await reader.cancel().catch(() => {});
-      throw tooLarge(`of more than ${limit} bytes`);
+      throw tooLarge();
     }
     chunks.push(value);
   }

@@ -88,7 +88,7 @@ Deno.test("Batcher.submit() rejects only the submissions a failed run served", a
   assert.equal(bad.status, "rejected");
   assert.match(String((bad as PromiseRejectedResult).reason), /run of \[13\] failed/);
   assert.deepEqual((good as PromiseFulfilledResult<{ outputs: number[] }>).value.outputs, [20]);
-  const short = new Batcher(async (xs: number[]) => xs.slice(1), { windowMs: 0, maxBatch: 8 });
+  const short = new Batcher((xs: number[]) => Promise.resolve(xs.slice(1)), { windowMs: 0, maxBatch: 8 });
   await assert.rejects(short.submit([1, 2]), /returned 1 outputs for 2 items/);
   await batcher.close();
   await short.close();

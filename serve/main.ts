@@ -4,8 +4,8 @@
  * serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so loads its own session.
  * A missing or corrupt model folder stops start-up with exit code 1 and a message naming the path.
  *
- * Run: `deno serve --allow-read --allow-env --allow-net --port 8000 serve/main.ts`
- * (or `-A`; `--parallel` for one worker per core), then
+ * Run: `deno serve --allow-read --allow-env --port 8000 serve/main.ts` (add `--allow-net` when
+ * MODEL_DIR is an http(s) URL, and `--parallel` for one worker per core; DENO_JOBS sets how many), then
  * `curl -d '{"text": "the dog runs."}' localhost:8000/classify`.
  * @module
  */

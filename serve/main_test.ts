@@ -25,6 +25,24 @@ const PAIRS = [
   "the woman reads a book near the big house",
 ];
 
+/** A /classify reply: results, or an error. */
+interface Reply {
+  results: ClassifyResult[];
+  model: { variant: string; file: string };
+  error: { code: string; message: string };
+}
+
+/** The parts of GET /model the tests read. */
+interface ModelInfo {
+  labels: string[];
+  maxLength: number;
+  variant: string;
+  file: string;
+  bytes: number;
+  inputs: string[];
+  stats: { requests: number; sessionRuns: number; textsRun: number };
+}
+
 interface ClassifyResult {
   label: string;
   score: number;
@@ -35,7 +53,7 @@ interface ClassifyResult {
 async function post(
   server: ServerProcess,
   body: unknown,
-): Promise<{ status: number; batch: number; json: any }> {
+): Promise<{ status: number; batch: number; json: Reply }> {
   const response = await fetch(`${server.origin}/classify`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -48,7 +66,7 @@ async function post(
   };
 }
 
-async function getJson(server: ServerProcess, path: string): Promise<any> {
+async function getJson<T>(server: ServerProcess, path: string): Promise<T> {
   const response = await fetch(`${server.origin}${path}`);
   assert.equal(response.status, 200, path);
   return await response.json();
@@ -63,6 +81,8 @@ function softmax(row: ArrayLike<number>): number[] {
 }
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
+const tokenizers = new Map<string, ReturnType<typeof loadTokenizer>>();
+const tokenizerOf = (dir: string) => tokenizers.get(dir) ?? tokenizers.set(dir, loadTokenizer(dir)).get(dir)!;
 
 /** What onnxruntime-web, run directly on `file`, says for `texts` tokenized as one padded batch. */
 async function directProbabilities(
@@ -71,7 +91,7 @@ async function directProbabilities(
   texts: string[],
   pairs?: string[],
 ): Promise<number[][]> {
-  const tokenizer = await loadTokenizer(dir);
+  const tokenizer = await tokenizerOf(dir);
   const batch = tokenizer.encodeBatch(texts, { pairs, maxLength: MAX_LENGTH });
   const path = `${dir}/${file}`;
   if (!sessions.has(path)) sessions.set(path, ort.InferenceSession.create(path));
@@ -89,7 +109,7 @@ async function directProbabilities(
 
 /** Whether the tokenizer drops tokens of each text (or pair) at MAX_LENGTH: the oracle for `truncated`. */
 async function expectTruncated(dir: string, texts: string[], pairs?: string[]): Promise<boolean[]> {
-  const tokenizer = await loadTokenizer(dir);
+  const tokenizer = await tokenizerOf(dir);
   const flags = texts.map((text, i) =>
     tokenizer.encode(text, { pair: pairs?.[i], maxLength: MAX_LENGTH }).truncated
   );
@@ -111,8 +131,8 @@ Deno.test({
     try {
       await t.step("GET /health and GET /model describe the int8 model", async () => {
         assert.match(server.output(), /with 2 threads/);
-        assert.deepEqual(await getJson(server, "/health"), { status: "ok" });
-        const info = await getJson(server, "/model");
+        assert.deepEqual(await getJson<unknown>(server, "/health"), { status: "ok" });
+        const info = await getJson<ModelInfo>(server, "/model");
         assert.deepEqual(info.labels, LABELS);
         assert.equal(info.maxLength, MAX_LENGTH);
         assert.equal(info.variant, "int8");
@@ -249,7 +269,7 @@ Deno.test({
         const missing = await fetch(`${server.origin}/predict`, { method: "POST", body: "{}" });
         assert.deepEqual([missing.status, (await missing.json()).error.code], [404, "not_found"]);
 
-        assert.deepEqual(await getJson(server, "/health"), { status: "ok" });
+        assert.deepEqual(await getJson<unknown>(server, "/health"), { status: "ok" });
         assert.equal((await post(server, { text: "the cat" })).status, 200);
       });
 
@@ -276,7 +296,7 @@ Deno.test({
         assert.equal(streamed.status, 413);
         assert.match((await streamed.json()).error.message, /over the 1048576-byte limit/);
         assert.ok(sent < total / 2, `the client sent ${sent} of ${total} bytes before the answer`);
-        assert.deepEqual(await getJson(server, "/health"), { status: "ok" });
+        assert.deepEqual(await getJson<unknown>(server, "/health"), { status: "ok" });
       });
     } finally {
       await server.close();
@@ -299,9 +319,9 @@ Deno.test({
       const texts = Array.from({ length: 16 }, (_, i) => TEXTS[i % TEXTS.length] + " the cat".repeat(i % 3));
       const sequential = [];
       for (const text of texts) sequential.push(await post(server, { text }));
-      const before = (await getJson(server, "/model")).stats;
+      const before = (await getJson<ModelInfo>(server, "/model")).stats;
       const concurrent = await Promise.all(texts.map((text) => post(server, { text })));
-      const after = (await getJson(server, "/model")).stats;
+      const after = (await getJson<ModelInfo>(server, "/model")).stats;
 
       assert.ok(sequential.every((r) => r.batch === 1));
       assert.deepEqual(after.requests - before.requests, 16);

@@ -4,11 +4,19 @@
  * @module
  */
 
+import { ENV_NAMES } from "./config.ts";
+
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
+
+/** The child's environment: this process's, with every server setting reset (empty means default) and `env` on top. */
+function serverEnv(env: Record<string, string> = {}): Record<string, string> {
+  const reset = Object.fromEntries(Object.values(ENV_NAMES).map((name) => [name, ""]));
+  return { ...reset, NO_COLOR: "1", ...env };
+}
 
 /** Options of {@linkcode spawnServer}. */
 export interface SpawnOptions {
-  /** Environment for the server (MODEL_DIR, BATCH_WINDOW_MS, ...), added to this process's own. */
+  /** Server settings (MODEL_DIR, BATCH_WINDOW_MS, ...); ones not given take their defaults, whatever this process's environment says. */
   env?: Record<string, string>;
   /** Run `deno serve --parallel` with this many workers (sets DENO_JOBS). */
   workers?: number;
@@ -67,7 +75,7 @@ function serveArgs(port: number, workers: number | undefined): string[] {
  */
 export async function spawnServer(options: SpawnOptions = {}): Promise<ServerProcess> {
   const port = freePort();
-  const env: Record<string, string> = { NO_COLOR: "1", ...options.env };
+  const env = serverEnv(options.env);
   if (options.workers !== undefined) env.DENO_JOBS = String(options.workers);
   const child = new Deno.Command(Deno.execPath(), {
     args: serveArgs(port, options.workers),
@@ -134,7 +142,7 @@ export async function serveExpectingFailure(
 ): Promise<{ code: number; output: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: serveArgs(freePort(), undefined),
-    env: { NO_COLOR: "1", ...env },
+    env: serverEnv(env),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -24,7 +24,10 @@ export class UsageError extends Error {
 export function helpText(usage: string, flags: Record<string, Flag>): string {
   const rows = Object.entries(flags).map(([name, f]) => {
     const left = `  --${name}${f.type === "boolean" ? "" : ` <${f.value ?? f.type}>`}`;
-    const def = f.default === undefined ? "" : ` (default: ${f.default})`;
+    const shown = typeof f.default === "number" && f.default !== 0 && Math.abs(f.default) < 1e-3
+      ? f.default.toExponential().replace("e-", "e-")
+      : f.default;
+    const def = f.default === undefined ? "" : ` (default: ${shown})`;
     return `${left.padEnd(30)} ${f.help}${def}`;
   });
   return `${usage}\n\nOptions:\n${rows.join("\n")}\n  --help${" ".repeat(24)} Show this help\n`;

@@ -16,7 +16,7 @@ import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { splitTrainValidation } from "./data/cola.ts";
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from "./trainer.ts";
+import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, validateTrainOptions } from "./trainer.ts";
 import { type RunData, runTraining } from "./run.ts";
 import { consoleProgress, formatEval, installInterrupt } from "./console.ts";
 
@@ -172,6 +172,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const recipe = recipeFromFlags(v);
+  validateTrainOptions(recipe); // before any download or data loading
   const output = (v.output as string | undefined) ??
     join("runs", `${v.task ?? "data"}-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`);
   if (v.resume && v.output === undefined) throw new UsageError("--resume needs --output <run folder>");

@@ -115,7 +115,7 @@ export class NonFiniteLossError extends Error {
 }
 
 /** Validates a recipe and names the flag at fault. */
-export function validateTrainOptions(o: TrainOptions, config: BertConfig): void {
+export function validateTrainOptions(o: TrainOptions, config?: BertConfig): void {
   const int = (v: number, flag: string, min: number) => {
     if (!Number.isInteger(v) || v < min) {
       throw new RangeError(`--${flag} must be an integer >= ${min}, got ${v}`);
@@ -126,7 +126,7 @@ export function validateTrainOptions(o: TrainOptions, config: BertConfig): void 
   int(o.maxLength, "max-length", 2);
   int(o.gradAccum, "grad-accum", 1);
   int(o.seed, "seed", 0);
-  if (o.maxLength > config.max_position_embeddings) {
+  if (config && o.maxLength > config.max_position_embeddings) {
     throw new RangeError(
       `--max-length ${o.maxLength} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`,
     );

@@ -93,7 +93,7 @@ def logistic_regression(name, data, vocab_index, bigrams):
 class TinyBert(nn.Module):
     """BERT as in HF (post-LN, GELU, tanh pooler over [CLS]), sized for the demo."""
 
-    def __init__(self, vocab_size, hidden, layers, heads, intermediate, dropout):
+    def __init__(self, vocab_size, hidden, layers, heads, intermediate, dropout, init_std):
         super().__init__()
         self.word = nn.Embedding(vocab_size, hidden, padding_idx=0)
         self.position = nn.Embedding(MAX_LEN, hidden)
@@ -106,9 +106,9 @@ class TinyBert(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.pooler = nn.Linear(hidden, hidden)
         self.classifier = nn.Linear(hidden, 2)
-        for m in self.modules():  # BERT's init: N(0, 0.02) weights, zero biases
+        for m in self.modules():  # BERT's init: N(0, initializer_range) weights, zero biases
             if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
+                nn.init.normal_(m.weight, std=init_std)
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
 
@@ -125,7 +125,8 @@ def tiny_bert(data, vocab_index, cfg, seed):
     ids, mask = encode(train, vocab_index)
     y = torch.tensor([e["label"] for e in train])
     vids, vmask = encode(data["validation"], vocab_index)
-    model = TinyBert(len(vocab_index), cfg["hidden"], cfg["layers"], cfg["heads"], cfg["intermediate"], cfg["dropout"])
+    model = TinyBert(len(vocab_index), cfg["hidden"], cfg["layers"], cfg["heads"], cfg["intermediate"], cfg["dropout"],
+                     cfg["initializer_range"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
     steps = cfg["epochs"] * math.ceil(len(train) / cfg["batch"])
     warmup = int(0.1 * steps)
@@ -161,7 +162,7 @@ def main():
     labels = [e["label"] for e in data["validation"]]
     print(f"validation majority-class rate {max(labels.count(0), labels.count(1)) / len(labels):.3f}")
     cfg = dict(baselines=1, train_sequences=1500, epochs=3, batch=32, lr=2e-3, hidden=64, layers=2, heads=2,
-               intermediate=256, dropout=0.1)
+               intermediate=256, dropout=0.1, initializer_range=0.02)
     if len(sys.argv) > 2:
         cfg.update(json.loads(sys.argv[2]))
     if cfg.pop("baselines"):

@@ -1,0 +1,163 @@
+/**
+ * `deno task train` end to end, in process: the PyTorch parity run through the real CLI, tokenizer and
+ * data loader; flag errors; an unwritable output folder; a non-finite loss.
+ */
+import { join } from "node:path";
+import { main, TRAIN_FLAGS } from "./main.ts";
+import { helpText, UsageError } from "./cli.ts";
+import { floatTensor, readSafetensors } from "../formats/safetensors.ts";
+import { loadModel } from "./checkpoint.ts";
+import { NonFiniteLossError, Trainer } from "./trainer.ts";
+import { parseTable } from "./data/tabular.ts";
+import { wordTokenizer } from "../tests/word_tokenizer.ts";
+import { PARITY_RECIPE } from "./trainer_test.ts";
+import { assertClose, GPU_TEST } from "../tests/util.ts";
+import { TRAINING_F32 } from "../tests/tolerance.ts";
+
+const fixture = new URL("../tests/fixtures/training/", import.meta.url).pathname;
+
+/** Runs main() with console output captured. */
+async function run(args: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    return { code: await main(args), out: lines.join("\n") };
+  } finally {
+    console.log = log;
+  }
+}
+
+async function expectUsage(args: string[], pattern: RegExp): Promise<void> {
+  const err = await main(args).then(() => null, (e) => e as Error);
+  if (!(err instanceof UsageError || err instanceof RangeError) || !pattern.test(err.message)) {
+    throw new Error(`${JSON.stringify(args)}: expected an error matching ${pattern}, got ${err}`);
+  }
+}
+
+Deno.test({
+  name: "deno task train with --val-split 0 --no-shuffle --dropout 0 equals 20 PyTorch steps",
+  ...GPU_TEST,
+  fn: async () => {
+    const out = await Deno.makeTempDir();
+    try {
+      const { code } = await run([
+        ...["--model", fixture, "--data", join(fixture, "train.tsv"), "--output", out],
+        ...["--val-split", "0", "--no-shuffle", "--dropout", "0", "--epochs", "1", "--batch-size", "4"],
+        ...["--max-length", "8", "--lr", "3e-3", "--warmup-steps", "2", "--weight-decay", "0.01"],
+      ]);
+      if (code !== 0) throw new Error(`exit code ${code}`);
+      const metrics = JSON.parse(await Deno.readTextFile(join(out, "metrics.json")));
+      const expected = JSON.parse(await Deno.readTextFile(join(fixture, "steps.json")));
+      for (const key of ["loss", "learning_rate", "grad_norm"]) {
+        assertClose(
+          metrics.steps.map((s: Record<string, number>) => s[key]),
+          expected.map((s: Record<string, number>) => s[key]),
+          TRAINING_F32,
+          key,
+        );
+      }
+      const final = await readSafetensors(join(fixture, "final.safetensors"));
+      const trained = await loadModel(out);
+      for (const [name, w] of trained.weights) assertClose(w, floatTensor(final, name), TRAINING_F32, name);
+      // The run folder is a HF model folder with the tokenizer files and the training arguments.
+      for (const f of ["config.json", "model.safetensors", "vocab.txt", "training_args.json", "loss.svg"]) {
+        await Deno.stat(join(out, f));
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+Deno.test("deno task train names the flag at fault", async () => {
+  const data = ["--data", join(fixture, "train.tsv"), "--model", fixture, "--max-length", "8"];
+  await expectUsage(["--bogus"], /Unknown flag --bogus/);
+  await expectUsage(["--batch-size", "0", ...data], /--batch-size must be an integer >= 1, got 0/);
+  await expectUsage(["--lr=-1", ...data], /--lr must be a positive number, got -1/);
+  await expectUsage(["--epochs", "two", ...data], /--epochs must be an integer, got "two"/);
+  await expectUsage(
+    [...data, "--max-length", "17"],
+    /--max-length 17 exceeds the model's max_position_embeddings 16/,
+  );
+  await expectUsage(["--task", "mnli"], /--task "mnli" is unknown/);
+  await expectUsage([], /Pass --task cola or --data/);
+  const help = helpText("usage", TRAIN_FLAGS);
+  for (
+    const flag of [
+      "--model",
+      "--task",
+      "--epochs",
+      "--batch-size",
+      "--max-length",
+      "--lr",
+      "--eps",
+      "--weight-decay",
+      "--warmup-steps",
+      "--warmup-ratio",
+      "--max-grad-norm",
+      "--seed",
+      "--val-split",
+      "--dropout",
+      "--no-shuffle",
+      "--dynamic-padding",
+      "--grad-accum",
+      "--output",
+      "--resume",
+    ]
+  ) {
+    if (!help.includes(flag)) throw new Error(`--help lacks ${flag}`);
+  }
+  if (!help.includes("(default: 2e-5)") || !help.includes("(default: 32)")) {
+    throw new Error("--help lacks defaults");
+  }
+});
+
+Deno.test({
+  name: "deno task train reports an unwritable output folder before training",
+  ...GPU_TEST,
+  fn: async () => {
+    const file = await Deno.makeTempFile();
+    try {
+      const err = await main([
+        "--model",
+        fixture,
+        "--data",
+        join(fixture, "train.tsv"),
+        "--max-length",
+        "8",
+        "--output",
+        join(file, "run"),
+      ])
+        .then(() => null, (e) => e as Error);
+      if (!err || !/Output folder ".*run" is not writable/.test(err.message)) throw new Error(`got ${err}`);
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+});
+
+Deno.test({
+  name: "Trainer.fit() stops on a non-finite loss and names the step",
+  ...GPU_TEST,
+  fn: async () => {
+    const { testGpu } = await import("../tests/util.ts");
+    const model = await loadModel(fixture);
+    model.weights.get("classifier.weight")![0] = NaN;
+    const data = parseTable(await Deno.readTextFile(join(fixture, "train.tsv")), "train.tsv", {
+      textColumn: "sentence",
+      labelColumn: "label",
+    });
+    const trainer = new Trainer(
+      await testGpu(),
+      model.config,
+      model.weights,
+      await wordTokenizer(join(fixture, "vocab.txt")),
+      PARITY_RECIPE,
+    );
+    const err = await trainer.fit(data, null).then(() => null, (e) => e as Error);
+    if (!(err instanceof NonFiniteLossError) || err.step !== 1 || !/became NaN at step 1/.test(err.message)) {
+      throw new Error(`got ${err}`);
+    }
+  },
+});
