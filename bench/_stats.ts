@@ -68,3 +68,14 @@ export async function timeRepeated(
   }
   return summarize(times);
 }
+
+/** A comparison of two figures measured in the same run. */
+export interface Ratio {
+  /** What is compared, e.g. "tiny step: PyTorch CPU / ours". */
+  name: string;
+  value: number;
+  /** The figure divided by (or into): e.g. "PyTorch eager float32 on CPU". */
+  reference: string;
+  /** How to read it, e.g. "> 1: ours is faster". */
+  reading: string;
+}

@@ -6,12 +6,17 @@
 
 /** What the adapter is, for logs and benchmark reports. */
 export interface AdapterReport {
+  /** Adapter vendor, as WebGPU reports it (may be empty). */
   vendor: string;
+  /** Adapter architecture (may be empty). */
   architecture: string;
+  /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   description: string;
   /** True for software adapters such as Mesa llvmpipe / lavapipe. */
   isFallback: boolean;
+  /** WebGPU features the adapter offers, sorted. */
   features: string[];
+  /** The adapter's limits that the engine relies on, by WebGPU name. */
   limits: Record<string, number>;
 }
 

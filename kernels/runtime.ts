@@ -12,9 +12,13 @@ import { type AdapterReport, requestDevice, type RequestDeviceOptions } from "./
 
 /** One prepared compute dispatch. */
 export interface Dispatch {
+  /** The kernel's name, in error messages. */
   label: string;
+  /** The compiled compute pipeline (cached by WGSL source). */
   pipeline: GPUComputePipeline;
+  /** The kernel's uniform parameters and storage buffers. */
   bindGroup: GPUBindGroup;
+  /** Workgroup counts in x, y and z. */
   workgroups: [number, number, number];
 }
 
@@ -42,9 +46,21 @@ export function packParams(fields: readonly Param[]): ArrayBuffer {
 /** Storage usage for buffers kernels read and write. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** A WebGPU device plus the bookkeeping kernels share. */
+/**
+ * A WebGPU device plus the bookkeeping kernels share. Create one with {@linkcode Gpu.create} and pass
+ * it to training and evaluation calls to share one device between them.
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * const gpu = await Gpu.create();
+ * console.log(typeof gpu.report.description, typeof gpu.isFallback); // string boolean
+ * gpu.device.destroy();
+ * ```
+ */
 export class Gpu {
+  /** The WebGPU device every buffer and pipeline belongs to. */
   readonly device: GPUDevice;
+  /** What the adapter is: vendor, description, software or not, limits. */
   readonly report: AdapterReport;
   #pipelines = new Map<string, GPUComputePipeline>();
   #lost: string | null = null;
@@ -52,6 +68,11 @@ export class Gpu {
   /** Bytes currently allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.uniform}. */
   bytesAllocated = 0;
 
+  /**
+   * Wraps a device; {@linkcode Gpu.create} requests one with the limits training needs.
+   * @param device The WebGPU device.
+   * @param report What its adapter is (`describeAdapter()` of kernels/device.ts).
+   */
   constructor(device: GPUDevice, report: AdapterReport) {
     this.device = device;
     this.report = report;

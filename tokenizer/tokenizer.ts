@@ -46,10 +46,15 @@ export interface BatchOptions {
 
 /** A padded batch, every array [batchSize, seqLen] row-major. */
 export interface BatchEncoding {
+  /** Token ids, [batchSize, seqLen] row-major; padding holds `padId`. */
   inputIds: Int32Array;
+  /** 1 for real tokens, 0 for padding, [batchSize, seqLen]. */
   attentionMask: Int32Array;
+  /** Segment ids, [batchSize, seqLen]: 0 for the first text, 1 for its pair. */
   tokenTypeIds: Int32Array;
+  /** Rows: one per text. */
   batchSize: number;
+  /** Columns: `maxLength`, or the longest row with padding "longest". */
   seqLen: number;
   /** Real (unpadded) tokens of each row. */
   lengths: Int32Array;
@@ -61,9 +66,13 @@ export interface BatchEncoding {
 export interface Tokenizer {
   /** Distinct tokens, added tokens included (HF `get_vocab_size(true)`). */
   readonly vocabSize: number;
+  /** Id of the classifier token that starts every encoding ([CLS]). */
   readonly clsId: number;
+  /** Id of the separator token that ends each segment ([SEP]). */
   readonly sepId: number;
+  /** Id of the padding token ([PAD]). */
   readonly padId: number;
+  /** Id of the unknown-word token ([UNK]). */
   readonly unkId: number;
   /** Whether text is lowercased before WordPiece (uncased models). */
   readonly doLowerCase: boolean;

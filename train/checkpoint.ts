@@ -55,6 +55,7 @@ export async function saveModel(
 
 /** A model folder read back: config, weights matched to the architecture, and what was new/unused. */
 export interface LoadedModel extends WeightReport {
+  /** The validated config.json (labels and dropout overridden when asked). */
   config: BertConfig;
   /** The weights file(s) read. */
   source: string;

@@ -6,24 +6,37 @@
 
 /** The fields of a Hugging Face BERT config the engine reads. */
 export interface BertConfig {
+  /** Rows of the word embedding: the tokenizer's vocabulary size or more. */
   vocab_size: number;
+  /** Width of every token vector (768 in bert-base). */
   hidden_size: number;
+  /** Transformer layers (12 in bert-base). */
   num_hidden_layers: number;
+  /** Attention heads per layer; divides hidden_size. */
   num_attention_heads: number;
+  /** Width of each layer's feed-forward block (3072 in bert-base). */
   intermediate_size: number;
   /** Only "gelu" (exact erf GELU) is supported. */
   hidden_act: "gelu";
+  /** Dropout after embeddings, attention output and feed-forward, in [0, 1). */
   hidden_dropout_prob: number;
+  /** Dropout on the attention probabilities, in [0, 1). */
   attention_probs_dropout_prob: number;
+  /** Longest input in tokens ([CLS] and [SEP] included). */
   max_position_embeddings: number;
+  /** Segment ids (2: a text and its pair). */
   type_vocab_size: number;
+  /** Standard deviation of freshly initialised weights. */
   initializer_range: number;
+  /** Epsilon added to the variance in LayerNorm. */
   layer_norm_eps: number;
+  /** Id of [PAD]; its embedding row starts at zero. */
   pad_token_id: number;
   /** Only "absolute" is supported. */
   position_embedding_type: "absolute";
   /** Label names by id (string keys as in config.json). */
   id2label: Record<string, string>;
+  /** Label ids by name (the inverse of id2label). */
   label2id: Record<string, number>;
   /** "single_label_classification" or "regression" (num_labels 1). */
   problem_type: "single_label_classification" | "regression";

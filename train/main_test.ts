@@ -161,3 +161,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "deno task train downloads a hub model id through HF_ENDPOINT into the cache, then trains",
+  ...GPU_TEST,
+  fn: async () => {
+    const { startTestServer } = await import("./_test_server.ts");
+    const files: Record<string, { body: Uint8Array<ArrayBuffer> }> = {};
+    for (const f of ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]) {
+      files[`/test-org/tiny-bert/resolve/main/${f}`] = { body: await Deno.readFile(join(fixture, f)) };
+    }
+    const server = startTestServer(files);
+    const tmp = await Deno.makeTempDir();
+    const previous = Deno.env.get("HF_ENDPOINT");
+    Deno.env.set("HF_ENDPOINT", server.origin);
+    try {
+      const args = [
+        ...["--model", "test-org/tiny-bert", "--data", join(fixture, "train.tsv"), "--cache-dir", join(tmp, "cache")],
+        ...["--epochs", "1", "--batch-size", "8", "--max-length", "8", "--val-split", "0.2"],
+      ];
+      const first = await run([...args, "--output", join(tmp, "a")]);
+      if (first.code !== 0) throw new Error(`exit code ${first.code}`);
+      const fetched = server.requests.map((r) => r.path.split("/").pop()).sort().join();
+      if (!fetched.includes("config.json") || !fetched.includes("model.safetensors") || !fetched.includes("vocab.txt")) {
+        throw new Error(`requests: ${fetched}`);
+      }
+      // The second run is served from the cache: no model file is fetched again.
+      const before = server.requests.length;
+      const second = await run([...args, "--output", join(tmp, "b")]);
+      if (second.code !== 0 || server.requests.some((r, i) => i >= before && /model\.safetensors$/.test(r.path))) {
+        throw new Error(`second run fetched again: ${JSON.stringify(server.requests.slice(before))}`);
+      }
+      if (!/Validation: accuracy/.test(first.out)) throw new Error(`no validation line in:\n${first.out}`);
+      // An id the hub does not have names the URL and says how to use a local folder.
+      const err = await main([...args, "--model", "test-org/missing", "--output", join(tmp, "c")]).then(() => null, (e) => e);
+      if (!err || !/test-org\/missing\/resolve\/main\//.test(err.message) || !/config\.json/.test(err.message) || !/--model <folder>/.test(err.message)) {
+        throw new Error(`got ${err}`);
+      }
+    } finally {
+      if (previous === undefined) Deno.env.delete("HF_ENDPOINT");
+      else Deno.env.set("HF_ENDPOINT", previous);
+      await server.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

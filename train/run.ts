@@ -26,6 +26,7 @@ import { lossCurveSvg } from "./plot.ts";
 
 /** A tokenizer that can also hand over its files, to save next to the model. */
 export interface RunTokenizer extends BatchTokenizer {
+  /** The tokenizer's files by name (tokenizer.json, vocab.txt, ...), saved next to the model. */
   files?(): Record<string, Uint8Array | string | Record<string, unknown>>;
 }
 

@@ -21,18 +21,27 @@ import { accuracy, f1Score, matthewsCorrcoef } from "./data/metrics.ts";
 
 /** The recipe. Defaults are the tutorial's (see {@linkcode DEFAULT_TRAIN_OPTIONS}). */
 export interface TrainOptions {
+  /** Passes over the training data. @default 4 */
   epochs: number;
+  /** Examples per micro-batch. @default 32 */
   batchSize: number;
+  /** Tokens per sequence, [CLS]/[SEP] included; longer texts are truncated. @default 64 */
   maxLength: number;
+  /** Peak AdamW learning rate (linear decay to 0 after warmup). @default 2e-5 */
   lr: number;
+  /** AdamW epsilon. @default 1e-8 */
   eps: number;
+  /** AdamW decoupled weight decay (not on biases and LayerNorm weights). @default 0 */
   weightDecay: number;
   /** Warmup steps; `warmupRatio` is used when this is undefined. */
   warmupSteps?: number;
+  /** Warmup as a fraction of all steps, in [0, 1]. */
   warmupRatio?: number;
   /** 0 turns clipping off. */
   maxGradNorm: number;
+  /** Seeds shuffling, dropout and a new classifier head. @default 42 */
   seed: number;
+  /** Shuffle the training data every epoch (seeded). @default true */
   shuffle: boolean;
   /** Pad each batch to its longest sequence instead of `maxLength`. */
   dynamicPadding: boolean;
@@ -40,7 +49,15 @@ export interface TrainOptions {
   gradAccum: number;
 }
 
-/** The BERT fine-tuning tutorial's recipe. */
+/**
+ * The BERT fine-tuning tutorial's recipe: 4 epochs, batch 32, 64 tokens, AdamW at 2e-5 with eps 1e-8
+ * and no weight decay, no warmup, clipping at 1.0, seed 42, shuffled, fixed padding.
+ * @example
+ * ```ts
+ * import { DEFAULT_TRAIN_OPTIONS } from "./trainer.ts";
+ * console.log(DEFAULT_TRAIN_OPTIONS.lr, DEFAULT_TRAIN_OPTIONS.batchSize); // 0.00002 32
+ * ```
+ */
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   epochs: 4,
   batchSize: 32,
@@ -58,8 +75,11 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
 
 /** One optimizer step as Hugging Face's Trainer logs it. */
 export interface StepLog {
+  /** Optimizer steps taken, this one included (1-based). */
   step: number;
+  /** Fractional epoch reached after this step (1.5 is halfway through the second). */
   epoch: number;
+  /** Mean training loss of this step's batches. */
   loss: number;
   /** The rate this step used. */
   learning_rate: number;
@@ -69,10 +89,15 @@ export interface StepLog {
 
 /** Evaluation figures. */
 export interface EvalResult {
+  /** Mean loss (cross-entropy, or mean squared error for regression). */
   loss: number;
+  /** Fraction of correct predictions (NaN for regression). */
   accuracy: number;
+  /** Matthews correlation coefficient (NaN for regression). */
   mcc: number;
+  /** F1: binary for two labels (label 1 positive), else macro (NaN for regression). */
   f1: number;
+  /** Examples evaluated. */
   examples: number;
   /** Predicted class ids (or regression values). */
   predictions: number[];
@@ -80,15 +105,21 @@ export interface EvalResult {
 
 /** One epoch's figures. */
 export interface EpochLog {
+  /** The epoch just finished (1-based). */
   epoch: number;
+  /** Mean training loss over its steps. */
   train_loss: number;
+  /** Wall time of its training (validation excluded). */
   seconds: number;
+  /** Figures on the validation data, when there is some. */
   validation?: Omit<EvalResult, "predictions">;
 }
 
 /** Where the loop stands: enough to resume exactly. */
 export interface TrainPosition {
+  /** Optimizer steps taken. */
   step: number;
+  /** Epoch to continue in (0-based). */
   epoch: number;
   /** Micro-batches of `epoch` already consumed. */
   batchInEpoch: number;
@@ -104,8 +135,21 @@ export interface TrainCallbacks {
   shouldStop?(): boolean;
 }
 
-/** Thrown when the loss becomes NaN or infinite. */
+/**
+ * Thrown when the loss becomes NaN or infinite (the learning rate is too high, or the data is bad).
+ * @example
+ * ```ts
+ * import { NonFiniteLossError } from "./trainer.ts";
+ * const error = new NonFiniteLossError(12, NaN);
+ * console.log(error.name, error.step); // NonFiniteLossError 12
+ * ```
+ */
 export class NonFiniteLossError extends Error {
+  /**
+   * An error naming the step and the loss.
+   * @param step The optimizer step whose loss was not finite.
+   * @param loss The loss it had (NaN or an infinity).
+   */
   constructor(readonly step: number, readonly loss: number) {
     super(
       `The training loss became ${loss} at step ${step}: lower --lr or check the data; the last good checkpoint is kept`,

@@ -41,6 +41,7 @@ export function initWeights(config: BertConfig, seed: number): Weights {
 
 /** What {@linkcode matchWeights} found. */
 export interface WeightReport {
+  /** Every parameter of the architecture, by Hugging Face name. */
   weights: Weights;
   /** Parameters the checkpoint lacked, freshly initialised (HF: "newly initialized"). */
   initialized: string[];

@@ -7,19 +7,10 @@
 
 import { Rng } from "../../kernels/random.ts";
 import type { Dataset } from "./dataset.ts";
+import type { BatchEncoding } from "../../tokenizer/tokenizer.ts";
 
-/** A tokenized batch as the tokenizer returns it (row-major `(batchSize, seqLen)` arrays). */
-export interface BatchEncoding {
-  inputIds: Int32Array;
-  attentionMask: Int32Array;
-  tokenTypeIds: Int32Array;
-  batchSize: number;
-  seqLen: number;
-  /** Real (unpadded) length of each row. */
-  lengths: Int32Array;
-  /** How many rows were cut to maxLength. */
-  truncated: number;
-}
+// A batch encoder returns the tokenizer's padded batch (row-major `(batchSize, seqLen)` arrays).
+export type { BatchEncoding };
 
 /** Any tokenizer with a batch encoder of this shape (tokenizer/ provides one). */
 export interface BatchTokenizer {
@@ -40,7 +31,9 @@ export interface Batch {
   tokenTypeIds: Int32Array;
   /** (batchSize) class ids, or regression targets. */
   labels: Float32Array;
+  /** Rows in the batch. */
   batchSize: number;
+  /** Tokens per row, padding included. */
   seqLen: number;
   /** Sum of the attention mask: tokens that are not padding. */
   realTokens: number;
@@ -50,7 +43,7 @@ export interface Batch {
 export interface BatchOrderOptions {
   /** Shuffle the examples (seeded by `seed` and `epoch`). @default false */
   shuffle?: boolean;
-  /** @default 42 */
+  /** Seed of the shuffle. @default 42 */
   seed?: number;
   /** 0-based epoch; each epoch has its own order. @default 0 */
   epoch?: number;
@@ -60,6 +53,7 @@ export interface BatchOrderOptions {
 
 /** Options of {@linkcode makeBatches}. */
 export interface BatchOptions extends BatchOrderOptions {
+  /** Examples per batch (the last batch may be smaller). */
   batchSize: number;
   /** Longest sequence including [CLS]/[SEP]; longer rows are truncated. */
   maxLength: number;

@@ -16,7 +16,7 @@
  */
 
 import { Rng } from "../../kernels/random.ts";
-import { DEMO_LEXICON, type Inflected } from "./vocab.ts";
+import { DEMO_LEXICON, demoWordPieces, type Stem } from "./vocab.ts";
 
 /** One demo example. */
 export interface DemoExample {
@@ -64,8 +64,29 @@ const KIND_WEIGHTS: Record<DemoErrorKind, number> = {
   "missing-object": 0.2,
 };
 
-/** Acceptable sentences have at most this many words before the period, corrupted ones one more. */
-const MAX_WORDS = 12;
+/** How often each optional part of a sentence is drawn. */
+const PROB = {
+  /** A plural noun phrase without a determiner ("dogs run."). */
+  bare: 0.15,
+  /** An adjective before a noun. */
+  adj: 0.3,
+  /** A negated verb ("does not run"). */
+  neg: 0.2,
+  /** A transitive verb (else intransitive). */
+  trans: 0.55,
+  /** A prepositional phrase on the subject. */
+  pp: 0.3,
+  /** A relative clause on the subject (when there is no PP). */
+  rc: 0.25,
+  /** A prepositional phrase on the object of a main verb whose subject has no modifier. */
+  objpp: 0.15,
+};
+
+/**
+ * Acceptable sentences have at most this many WordPiece tokens (period included, [CLS]/[SEP] not);
+ * an extra determiner makes it one more, so every example fits 16 tokens with [CLS] and [SEP].
+ */
+const MAX_PIECES = 13;
 
 /** Options of {@linkcode generateDemoData}. */
 export interface DemoDataOptions {
@@ -154,7 +175,7 @@ function generateSplit(rng: Rng, n: number, seen: Set<string>): DemoExample[] {
 /** Draws a sentence the kind applies to and corrupts it when `label` is 0; null to retry. */
 function drawExample(rng: Rng, label: number, kind: DemoErrorKind): DemoExample | null {
   const sentence = drawSentence(rng);
-  if (sentence.length - 1 > MAX_WORDS) return null;
+  if (demoWordPieces(render(sentence)).length > MAX_PIECES) return null;
   const corrupted = corrupt(rng, sentence, kind);
   if (corrupted === null) return null; // this sentence does not fit the template
   if (label === 1) {
@@ -196,8 +217,8 @@ interface Word {
   transitive?: boolean;
   /** On the head noun of the subject: whether its modifier holds a noun of the other number. */
   attractor?: boolean;
-  /** The lexical entry of a noun, verb or auxiliary, to flip its number. */
-  entry?: Inflected;
+  /** The stem of a noun or verb, to flip its number; auxiliaries have none. */
+  stem?: Stem;
 }
 
 const L = DEMO_LEXICON;
@@ -206,38 +227,45 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
   return items[rng.int(items.length)];
 }
 
-function form(entry: Inflected, plural: boolean): string {
-  return plural ? entry.plural : entry.singular;
+/** "dog"/"dogs" by number. */
+function nounForm(stem: Stem, plural: boolean): string {
+  return plural ? stem + "s" : stem;
+}
+
+/** Present tense agreeing with a subject of the given number: "runs"/"run", "does"/"do". */
+function verbForm(stem: Stem | undefined, plural: boolean): string {
+  if (stem === undefined) return plural ? L.auxiliary.plural : L.auxiliary.singular;
+  return plural ? stem : stem + "s";
 }
 
 /** det? adj? noun. Plural noun phrases are sometimes bare ("dogs"); singular ones never are. */
 function nounPhrase(rng: Rng, plural: boolean, slot: Slot): Word[] {
   const words: Word[] = [];
-  if (!plural || rng.uniform() >= 0.15) {
+  if (!plural || rng.uniform() >= PROB.bare) {
     const dets = [...L.determinersAny, ...(plural ? L.determinersPlural : L.determinersSingular)];
     words.push({ text: pick(rng, dets), tag: "det", plural, slot });
   }
-  if (rng.uniform() < 0.3) words.push({ text: pick(rng, L.adjectives), tag: "adj", plural, slot });
+  if (rng.uniform() < PROB.adj) words.push({ text: pick(rng, L.adjectives), tag: "adj", plural, slot });
   const noun = pick(rng, L.nouns);
-  words.push({ text: form(noun, plural), tag: "noun", plural, slot, entry: noun });
+  words.push({ text: nounForm(noun, plural), tag: "noun", plural, slot, stem: noun });
   return words;
 }
 
 /** Finite verb phrase agreeing with a subject of number `plural`; `main` marks the main clause's. */
 function verbPhrase(rng: Rng, plural: boolean, main: boolean, objectModifier: boolean): Word[] {
-  const transitive = rng.uniform() < 0.55;
+  const transitive = rng.uniform() < PROB.trans;
   const verb = pick(rng, transitive ? L.transitive : L.intransitive);
   const words: Word[] = [];
-  if (rng.uniform() < 0.2) {
-    words.push({ text: form(L.auxiliary, plural), tag: "aux", plural, main, transitive, entry: L.auxiliary });
+  if (rng.uniform() < PROB.neg) {
+    words.push({ text: verbForm(undefined, plural), tag: "aux", plural, main, transitive });
     words.push({ text: L.negation, tag: "not", plural });
-    words.push({ text: verb.plural, tag: "verb", plural: true }); // the bare infinitive
+    words.push({ text: verb, tag: "verb", plural: true }); // the bare infinitive is the stem
   } else {
-    words.push({ text: form(verb, plural), tag: "verb", plural, main, transitive, entry: verb });
+    words.push({ text: verbForm(verb, plural), tag: "verb", plural, main, transitive, stem: verb });
   }
   if (transitive) {
     const object = nounPhrase(rng, rng.uniform() < 0.5, main ? "object" : "inner");
-    if (objectModifier && rng.uniform() < 0.15) {
+    if (objectModifier && rng.uniform() < PROB.objpp) {
       object.push({ text: pick(rng, L.prepositions), tag: "prep", plural: false });
       object.push(...nounPhrase(rng, rng.uniform() < 0.5, "inner"));
     }
@@ -254,12 +282,12 @@ function drawSentence(rng: Rng): Word[] {
   const head = subject[subject.length - 1];
   const modifier = rng.uniform();
   let inner: Word[] = [];
-  if (modifier < 0.3) {
+  if (modifier < PROB.pp) {
     inner = [
       { text: pick(rng, L.prepositions), tag: "prep", plural: false },
       ...nounPhrase(rng, rng.uniform() < 0.5, "inner"),
     ];
-  } else if (modifier < 0.55) {
+  } else if (modifier < PROB.pp + PROB.rc) {
     const that: Word = { text: L.complementizer, tag: "that", plural: false };
     if (rng.uniform() < 0.5) {
       // Subject relative: "the dog that likes the cats"; the gap is the clause's subject.
@@ -269,12 +297,12 @@ function drawSentence(rng: Rng): Word[] {
       const innerPlural = rng.uniform() < 0.5;
       const verb = pick(rng, L.transitive);
       inner = [that, ...nounPhrase(rng, innerPlural, "inner")];
-      if (rng.uniform() < 0.2) {
-        inner.push({ text: form(L.auxiliary, innerPlural), tag: "aux", plural: innerPlural });
+      if (rng.uniform() < PROB.neg) {
+        inner.push({ text: verbForm(undefined, innerPlural), tag: "aux", plural: innerPlural });
         inner.push({ text: L.negation, tag: "not", plural: innerPlural });
-        inner.push({ text: verb.plural, tag: "verb", plural: true });
+        inner.push({ text: verb, tag: "verb", plural: true });
       } else {
-        inner.push({ text: form(verb, innerPlural), tag: "verb", plural: innerPlural });
+        inner.push({ text: verbForm(verb, innerPlural), tag: "verb", plural: innerPlural });
       }
     }
   }
@@ -305,7 +333,7 @@ function corrupt(rng: Rng, words: Word[], kind: DemoErrorKind): Word[] | null {
         words.findIndex((w) => w.tag === "prep" || w.tag === "that") < mainIndex;
       if (kind === "agreement" ? modified : !subjectHead.attractor) return null;
       const copy = [...words];
-      copy[mainIndex] = { ...main, text: form(main.entry!, !main.plural), plural: !main.plural };
+      copy[mainIndex] = { ...main, text: verbForm(main.stem, !main.plural), plural: !main.plural };
       return copy;
     }
     case "word-order": {
@@ -372,13 +400,13 @@ function lexicon(): Lookup {
   for (const d of L.determinersAny) det.set(d, ["sg", "pl"]);
   for (const d of L.determinersSingular) det.set(d, ["sg"]);
   for (const d of L.determinersPlural) det.set(d, ["pl"]);
-  const numbered = (list: readonly Inflected[]) =>
-    new Map<string, Num>(list.flatMap((w) => [[w.singular, "sg"], [w.plural, "pl"]]));
+  const noun = new Map<string, Num>(L.nouns.flatMap((w) => [[w, "sg"], [w + "s", "pl"]]));
+  const verbs = (stems: readonly Stem[]) => new Map<string, Num>(stems.flatMap((w) => [[w + "s", "sg"], [w, "pl"]]));
   lookup = {
     det,
-    noun: numbered(L.nouns),
-    intransitive: numbered(L.intransitive),
-    transitive: numbered(L.transitive),
+    noun,
+    intransitive: verbs(L.intransitive),
+    transitive: verbs(L.transitive),
     adjectives: new Set(L.adjectives),
     prepositions: new Set(L.prepositions),
   };

@@ -1,0 +1,427 @@
+/**
+ * Training suite: one optimizer step as the Trainer runs it (upload the batch, clear gradients,
+ * forward, backward, gradient norm + clip, AdamW, in one command encoder; wall clock from setBatch to
+ * `onSubmittedWorkDone`) for a tiny config and for bert-base at batch 32, sequence 64; the bytes the
+ * engine holds; fixed (pad to 64) vs dynamic padding over one CoLA epoch; and the same tiny step in
+ * PyTorch eager float32 on the CPU (bench/torch_step.py) as the same-run reference.
+ *
+ * Dropout is on (0.1) in every timed step, as in training. Batches for the step timings are random
+ * full-length rows; the CoLA estimate uses the real bert-base-uncased tokenizer and the CoLA train set.
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { Gpu } from "../kernels/runtime.ts";
+import { Rng } from "../kernels/random.ts";
+import { type BertConfig, parseBertConfig } from "../train/config.ts";
+import { type BatchInput, BertEngine } from "../train/model.ts";
+import { AdamW } from "../train/optimizer.ts";
+import { parameterSpecs } from "../train/params.ts";
+import { initWeights, numel } from "../train/weights.ts";
+import { stepSeed } from "../train/trainer.ts";
+import { type Batch, makeBatches } from "../train/data/batches.ts";
+import { mapSummary, type Ratio, summarize, type Summary } from "./_stats.ts";
+
+/** The tiny config: 2 layers, hidden 32, 4 heads, FFN 64, bert-base-uncased's vocabulary (CoLA ids fit). */
+export const TINY_CONFIG = {
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 64,
+  vocab_size: 30522,
+} as const;
+
+/** PyTorch figures from the GPU script (bench/gpu/torch_bench.py), bert-base on the same GPU. */
+export interface TorchGpuTrainReference {
+  device: string;
+  torch: string;
+  model: string;
+  batch: number;
+  seq: number;
+  fp32: Summary;
+  amp?: Summary;
+  peakBytes: { fp32?: number; amp?: number };
+}
+
+/** Options of {@linkcode benchTrain}. */
+export interface BenchTrainOptions {
+  /** Tiny config only, a small CoLA sample, 1 warm-up + 2 runs (seconds). @default false */
+  quick?: boolean;
+  /** Python with torch for the CPU reference; a missing one skips it with a note. @default "/usr/bin/python3" */
+  python?: string;
+  /** Folder with cola_public_1.1.zip and bert-base-uncased/. @default ../shared/data from the repo root */
+  dataDir?: string;
+  /** bert-base batch actually timed. @default 32, or 2 on a software (fallback) adapter */
+  bertBaseBatch?: number;
+  /** PyTorch GPU figures from the same GPU-script run, for ours vs torch ratios. */
+  torchGpu?: TorchGpuTrainReference;
+}
+
+/** One model's step timing. */
+export interface StepTiming {
+  model: "tiny" | "bert-base";
+  config: Record<string, number>;
+  batch: number;
+  seq: number;
+  warmup: number;
+  stepMs: Summary;
+  sequencesPerSecond: Summary;
+  /** The engine's buffers (parameters, gradients, activations) allocated for `allocatedFor`. */
+  engineBytes: number;
+  /** Engine plus AdamW moments, grad-norm scratch and recorded plans: what training holds. */
+  trainingBytes: number;
+  allocatedFor: { batch: number; seq: number };
+  note?: string;
+}
+
+/** One padding mode over one CoLA epoch. */
+export interface PaddingSide {
+  /** batch x width summed over the epoch's batches. */
+  tokens: number;
+  realTokens: number;
+  paddedTokens: number;
+  meanWidth: number;
+  /** Estimated epoch time: mean step time over the sampled batches x the epoch's batch count. */
+  epochSeconds: Summary;
+}
+
+/** Fixed vs dynamic padding on the CoLA train split (tiny config). */
+export interface PaddingResult {
+  examples: number;
+  batches: number;
+  sampledBatches: number;
+  passes: number;
+  fixed: PaddingSide;
+  dynamic: PaddingSide;
+}
+
+/** PyTorch's figure from bench/torch_step.py. */
+export interface TorchStepResult {
+  torch: string;
+  device: string;
+  threads: number;
+  model: string;
+  dropout: boolean;
+  batch: number;
+  seq: number;
+  stepMs: Summary;
+}
+
+/** What {@linkcode benchTrain} measured. */
+export interface TrainBenchResult {
+  adapter: string;
+  steps: StepTiming[];
+  padding: PaddingResult | null;
+  torchCpu: TorchStepResult | null;
+  torchGpu: TorchGpuTrainReference | null;
+  ratios: Ratio[];
+  notes: string[];
+}
+
+const BATCH = 32;
+const SEQ = 64;
+const LR = 2e-5;
+const DEFAULT_DATA = new URL("../../shared/data/", import.meta.url);
+
+/** A random full-length batch: ids in [1, vocab), mask all ones, one segment, labels 0/1. */
+function randomBatch(rng: Rng, B: number, T: number, vocab: number): BatchInput {
+  return {
+    inputIds: Int32Array.from({ length: B * T }, () => 1 + rng.int(vocab - 1)),
+    attentionMask: new Int32Array(B * T).fill(1),
+    tokenTypeIds: new Int32Array(B * T),
+    labels: Float32Array.from({ length: B }, () => rng.int(2)),
+    batchSize: B,
+    seqLen: T,
+  };
+}
+
+/** An engine, its AdamW, and a step function (on a fresh device so the byte counts are its own). */
+async function trainer(config: BertConfig, allocBatch: number) {
+  const gpu = await Gpu.create();
+  const engine = BertEngine.create(gpu, config, initWeights(config, 1), {
+    maxBatch: allocBatch,
+    maxSeqLen: SEQ,
+  });
+  const engineBytes = gpu.bytesAllocated;
+  const sizes = new Map(parameterSpecs(config).map((s) => [s.name, numel(s.shape)]));
+  const optimizer = new AdamW(gpu, engine.params, engine.grads, sizes, { eps: 1e-8, maxGradNorm: 1 });
+  let counter = 0;
+  /** One training step on `batch`, resolved when the GPU has finished it. */
+  const step = async (batch: BatchInput) => {
+    engine.setBatch(batch);
+    engine.setDropoutSeed(stepSeed(42, counter++));
+    const plan = engine.plan(batch.batchSize, batch.seqLen);
+    const encoder = gpu.device.createCommandEncoder({ label: "bench.step" });
+    gpu.encode(encoder, [
+      ...engine.clearGradients(),
+      ...plan.forward,
+      ...plan.backward,
+      ...optimizer.next(LR),
+    ]);
+    gpu.device.queue.submit([encoder.finish()]);
+    await gpu.device.queue.onSubmittedWorkDone();
+    gpu.checkErrors();
+  };
+  return { gpu, engine, engineBytes, step };
+}
+
+async function timeSteps(
+  step: (b: BatchInput) => Promise<void>,
+  batch: BatchInput,
+  warmup: number,
+  repeats: number,
+): Promise<Summary> {
+  for (let i = 0; i < warmup; i++) await step(batch);
+  const ms: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await step(batch);
+    ms.push(performance.now() - t0);
+  }
+  return summarize(ms);
+}
+
+function configFields(config: BertConfig): Record<string, number> {
+  const { hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size } = config;
+  return { hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size };
+}
+
+/** Runs bench/torch_step.py; null (with the reason in `notes`) when Python or torch is missing. */
+async function torchCpuStep(
+  python: string,
+  config: Record<string, number>,
+  warmup: number,
+  repeats: number,
+  notes: string[],
+): Promise<TorchStepResult | null> {
+  const script = fileURLToPath(new URL("./torch_step.py", import.meta.url));
+  const args = [script, "--config", JSON.stringify(config), "--batch", `${BATCH}`, "--seq", `${SEQ}`];
+  args.push("--warmup", `${warmup}`, "--repeats", `${repeats}`);
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(python, { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    notes.push(`PyTorch CPU reference skipped: cannot run "${python}" (${(e as Error).message})`);
+    return null;
+  }
+  const text = new TextDecoder();
+  if (!out.success) {
+    const err = text.decode(out.stderr).trim().split("\n").at(-1) ?? "";
+    notes.push(`PyTorch CPU reference skipped: ${python} bench/torch_step.py failed: ${err}`);
+    return null;
+  }
+  const r = JSON.parse(text.decode(out.stdout).trim().split("\n").at(-1)!);
+  return {
+    torch: r.torch,
+    device: r.device,
+    threads: r.threads,
+    model: r.model,
+    dropout: r.dropout,
+    batch: r.batch,
+    seq: r.seq,
+    stepMs: r.step_ms,
+  };
+}
+
+/** Fixed vs dynamic padding over one CoLA epoch on the tiny engine. */
+async function paddingStudy(
+  step: (b: BatchInput) => Promise<void>,
+  dataDir: URL,
+  quick: boolean,
+): Promise<PaddingResult> {
+  // Imported here so that hosts without the data (the GPU host) never load the tokenizer or zip code.
+  const { loadCola } = await import("../train/data/cola.ts");
+  const { loadTokenizer } = await import("../tokenizer/mod.ts");
+  const cola = await loadCola(fileURLToPath(dataDir));
+  const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", dataDir));
+  const epoch = (padding: "max_length" | "longest") =>
+    makeBatches(cola.train, tokenizer, {
+      batchSize: BATCH,
+      maxLength: SEQ,
+      padding,
+      shuffle: true,
+      seed: 42,
+    });
+  const kinds = { fixed: epoch("max_length"), dynamic: epoch("longest") };
+  const count = kinds.fixed.length;
+  const order = Array.from({ length: count }, (_, i) => i);
+  new Rng(7).shuffle(order);
+  const sample = order.slice(0, quick ? 2 : 8).sort((a, b) => a - b);
+  const passes = quick ? 1 : 3;
+  for (const batches of Object.values(kinds)) for (const i of sample) await step(batches[i]); // records plans
+  const epochSeconds: Record<string, number[]> = { fixed: [], dynamic: [] };
+  for (let p = 0; p < passes; p++) {
+    for (const [kind, batches] of Object.entries(kinds)) {
+      let total = 0;
+      for (const i of sample) {
+        const t0 = performance.now();
+        await step(batches[i]);
+        total += performance.now() - t0;
+      }
+      epochSeconds[kind].push((total / sample.length) * count / 1000);
+    }
+  }
+  const side = (batches: Batch[], kind: string): PaddingSide => {
+    const tokens = batches.reduce((s, b) => s + b.batchSize * b.seqLen, 0);
+    const realTokens = batches.reduce((s, b) => s + b.realTokens, 0);
+    return {
+      tokens,
+      realTokens,
+      paddedTokens: tokens - realTokens,
+      meanWidth: batches.reduce((s, b) => s + b.seqLen, 0) / batches.length,
+      epochSeconds: summarize(epochSeconds[kind]),
+    };
+  };
+  return {
+    examples: cola.train.examples.length,
+    batches: count,
+    sampledBatches: sample.length,
+    passes,
+    fixed: side(kinds.fixed, "fixed"),
+    dynamic: side(kinds.dynamic, "dynamic"),
+  };
+}
+
+/**
+ * Times training steps (tiny and bert-base), the CoLA padding study and the PyTorch CPU reference.
+ * @example
+ * ```ts ignore
+ * import { benchTrain } from "./train.ts";
+ * const result = await benchTrain({ quick: true });
+ * console.log(result.ratios);
+ * ```
+ */
+export async function benchTrain(options: BenchTrainOptions = {}): Promise<TrainBenchResult> {
+  const quick = options.quick ?? false;
+  const warmup = quick ? 1 : 2;
+  const repeats = quick ? 2 : 5;
+  const notes: string[] = [];
+  const ratios: Ratio[] = [];
+  const steps: StepTiming[] = [];
+  const rng = new Rng(3);
+
+  // Tiny config: step timing, then the padding study on the same engine.
+  const tinyConfig = parseBertConfig({ ...TINY_CONFIG }, "tiny config");
+  const tiny = await trainer(tinyConfig, BATCH);
+  const adapter = tiny.gpu.report.description || tiny.gpu.report.vendor;
+  const isFallback = tiny.gpu.isFallback;
+  let padding: PaddingResult | null = null;
+  try {
+    const stepMs = await timeSteps(
+      tiny.step,
+      randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size),
+      warmup,
+      repeats,
+    );
+    steps.push({
+      model: "tiny",
+      config: configFields(tinyConfig),
+      batch: BATCH,
+      seq: SEQ,
+      warmup,
+      stepMs,
+      sequencesPerSecond: mapSummary(stepMs, (ms) => BATCH * 1000 / ms),
+      engineBytes: tiny.engineBytes,
+      trainingBytes: tiny.gpu.bytesAllocated,
+      allocatedFor: { batch: BATCH, seq: SEQ },
+    });
+    const dataDir = options.dataDir
+      ? new URL(`file://${options.dataDir.replace(/\/?$/, "/")}`)
+      : DEFAULT_DATA;
+    if (await Deno.stat(new URL("cola_public_1.1.zip", dataDir)).then(() => true, () => false)) {
+      padding = await paddingStudy(tiny.step, dataDir, quick);
+      ratios.push({
+        name: "CoLA epoch padded tokens: dynamic / fixed",
+        value: padding.dynamic.paddedTokens / padding.fixed.paddedTokens,
+        reference: "fixed padding to 64",
+        reading: "< 1: dynamic padding computes fewer pad tokens",
+      }, {
+        name: "CoLA epoch time (tiny): dynamic / fixed",
+        value: padding.dynamic.epochSeconds.median / padding.fixed.epochSeconds.median,
+        reference: "fixed padding to 64",
+        reading: "< 1: dynamic padding is faster",
+      });
+    } else {
+      notes.push(`padding study skipped: no cola_public_1.1.zip in ${fileURLToPath(dataDir)}`);
+    }
+  } finally {
+    tiny.gpu.device.destroy();
+  }
+
+  const torchCpu = await torchCpuStep(
+    options.python ?? "/usr/bin/python3",
+    configFields(tinyConfig),
+    warmup,
+    repeats,
+    notes,
+  );
+  if (torchCpu) {
+    ratios.push({
+      name: "tiny step: PyTorch CPU / ours",
+      value: torchCpu.stepMs.median / steps[0].stepMs.median,
+      reference: `PyTorch ${torchCpu.torch} eager float32, CPU, ${torchCpu.threads} thread(s)`,
+      reading: "> 1: ours is faster",
+    });
+  }
+
+  if (quick) notes.push("quick mode: bert-base skipped");
+  else {
+    const config = parseBertConfig({}, "bert-base");
+    const batch = options.bertBaseBatch ?? (isFallback ? 2 : BATCH);
+    const [w, r] = isFallback ? [1, 2] : [warmup, repeats];
+    const base = await trainer(config, Math.max(batch, BATCH));
+    try {
+      const stepMs = await timeSteps(base.step, randomBatch(rng, batch, SEQ, config.vocab_size), w, r);
+      const reduced = batch !== BATCH || isFallback;
+      steps.push({
+        model: "bert-base",
+        config: configFields(config),
+        batch,
+        seq: SEQ,
+        warmup: w,
+        stepMs,
+        sequencesPerSecond: mapSummary(stepMs, (ms) => batch * 1000 / ms),
+        engineBytes: base.engineBytes,
+        trainingBytes: base.gpu.bytesAllocated,
+        allocatedFor: { batch: Math.max(batch, BATCH), seq: SEQ },
+        ...(reduced
+          ? {
+            note: `software adapter: timed at batch ${batch} with ${w} warm-up + ${r} runs ` +
+              `(buffers allocated for batch ${BATCH})`,
+          }
+          : {}),
+      });
+    } finally {
+      base.gpu.device.destroy();
+    }
+  }
+
+  const torchGpu = options.torchGpu ?? null;
+  const ours = steps.find((s) => s.model === "bert-base");
+  if (torchGpu && ours) {
+    if (ours.batch === torchGpu.batch && ours.seq === torchGpu.seq) {
+      for (const [mode, s] of [["float32", torchGpu.fp32], ["AMP", torchGpu.amp]] as const) {
+        if (!s) continue;
+        ratios.push({
+          name: `bert-base step: PyTorch ${mode} / ours`,
+          value: s.median / ours.stepMs.median,
+          reference: `PyTorch ${torchGpu.torch} eager ${mode} on ${torchGpu.device}`,
+          reading: "> 1: ours is faster",
+        });
+      }
+      if (torchGpu.peakBytes.fp32) {
+        ratios.push({
+          name: "bert-base memory: ours / PyTorch float32 peak",
+          value: ours.trainingBytes / torchGpu.peakBytes.fp32,
+          reference: "torch.cuda.max_memory_allocated (float32 step)",
+          reading: "< 1: ours holds less",
+        });
+      }
+    } else {
+      notes.push(
+        `PyTorch GPU figures are for batch ${torchGpu.batch} x ${torchGpu.seq}; ours ran ${ours.batch} x ${ours.seq}: no ratio`,
+      );
+    }
+  }
+  return { adapter, steps, padding, torchCpu, torchGpu, ratios, notes };
+}
