@@ -14,13 +14,17 @@ Deno.test({
   fn: async () => {
     const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", shared));
     const cola = await loadCola(new URL("cola_public_1.1.zip", shared).pathname);
-    const config = parseBertConfig({
-      vocab_size: tokenizer.vocabSize,
-      hidden_size: 32,
-      num_hidden_layers: 2,
-      num_attention_heads: 4,
-      intermediate_size: 64,
-    }, "tiny", { labels: cola.train.labels, dropout: 0 });
+    const config = parseBertConfig(
+      {
+        vocab_size: tokenizer.vocabSize,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+      },
+      "tiny",
+      { labels: cola.train.labels, dropout: 0 },
+    );
     const train = { ...cola.train, examples: cola.train.examples.slice(0, 48 * 16) };
     const trainer = new Trainer(await testGpu(), config, initWeights(config, 1), tokenizer, {
       ...DEFAULT_TRAIN_OPTIONS,
@@ -36,7 +40,9 @@ Deno.test({
     const { steps } = await trainer.fit(train, null);
     const after = (await trainer.evaluate(heldOut)).loss;
     if (steps.length !== 48 || !(after < before - 0.02)) {
-      throw new Error(`held-out loss did not fall: ${before.toFixed(4)} -> ${after.toFixed(4)} (${steps.length} steps)`);
+      throw new Error(
+        `held-out loss did not fall: ${before.toFixed(4)} -> ${after.toFixed(4)} (${steps.length} steps)`,
+      );
     }
   },
 });

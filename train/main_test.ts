@@ -177,25 +177,43 @@ Deno.test({
     Deno.env.set("HF_ENDPOINT", server.origin);
     try {
       const args = [
-        ...["--model", "test-org/tiny-bert", "--data", join(fixture, "train.tsv"), "--cache-dir", join(tmp, "cache")],
+        ...[
+          "--model",
+          "test-org/tiny-bert",
+          "--data",
+          join(fixture, "train.tsv"),
+          "--cache-dir",
+          join(tmp, "cache"),
+        ],
         ...["--epochs", "1", "--batch-size", "8", "--max-length", "8", "--val-split", "0.2"],
       ];
       const first = await run([...args, "--output", join(tmp, "a")]);
       if (first.code !== 0) throw new Error(`exit code ${first.code}`);
       const fetched = server.requests.map((r) => r.path.split("/").pop()).sort().join();
-      if (!fetched.includes("config.json") || !fetched.includes("model.safetensors") || !fetched.includes("vocab.txt")) {
+      if (
+        !fetched.includes("config.json") || !fetched.includes("model.safetensors") ||
+        !fetched.includes("vocab.txt")
+      ) {
         throw new Error(`requests: ${fetched}`);
       }
       // The second run is served from the cache: no model file is fetched again.
       const before = server.requests.length;
       const second = await run([...args, "--output", join(tmp, "b")]);
-      if (second.code !== 0 || server.requests.some((r, i) => i >= before && /model\.safetensors$/.test(r.path))) {
+      if (
+        second.code !== 0 || server.requests.some((r, i) => i >= before && /model\.safetensors$/.test(r.path))
+      ) {
         throw new Error(`second run fetched again: ${JSON.stringify(server.requests.slice(before))}`);
       }
       if (!/Validation: accuracy/.test(first.out)) throw new Error(`no validation line in:\n${first.out}`);
       // An id the hub does not have names the URL and says how to use a local folder.
-      const err = await main([...args, "--model", "test-org/missing", "--output", join(tmp, "c")]).then(() => null, (e) => e);
-      if (!err || !/test-org\/missing\/resolve\/main\//.test(err.message) || !/config\.json/.test(err.message) || !/--model <folder>/.test(err.message)) {
+      const err = await main([...args, "--model", "test-org/missing", "--output", join(tmp, "c")]).then(
+        () => null,
+        (e) => e,
+      );
+      if (
+        !err || !/test-org\/missing\/resolve\/main\//.test(err.message) ||
+        !/config\.json/.test(err.message) || !/--model <folder>/.test(err.message)
+      ) {
         throw new Error(`got ${err}`);
       }
     } finally {

@@ -130,6 +130,7 @@ export class BertEngine {
         `Sequence length ${options.maxSeqLen} exceeds the model's max_position_embeddings ${config.max_position_embeddings}: use a max length of at most ${config.max_position_embeddings}`,
       );
     }
+    checkDeviceLimits(gpu, config, options.maxBatch, options.maxSeqLen);
     for (const spec of parameterSpecs(config)) {
       const data = weights.get(spec.name);
       if (!data) throw new RangeError(`Weights are missing parameter "${spec.name}"`);
@@ -276,6 +277,29 @@ export class BertEngine {
       const buf = this.params.get(name);
       if (!buf) throw new RangeError(`Unknown parameter "${name}"`);
       this.gpu.write(buf, data);
+    }
+  }
+}
+
+/**
+ * Fails before anything is allocated when the largest buffer of this config and batch shape exceeds
+ * what the device can bind; names the limit, the sizes and the fix.
+ */
+export function checkDeviceLimits(gpu: Gpu, config: BertConfig, B: number, T: number): void {
+  const limits = gpu.device.limits;
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const N = B * T;
+  const largest: [string, number][] = [
+    ["attention scores (batch x heads x seq x seq)", B * config.num_attention_heads * T * T * 4],
+    ["feed-forward activations (batch x seq x intermediate_size)", N * config.intermediate_size * 4],
+    ["word embeddings (vocab_size x hidden_size)", config.vocab_size * config.hidden_size * 4],
+  ];
+  for (const [what, bytes] of largest) {
+    if (bytes > limit) {
+      throw new RangeError(
+        `The ${what} need a ${bytes}-byte buffer but the device's maxStorageBufferBindingSize/maxBufferSize is ${limit}: ` +
+          `use a smaller batch size (now ${B}) or sequence length (now ${T})`,
+      );
     }
   }
 }

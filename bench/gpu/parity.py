@@ -71,10 +71,11 @@ def hf_reference(cfg, work, batch, device):
     import transformers
     from transformers import BertConfig, BertForSequenceClassification
     fields = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures")}
-    try:
-        config = BertConfig(**fields, attn_implementation="eager")
-    except (TypeError, ValueError):
-        config = BertConfig(**fields)
+    config = BertConfig(**fields)
+    try:  # the textbook attention; SDPA would differ only in float32 rounding
+        config._attn_implementation = "eager"
+    except (AttributeError, ValueError):
+        pass
     torch.manual_seed(0)
     model = BertForSequenceClassification(config).float()
     model.save_pretrained(work)  # model.safetensors + config.json
@@ -83,7 +84,7 @@ def hf_reference(cfg, work, batch, device):
     out = model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
     out.loss.backward()
     grads = {n: p.grad.detach().float().cpu() for n, p in model.named_parameters()}
-    attn = getattr(config, "_attn_implementation", None)
+    attn = getattr(model.config, "_attn_implementation", None)
     name = f"transformers {transformers.__version__} BertForSequenceClassification (attention: {attn})"
     return name, out.logits.detach().float().cpu(), out.loss.detach().float().cpu().reshape(1), grads
 

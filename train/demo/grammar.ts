@@ -401,7 +401,8 @@ function lexicon(): Lookup {
   for (const d of L.determinersSingular) det.set(d, ["sg"]);
   for (const d of L.determinersPlural) det.set(d, ["pl"]);
   const noun = new Map<string, Num>(L.nouns.flatMap((w) => [[w, "sg"], [w + "s", "pl"]]));
-  const verbs = (stems: readonly Stem[]) => new Map<string, Num>(stems.flatMap((w) => [[w + "s", "sg"], [w, "pl"]]));
+  const verbs = (stems: readonly Stem[]) =>
+    new Map<string, Num>(stems.flatMap((w) => [[w + "s", "sg"], [w, "pl"]]));
   lookup = {
     det,
     noun,
