@@ -30,7 +30,7 @@ export function helpText(usage: string, flags: Record<string, Flag>): string {
     const def = f.default === undefined ? "" : ` (default: ${shown})`;
     return `${left.padEnd(30)} ${f.help}${def}`;
   });
-  return `${usage}\n\nOptions:\n${rows.join("\n")}\n  --help${" ".repeat(24)} Show this help\n`;
+  return `${usage}\n\nOptions:\n${rows.join("\n")}\n${"  --help".padEnd(30)} Show this help\n`;
 }
 
 /**
@@ -76,4 +76,30 @@ export function parseFlags(
     values[name] = n;
   }
   return { values, help: Boolean((parsed.values as Record<string, unknown>).help) };
+}
+
+/** Parsed flag values, by flag name. */
+export type FlagValues = Record<string, string | number | boolean | undefined>;
+
+/**
+ * The shell of every command: parses `args`, prints --help, runs `body`, and exits with its code
+ * (0 by default), 2 for a {@linkcode UsageError}, 1 for any other error (its message on stderr).
+ */
+export async function runCli(
+  args: string[],
+  usage: string,
+  flags: Record<string, Flag>,
+  body: (values: FlagValues) => Promise<number | void>,
+): Promise<never> {
+  try {
+    const { values, help } = parseFlags(args, flags);
+    if (help) {
+      console.log(helpText(usage, flags));
+      Deno.exit(0);
+    }
+    Deno.exit((await body(values)) ?? 0);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  }
 }

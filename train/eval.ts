@@ -6,7 +6,7 @@
 
 import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { type Flag, helpText, parseFlags, UsageError } from "./cli.ts";
+import { type Flag, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
 import { COLA_URL } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
@@ -57,44 +57,36 @@ export async function evaluateModel(
 }
 
 if (import.meta.main) {
-  try {
-    const { values: v, help } = parseFlags(Deno.args, FLAGS);
-    if (help) {
-      console.log(
-        helpText(
-          "Evaluate a model: accuracy, MCC, F1.\n\nUsage: deno task eval --model <folder> --data <file>",
-          FLAGS,
-        ),
-      );
-      Deno.exit(0);
-    }
-    if (v.model === undefined) throw new UsageError("--model <folder> is required");
-    let sets: Record<string, Dataset>;
-    if (v.task === "cola") {
-      const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
-        cacheDir: v["cache-dir"] as string,
+  await runCli(
+    Deno.args,
+    "Evaluate a model: accuracy, MCC, F1.\n\nUsage: deno task eval --model <folder> --data <file>",
+    FLAGS,
+    async (v) => {
+      if (v.model === undefined) throw new UsageError("--model <folder> is required");
+      let sets: Record<string, Dataset>;
+      if (v.task === "cola") {
+        const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+          cacheDir: v["cache-dir"] as string,
+        });
+        sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
+      } else if (v.task !== undefined) throw new UsageError(`--task "${v.task}" is unknown; use "cola"`);
+      else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task cola");
+      else {
+        // String labels map through the model's own label2id, as it was trained.
+        const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
+        const ds = await loadTable(v.data as string, {
+          label2id,
+          textColumn: v["text-column"] as string,
+          textPairColumn: v["text-pair-column"] as string | undefined,
+          labelColumn: v["label-column"] as string,
+        });
+        sets = { [ds.name]: ds };
+      }
+      const results = await evaluateModel(v.model as string, sets, {
+        batchSize: v["batch-size"] as number,
+        maxLength: v["max-length"] as number,
       });
-      sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
-    } else if (v.task !== undefined) throw new UsageError(`--task "${v.task}" is unknown; use "cola"`);
-    else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task cola");
-    else {
-      // String labels map through the model's own label2id, as it was trained.
-      const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
-      const ds = await loadTable(v.data as string, {
-        label2id,
-        textColumn: v["text-column"] as string,
-        textPairColumn: v["text-pair-column"] as string | undefined,
-        labelColumn: v["label-column"] as string,
-      });
-      sets = { [ds.name]: ds };
-    }
-    const results = await evaluateModel(v.model as string, sets, {
-      batchSize: v["batch-size"] as number,
-      maxLength: v["max-length"] as number,
-    });
-    for (const [name, r] of Object.entries(results)) console.log(`${name}: ${formatEval(r)}`);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(e instanceof UsageError ? 2 : 1);
-  }
+      for (const [name, r] of Object.entries(results)) console.log(`${name}: ${formatEval(r)}`);
+    },
+  );
 }

@@ -16,7 +16,7 @@ import type { Dataset } from "../data/dataset.ts";
 import type { TrainOptions } from "../trainer.ts";
 import { exportModel } from "../export/export.ts";
 import { consoleProgress, formatEval, installInterrupt } from "../console.ts";
-import { type Flag, helpText, parseFlags, UsageError } from "../cli.ts";
+import { type Flag, runCli } from "../cli.ts";
 import { DEMO_LABELS, type DemoExample, generateDemoData } from "./grammar.ts";
 import { demoVocabulary } from "./vocab.ts";
 
@@ -146,27 +146,19 @@ export async function runDemo(options: {
 }
 
 if (import.meta.main) {
-  try {
-    const { values: v, help } = parseFlags(Deno.args, FLAGS);
-    if (help) {
-      console.log(
-        helpText(
-          "Train a tiny BERT from scratch on a generated grammar task (offline).\n\nUsage: deno task demo [options]",
-          FLAGS,
-        ),
-      );
-      Deno.exit(0);
-    }
-    const r = await runDemo({
-      output: v.output as string,
-      trainSize: v["train-size"] as number,
-      epochs: v.epochs as number,
-      seed: v.seed as number,
-      export: !v["no-export"],
-    });
-    Deno.exit(r ? 0 : 130);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(e instanceof UsageError ? 2 : 1);
-  }
+  await runCli(
+    Deno.args,
+    "Train a tiny BERT from scratch on a generated grammar task (offline).\n\nUsage: deno task demo [options]",
+    FLAGS,
+    async (v) => {
+      const r = await runDemo({
+        output: v.output as string,
+        trainSize: v["train-size"] as number,
+        epochs: v.epochs as number,
+        seed: v.seed as number,
+        export: !v["no-export"],
+      });
+      return r ? 0 : 130;
+    },
+  );
 }

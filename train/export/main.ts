@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Flag, helpText, parseFlags, UsageError } from "../cli.ts";
+import { type Flag, runCli, UsageError } from "../cli.ts";
 import { exportModel, type ExportVariant, VARIANT_FILES } from "./export.ts";
 
 const FLAGS: Record<string, Flag> = {
@@ -23,35 +23,27 @@ const FLAGS: Record<string, Flag> = {
 };
 
 if (import.meta.main) {
-  try {
-    const { values: v, help } = parseFlags(Deno.args, FLAGS);
-    if (help) {
-      console.log(
-        helpText(
-          "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
-          FLAGS,
-        ),
-      );
-      Deno.exit(0);
-    }
-    if (v.model === undefined) throw new UsageError("--model <folder> is required");
-    const variants = (v.variants as string).split(",").map((s) => s.trim()) as ExportVariant[];
-    for (const x of variants) {
-      if (!(x in VARIANT_FILES)) {
-        throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 or both`);
+  await runCli(
+    Deno.args,
+    "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
+    FLAGS,
+    async (v) => {
+      if (v.model === undefined) throw new UsageError("--model <folder> is required");
+      const variants = (v.variants as string).split(",").map((s) => s.trim()) as ExportVariant[];
+      for (const x of variants) {
+        if (!(x in VARIANT_FILES)) {
+          throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 or both`);
+        }
       }
-    }
-    const r = await exportModel(v.model as string, {
-      output: v.output as string | undefined,
-      maxLength: v["max-length"] as number,
-      variants,
-    });
-    for (const [variant, path] of Object.entries(r.files)) {
-      console.log(`${variant.padEnd(8)} ${path} (${(r.bytes[variant]! / 1e6).toFixed(2)} MB)`);
-    }
-    console.log(`Serve it: MODEL_DIR=${v.output ?? v.model} deno task serve`);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(e instanceof UsageError ? 2 : 1);
-  }
+      const r = await exportModel(v.model as string, {
+        output: v.output as string | undefined,
+        maxLength: v["max-length"] as number,
+        variants,
+      });
+      for (const [variant, path] of Object.entries(r.files)) {
+        console.log(`${variant.padEnd(8)} ${path} (${(r.bytes[variant]! / 1e6).toFixed(2)} MB)`);
+      }
+      console.log(`Serve it: MODEL_DIR=${v.output ?? v.model} deno task serve`);
+    },
+  );
 }
