@@ -22,7 +22,7 @@
  *
  * const tokenizer = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "great", "dull", "film", "plot"]);
  * const texts = ["a great film", "a dull film", "great plot", "dull plot", "a great plot", "a dull plot"];
- * const examples = texts.map((text) => ({ text, label: text.includes("great") ? 1 : 0 }));
+ * const examples = [...texts, ...texts].map((text) => ({ text, label: text.includes("great") ? 1 : 0 }));
  * const train = { name: "reviews", labels: ["negative", "positive"], examples };
  *
  * const config = createModelConfig({ vocabSize: tokenizer.vocabSize, labels: train.labels });
@@ -30,10 +30,10 @@
  * const result = await fineTune({ config, weights: initWeights(config, 42) }, { train, validation: train }, {
  *   tokenizer,
  *   output,
- *   epochs: 10,
- *   batchSize: 6,
+ *   epochs: 5,
+ *   batchSize: 12,
  *   maxLength: 8,
- *   lr: 3e-3,
+ *   lr: 5e-3,
  * });
  * console.log(result.epochs.at(-1)!.validation!.accuracy); // 1
  *

@@ -153,7 +153,7 @@ async function environment(report: AdapterReport | null): Promise<Environment> {
   };
 }
 
-function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[]): void {
+function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[], torchDevice: string): void {
   for (const m of r.matmul) {
     rows.push(row("kernels", `matmul ${m.shape} (${m.kernel})`, m.gflops, "GFLOP/s"));
     if (m.torchGflops) rows.push(row("kernels", `torch.matmul ${m.shape}`, m.torchGflops, "GFLOP/s"));
@@ -161,7 +161,7 @@ function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[]): void {
       ratios.push({
         name: `matmul ${m.shape}: ours / torch`,
         value: m.vsTorch,
-        reference: "torch.matmul float32 on the same GPU",
+        reference: `torch.matmul float32 on ${torchDevice} (GPU script, same run)`,
         reading: "> 1: ours is faster",
       });
     }
@@ -195,15 +195,9 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
   }
   if (r.torchCpu) rows.push(row("train", "PyTorch CPU tiny step 32x64", r.torchCpu.stepMs, "ms"));
   if (r.torchGpu) {
-    rows.push(
-      row(
-        "train",
-        `PyTorch float32 bert-base step ${r.torchGpu.batch}x${r.torchGpu.seq}`,
-        r.torchGpu.fp32,
-        "ms",
-      ),
-    );
-    if (r.torchGpu.amp) rows.push(row("train", "PyTorch AMP bert-base step", r.torchGpu.amp, "ms"));
+    const t = r.torchGpu;
+    rows.push(row("train", `PyTorch float32 step ${t.batch}x${t.seq} (torch_bench.py)`, t.fp32, "ms"));
+    if (t.amp) rows.push(row("train", `PyTorch AMP step ${t.batch}x${t.seq} (torch_bench.py)`, t.amp, "ms"));
   }
 }
 
@@ -359,7 +353,7 @@ export async function runBench(
         try {
           const r = await benchKernels(gpu, { quick, torchMatmul: torch?.matmul as TorchMatmulReference });
           results.kernels = r;
-          kernelRows(r, rows, suiteRatios);
+          kernelRows(r, rows, suiteRatios, String(torch?.device));
           notes.push(...r.notes.map((n) => `kernels: ${n}`));
         } finally {
           gpu.device.destroy();

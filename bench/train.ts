@@ -10,7 +10,8 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { resolve } from "node:path";
 import { Gpu } from "../kernels/runtime.ts";
 import { Rng } from "../kernels/random.ts";
 import { type BertConfig, parseBertConfig } from "../train/config.ts";
@@ -325,11 +326,13 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       trainingBytes: tiny.gpu.bytesAllocated,
       allocatedFor: { batch: BATCH, seq: SEQ },
     });
-    const dataDir = options.dataDir
-      ? new URL(`file://${options.dataDir.replace(/\/?$/, "/")}`)
-      : DEFAULT_DATA;
+    const dataDir = options.dataDir ? pathToFileURL(`${resolve(options.dataDir)}/`) : DEFAULT_DATA;
     if (await Deno.stat(new URL("cola_public_1.1.zip", dataDir)).then(() => true, () => false)) {
       padding = await paddingStudy(tiny.step, dataDir, quick);
+      notes.push(
+        `CoLA epoch time = mean step over ${padding.sampledBatches} sampled batches x ${padding.batches} ` +
+          `batches, median of ${padding.passes} pass(es); recording a plan for a new width is warm-up, not timed`,
+      );
       ratios.push({
         name: "CoLA epoch padded tokens: dynamic / fixed",
         value: padding.dynamic.paddedTokens / padding.fixed.paddedTokens,
@@ -372,7 +375,11 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     const base = await trainer(config, Math.max(batch, BATCH));
     try {
       const stepMs = await timeSteps(base.step, randomBatch(rng, batch, SEQ, config.vocab_size), w, r);
-      const reduced = batch !== BATCH || isFallback;
+      const reduced = [
+        isFallback ? "software adapter" : "",
+        batch !== BATCH ? `timed at batch ${batch} (buffers allocated for ${Math.max(batch, BATCH)})` : "",
+        isFallback ? `${w} warm-up + ${r} runs` : "",
+      ].filter((x) => x !== "").join("; ");
       steps.push({
         model: "bert-base",
         config: configFields(config),
@@ -384,12 +391,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         engineBytes: base.engineBytes,
         trainingBytes: base.gpu.bytesAllocated,
         allocatedFor: { batch: Math.max(batch, BATCH), seq: SEQ },
-        ...(reduced
-          ? {
-            note: `software adapter: timed at batch ${batch} with ${w} warm-up + ${r} runs ` +
-              `(buffers allocated for batch ${BATCH})`,
-          }
-          : {}),
+        ...(reduced ? { note: reduced } : {}),
       });
     } finally {
       base.gpu.device.destroy();

@@ -95,7 +95,12 @@ export class Gpu {
     }
   }
 
-  /** Requests a device (see {@linkcode requestDevice}) and wraps it. */
+  /**
+   * Requests a device (see {@linkcode requestDevice}) and wraps it.
+   * @param options Extra limits, the power preference and whether to ask for shader-f16.
+   * @returns The device, ready for training, evaluation and kernels.
+   * @throws {Error} without WebGPU or an adapter; {RangeError} naming a limit the adapter lacks.
+   */
   static async create(options: RequestDeviceOptions = {}): Promise<Gpu> {
     const { device, report } = await requestDevice(options);
     return new Gpu(device, report);

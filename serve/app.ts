@@ -15,8 +15,21 @@
  *
  * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request / invalid_body (the
  * upload broke off), 404 not_found,
- * 405 method_not_allowed (with Allow), 413 body_too_large (checked while the body streams in) /
- * too_many_texts, 500 inference_failed. None of them stops the server.
+ * 405 method_not_allowed (with Allow), 408 request_timeout (the body did not arrive within
+ * BODY_TIMEOUT_MS of the headers; the connection is closed), 413 body_too_large (checked while the
+ * body streams in) / too_many_texts, 415 unsupported_media_type, 500 inference_failed. None of them
+ * stops the server.
+ *
+ * `/classify` reads its body as UTF-8 JSON whatever the Content-Type says among `application/json`
+ * (and `application/*+json`), `text/plain` and `application/x-www-form-urlencoded` (what `curl -d`
+ * sends), or none; any other type, or a charset other than UTF-8, is 415.
+ *
+ * Slow clients: the body deadline bounds a client that sends its headers and then trickles or stalls
+ * the body. A client that never finishes its headers never reaches this code; `deno serve` has no
+ * header-timeout option, and its HTTP/1 server (hyper) closes such a connection after hyper's
+ * default header read timeout of 30 s (`serve/hostile_test.ts` shows that such connections do not
+ * hold up other clients). Put a reverse proxy with its own header timeout in front for anything
+ * stricter.
  * @module
  */
 
@@ -68,8 +81,12 @@ function errorResponse(e: HttpError): Response {
   });
 }
 
-/** Reads the body, stopping as soon as it passes `limit` bytes (a huge upload is never buffered). */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+/**
+ * Reads the body, stopping as soon as it passes `limit` bytes (a huge upload is never buffered) or
+ * `timeoutMs` passes before it has all arrived (a slow or stalled upload does not hold a request
+ * open forever).
+ */
+async function readBody(request: Request, limit: number, timeoutMs: number): Promise<Uint8Array> {
   const tooLarge = (declared = "") =>
     new HttpError(
       413,
@@ -82,17 +99,40 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
-  while (true) {
-    const { done, value } = await reader.read().catch((e) => {
-      throw new HttpError(400, "invalid_body", `Cannot read the request body (${(e as Error).message ?? e})`);
-    });
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new HttpError(
+          408,
+          "request_timeout",
+          `Request body did not arrive within ${timeoutMs} ms (BODY_TIMEOUT_MS); got ${size} bytes, send the whole body at once`,
+          { connection: "close" },
+        ),
+      ), timeoutMs);
+  });
+  try {
+    while (true) {
+      const { done, value } = await Promise.race([
+        reader.read().catch((e) => {
+          throw new HttpError(
+            400,
+            "invalid_body",
+            `Cannot read the request body (${(e as Error).message ?? e})`,
+          );
+        }),
+        deadline,
+      ]);
+      if (done) break;
+      size += value.length;
+      if (size > limit) throw tooLarge();
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
+  } finally {
+    clearTimeout(timer);
   }
   const body = new Uint8Array(size);
   let at = 0;
@@ -101,6 +141,32 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
     at += c.length;
   }
   return body;
+}
+
+/** Media types whose body /classify reads as JSON (see the module doc). */
+const JSON_TYPES =
+  /^(application\/json|application\/[\w.+-]+\+json|text\/plain|application\/x-www-form-urlencoded)$/;
+
+/** Refuses a Content-Type other than the ones read as JSON, or a charset other than UTF-8. */
+function checkContentType(value: string | null): void {
+  if (value === null || value.trim() === "") return;
+  const [type, ...params] = value.split(";").map((p) => p.trim().toLowerCase());
+  const shown = JSON.stringify(value.slice(0, 100));
+  if (!JSON_TYPES.test(type)) {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `Content-Type ${shown} is not JSON; send application/json`,
+    );
+  }
+  const charset = params.find((p) => p.startsWith("charset="))?.slice("charset=".length).replace(/"/g, "");
+  if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `Content-Type ${shown} declares another charset than UTF-8; send UTF-8 JSON`,
+    );
+  }
 }
 
 function parseJson(body: Uint8Array): unknown {
@@ -120,6 +186,11 @@ function parseJson(body: Uint8Array): unknown {
       `Request body is not valid JSON (${(e as Error).message}); send ${EXAMPLE}`,
     );
   }
+}
+
+/** A request's own text (path, method) cut to a length fit for an error message. */
+function shorten(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
 }
 
 function describe(value: unknown): string {
@@ -208,7 +279,9 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
 
   async function classify(request: Request): Promise<Response> {
     requests++;
-    const body = parseClassify(parseJson(await readBody(request, config.maxBodyBytes)), config.maxTexts);
+    checkContentType(request.headers.get("content-type"));
+    const raw = await readBody(request, config.maxBodyBytes, config.bodyTimeoutMs);
+    const body = parseClassify(parseJson(raw), config.maxTexts);
     let encodings: Encoding[];
     try {
       encodings = body.texts.map((t, i) => model.encode(t, body.pairs?.[i]));
@@ -247,7 +320,11 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       outputs: model.outputNames,
       vocabSize: model.tokenizer.vocabSize,
       batching: { windowMs: config.batchWindowMs, maxBatch: config.maxBatch },
-      limits: { maxBodyBytes: config.maxBodyBytes, maxTexts: config.maxTexts },
+      limits: {
+        maxBodyBytes: config.maxBodyBytes,
+        maxTexts: config.maxTexts,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+      },
       stats: { requests, sessionRuns: batcher.runs, textsRun: batcher.items },
     });
   }
@@ -259,14 +336,14 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       throw new HttpError(
         404,
         "not_found",
-        `No route ${request.method} ${path}; use POST /classify, GET /health or GET /model`,
+        `No route ${request.method} ${shorten(path)}; use POST /classify, GET /health or GET /model`,
       );
     }
     if (!methods.includes(request.method)) {
       throw new HttpError(
         405,
         "method_not_allowed",
-        `${path} accepts ${methods.join(", ")}, not ${request.method}`,
+        `${path} accepts ${methods.join(", ")}, not ${shorten(request.method)}`,
         {
           allow: methods.join(", "),
         },

@@ -26,6 +26,11 @@ export interface ServeConfig {
   maxBodyBytes: number;
   /** Most texts in one request. @default 64 */
   maxTexts: number;
+  /**
+   * Most milliseconds a request body may take to arrive, counted from its headers; a slower (or
+   * stalled) upload gets 408 and its connection is closed. @default 10000
+   */
+  bodyTimeoutMs: number;
 }
 
 /** Every setting's default. */
@@ -37,6 +42,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   maxBatch: 32,
   maxBodyBytes: 1 << 20,
   maxTexts: 64,
+  bodyTimeoutMs: 10_000,
 });
 
 /** The environment variable of each setting. */
@@ -48,10 +54,11 @@ export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.fre
   maxBatch: "MAX_BATCH",
   maxBodyBytes: "MAX_BODY_BYTES",
   maxTexts: "MAX_TEXTS",
+  bodyTimeoutMs: "BODY_TIMEOUT_MS",
 });
 
 const VARIANTS: readonly ModelVariant[] = ["int8", "float32"];
-const WHOLE_SETTINGS = ["ortThreads", "maxBatch", "maxBodyBytes", "maxTexts"] as const;
+const WHOLE_SETTINGS = ["ortThreads", "maxBatch", "maxBodyBytes", "maxTexts", "bodyTimeoutMs"] as const;
 /** A window this long would only ever hurt latency; it is surely a unit mistake (seconds?). */
 const MAX_WINDOW_MS = 10_000;
 

@@ -20,6 +20,7 @@ Deno.test("configFromEnv() reads every variable", () => {
     MAX_BATCH: "8",
     MAX_BODY_BYTES: "4096",
     MAX_TEXTS: "3",
+    BODY_TIMEOUT_MS: "2500",
   });
   assert.deepEqual(config, {
     modelDir: "https://models.example/cola/",
@@ -29,6 +30,7 @@ Deno.test("configFromEnv() reads every variable", () => {
     maxBatch: 8,
     maxBodyBytes: 4096,
     maxTexts: 3,
+    bodyTimeoutMs: 2500,
   });
   assert.deepEqual(Object.keys(ENV_NAMES).sort(), Object.keys(DEFAULT_CONFIG).sort());
 });
@@ -40,6 +42,7 @@ Deno.test("configFromEnv() names the variable and the text it rejects", () => {
     [{ MAX_TEXTS: "lots" }, /^MAX_TEXTS "lots" must be a whole number/],
     [{ ORT_THREADS: "1.5" }, /^ORT_THREADS "1.5" must be a whole number/],
     [{ MAX_BODY_BYTES: "-5" }, /^MAX_BODY_BYTES "-5" must be a whole number/],
+    [{ BODY_TIMEOUT_MS: "0" }, /^BODY_TIMEOUT_MS "0" must be a whole number >= 1; the default is 10000$/],
     [{ BATCH_WINDOW_MS: "-1" }, /^BATCH_WINDOW_MS "-1" must be milliseconds in \[0, 10000\]; 0 turns/],
     [{ BATCH_WINDOW_MS: "5s" }, /^BATCH_WINDOW_MS "5s" must be milliseconds/],
   ];

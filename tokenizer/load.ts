@@ -80,6 +80,10 @@ function fromBytes(bytes: Uint8Array, name: string, doLowerCase: boolean | undef
  * tokenizer_config.json's `do_lower_case`), a tokenizer.json or vocab.txt path, or an http(s)/file URL
  * to either. The result gives Hugging Face's ids (see {@linkcode Tokenizer}).
  *
+ * @param source A folder, a tokenizer.json or vocab.txt path, or an http(s)/file URL to one of them.
+ * @param options `doLowerCase` to override the files' casing.
+ * @returns The tokenizer.
+ * @throws {Deno.errors.NotFound} naming a missing file or folder; {SyntaxError} or {TypeError} for a file it cannot use.
  * @example
  * ```ts
  * import { loadTokenizer } from "./load.ts";

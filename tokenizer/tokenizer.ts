@@ -410,6 +410,10 @@ class WordPieceTokenizer implements Tokenizer {
  * BertNormalizer, BertPreTokenizer, WordPiece, TemplateProcessing/BertProcessing, WordPiece decoder;
  * anything else is a TypeError rather than a silently different tokenization.
  *
+ * @param bytes The tokenizer.json file's bytes.
+ * @param name Names the source in error messages.
+ * @returns The tokenizer.
+ * @throws {TypeError} for a component other than BERT's, or a vocabulary without [CLS], [SEP], [PAD] or the unknown token.
  * @example
  * ```ts
  * import { tokenizerFromJson } from "./tokenizer.ts";
@@ -433,6 +437,10 @@ export interface VocabOptions {
  * A BERT tokenizer over an in-memory vocabulary (token of each id), built exactly as
  * `BertTokenizerFast` builds one from vocab.txt. The vocabulary needs [UNK], [CLS], [SEP] and [PAD].
  *
+ * @param vocab The token of each id (vocab.txt's lines).
+ * @param options `doLowerCase`: lowercase and strip accents (uncased BERT).
+ * @returns The tokenizer.
+ * @throws {RangeError} for a repeated token or a missing [UNK], [CLS], [SEP] or [PAD].
  * @example
  * ```ts
  * import { tokenizerFromVocab } from "./tokenizer.ts";

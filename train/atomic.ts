@@ -1,10 +1,30 @@
 /**
  * Atomic file writes: write a temporary file beside the target, flush it to disk, then rename it
  * over the target, so a crash leaves either the old file or the new one, never half of either.
+ *
+ * Test hook (off by default): when the environment variable `BERT_WEBGPU_TEST_PAUSE_BEFORE_RENAME`
+ * is `<file name>` or `<file name>:<ms>` (e.g. `latest.json:60000`), every atomic write of a file with
+ * that base name prints `test hook: paused before renaming "<temporary>" to "<path>"` to stderr and
+ * waits that long (default 60 s) between the flushed temporary file and the rename, so a crash test
+ * can kill the process inside the write window deterministically (`train/crash_test.ts`). It is
+ * read only when the process may read that variable (no permission prompt).
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+
+/** The test hook's variable; see the module doc. */
+export const PAUSE_BEFORE_RENAME_ENV = "BERT_WEBGPU_TEST_PAUSE_BEFORE_RENAME";
+
+/** The test hook's pause before renaming `path`, in ms, or 0 when the hook is off or names another file. */
+function pauseBeforeRename(path: string): number {
+  const allowed = Deno.permissions.querySync({ name: "env", variable: PAUSE_BEFORE_RENAME_ENV });
+  if (allowed.state !== "granted") return 0;
+  const value = Deno.env.get(PAUSE_BEFORE_RENAME_ENV);
+  if (!value) return 0;
+  const [file, ms] = value.split(":");
+  return file === basename(path) ? Number(ms ?? 60_000) || 60_000 : 0;
+}
 
 /** Writes `data` to `path` atomically (temporary file, fsync, rename). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -21,12 +41,40 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     throw e;
   }
   file.close();
+  const pauseMs = pauseBeforeRename(path);
+  if (pauseMs > 0) {
+    console.error(`test hook: paused before renaming "${tmp}" to "${path}"`);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
   try {
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/** The temporary name {@linkcode writeFileAtomic} writes to before the rename: `<name>.tmp-<pid>-<random>`. */
+const TEMP_NAME = /\.tmp-\d+-[a-z0-9]*$/;
+
+/**
+ * Deletes the temporary files that writeFileAtomic leaves in `dir` (not its subfolders) when its
+ * process is killed before the rename; returns their names. Call it only while no other process
+ * writes into `dir`. A missing folder has none.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && TEMP_NAME.test(entry.name)) {
+        await Deno.remove(join(dir, entry.name));
+        removed.push(entry.name);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return removed;
 }
 
 /**

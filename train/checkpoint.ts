@@ -65,6 +65,25 @@ export interface LoadedModel extends WeightReport {
  * Reads a Hugging Face model folder: config.json plus model.safetensors (or shards, or
  * pytorch_model.bin). Parameters the checkpoint lacks (a fresh classifier head) are initialised as HF
  * does, seeded.
+ * @param dir The folder, e.g. a run folder, `downloadModelFiles("bert-base-uncased")` or a
+ *   `transformers` `save_pretrained()` folder.
+ * @param options `labels` (replaces the config's labels: a new head for a new task), `dropout`
+ *   (overrides both probabilities) and `seed` (of a new head).
+ * @returns The config, the weights, and which parameters were newly initialised or unused.
+ * @throws {Deno.errors.NotFound} without config.json or a weights file; {SyntaxError} for invalid
+ *   JSON; {RangeError} for an unsupported config or a tensor of the wrong shape (naming both shapes).
+ * @example
+ * ```ts
+ * import { loadModel, saveModel } from "./checkpoint.ts";
+ * import { createModelConfig } from "./api.ts";
+ * import { initWeights } from "./weights.ts";
+ * const config = createModelConfig({ vocabSize: 20 });
+ * const dir = await Deno.makeTempDir();
+ * await saveModel(dir, config, initWeights(config, 1));
+ * const model = await loadModel(dir, { dropout: 0 });
+ * console.log(model.config.hidden_dropout_prob, model.weights.size, model.initialized); // 0 41 []
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function loadModel(
   dir: string,

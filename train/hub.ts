@@ -31,7 +31,15 @@ export interface DownloadOptions {
   hint?: string;
 }
 
-/** Where the CoLA v1.1 public release is published (the zip the BERT fine-tuning tutorial uses). */
+/**
+ * Where the CoLA v1.1 public release is published (the zip the BERT fine-tuning tutorial uses); pass it
+ * to `loadCola()` to download it into the cache.
+ * @example
+ * ```ts
+ * import { COLA_URL } from "./hub.ts";
+ * console.log(COLA_URL.endsWith("cola_public_1.1.zip")); // true
+ * ```
+ */
 export const COLA_URL = "https://nyu-mll.github.io/CoLA/cola_public_1.1.zip";
 
 /** The hint every model download failure carries. */
@@ -343,6 +351,9 @@ async function fetchFollowingRedirects(
  * Downloads a model's files from a Hugging Face-shaped hub into the cache and returns their folder:
  * config.json; model.safetensors, else pytorch_model.bin; tokenizer.json, else vocab.txt; and
  * tokenizer_config.json when the hub has it. Files already cached are reused.
+ * @param modelId A hub model id such as "bert-base-uncased" or "org/name".
+ * @param options The cache folder, hub endpoint (default `$HF_ENDPOINT` or huggingface.co) and revision.
+ * @returns The cache folder holding the files, ready for `loadModel()`, `loadTokenizer()` and `fineTune()`.
  * @throws {DownloadError} naming the URL, with the hint to pass a local `--model <folder>` instead.
  * @example
  * ```ts ignore

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import type { BertConfig } from "./config.ts";
 import type { Weights } from "./weights.ts";
@@ -21,7 +21,7 @@ import {
   type TrainPosition,
 } from "./trainer.ts";
 import { loadModel, loadTrainingState, saveModel, saveTrainingState } from "./checkpoint.ts";
-import { ensureWritableDir, writeFileAtomic } from "./atomic.ts";
+import { ensureWritableDir, removeStaleTempFiles, writeFileAtomic } from "./atomic.ts";
 import { lossCurveSvg } from "./plot.ts";
 
 /** A tokenizer that can also hand over its files, to save next to the model. */
@@ -70,6 +70,7 @@ export async function runTraining(
   const out = options.output;
   await ensureWritableDir(out);
   const say = (m: string) => hooks.onMessage?.(m);
+  await removeCrashLeftovers(out);
   let config = model.config;
   let weights = model.weights;
   let start: TrainPosition = { step: 0, epoch: 0, batchInEpoch: 0 };
@@ -156,12 +157,13 @@ export async function runTraining(
         moments: await trainer.optimizer.readState(),
       });
       // The pointer is written last: a crash before this keeps the previous checkpoint current.
-      const previous = await latestCheckpoint(out);
       await writeFileAtomic(
         join(out, CHECKPOINTS, LATEST),
         JSON.stringify({ dir: dir.split("/").pop(), ...position }) + "\n",
       );
-      if (previous && previous !== dir) await Deno.remove(previous, { recursive: true }).catch(() => {});
+      // Every other step folder goes: the previous checkpoint, and any that a crash after an
+      // earlier pointer update (or during a checkpoint write) left behind.
+      await removeStepFolders(join(out, CHECKPOINTS), basename(dir));
       await saveModel(out, config, current, tokenizerFiles);
       await writeMetrics();
       say(`checkpoint written: ${dir}`);
@@ -178,6 +180,29 @@ export async function runTraining(
     });
   }
   return { output: out, steps, epochs, tests, stopped: result.stopped };
+}
+
+/** Deletes the step folders in `checkpoints` other than `keep`. */
+async function removeStepFolders(checkpoints: string, keep: string): Promise<void> {
+  for await (const entry of Deno.readDir(checkpoints)) {
+    if (entry.isDirectory && entry.name.startsWith("step-") && entry.name !== keep) {
+      await Deno.remove(join(checkpoints, entry.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** Deletes the temporary files a killed run left in the run folder, checkpoints/ and its step folders. */
+async function removeCrashLeftovers(out: string): Promise<void> {
+  const checkpoints = join(out, CHECKPOINTS);
+  const folders = [out, checkpoints];
+  try {
+    for await (const entry of Deno.readDir(checkpoints)) {
+      if (entry.isDirectory) folders.push(join(checkpoints, entry.name));
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  for (const folder of folders) await removeStaleTempFiles(folder);
 }
 
 /** The folder named by checkpoints/latest.json, or null when there is none. */

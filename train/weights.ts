@@ -31,7 +31,20 @@ export function initParameter(spec: ParamSpec, config: BertConfig, rng: Rng): Fl
   return data;
 }
 
-/** A whole model initialised from scratch, seeded. */
+/**
+ * A whole model initialised from scratch as Hugging Face initialises BERT: normal(0,
+ * initializer_range) weights, zero biases, unit LayerNorm scales, a zero [PAD] embedding row.
+ * @param config The architecture (e.g. from `createModelConfig()`).
+ * @param seed Seeds every draw: the same seed gives the same weights.
+ * @returns Every parameter by Hugging Face name, float32, PyTorch `[out, in]` layout.
+ * @example
+ * ```ts
+ * import { initWeights } from "./weights.ts";
+ * import { createModelConfig } from "./api.ts";
+ * const weights = initWeights(createModelConfig({ vocabSize: 20, labels: ["a", "b", "c"] }), 42);
+ * console.log(weights.get("classifier.weight")!.length); // 192 (3 labels x hidden 64)
+ * ```
+ */
 export function initWeights(config: BertConfig, seed: number): Weights {
   const rng = new Rng(seed);
   const out: Weights = new Map();

@@ -162,6 +162,8 @@ def main():
     ap.add_argument("--compare-only", action="store_true",
                     help="only compare --work's reference.safetensors with its webgpu.safetensors")
     ap.add_argument("--deno", default=shutil.which("deno") or "deno", help="deno executable")
+    ap.add_argument("--deno-flag", action="append", default=[],
+                    help="extra flag for deno run, repeatable (the GPU host: --cached-only)")
     ap.add_argument("--device", help="torch device for the reference (default: cuda when available, else cpu)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -199,7 +201,10 @@ def main():
         expected.update({f"grad.{k}": v for k, v in grads.items()})
         if a.work:
             st.save(os.path.join(work, "reference.safetensors"), expected)
-        run = subprocess.run([a.deno, "run", "-A", os.path.join(ROOT, "bench", "gpu", "parity.ts"), work],
+        # --no-lock: resolve only this entry point's npm packages, not the whole lockfile (an offline
+        # host's DENO_DIR holds just those; versions are pinned exactly in deno.json anyway).
+        cmd = [a.deno, "run", "-A", "--no-lock", *a.deno_flag, os.path.join(ROOT, "bench", "gpu", "parity.ts"), work]
+        run = subprocess.run(cmd,
                              cwd=ROOT, capture_output=True, text=True)
         if run.returncode != 0:
             sys.stderr.write(run.stdout + run.stderr)

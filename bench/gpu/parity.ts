@@ -12,7 +12,12 @@
  */
 
 import { join } from "node:path";
-import { type StoredTensor, readSafetensors, serializeSafetensors, type TensorToWrite } from "../../formats/safetensors.ts";
+import {
+  readSafetensors,
+  serializeSafetensors,
+  type StoredTensor,
+  type TensorToWrite,
+} from "../../formats/safetensors.ts";
 import { Gpu } from "../../kernels/runtime.ts";
 import { loadModel } from "../../train/checkpoint.ts";
 import { numLabels } from "../../train/config.ts";
@@ -58,7 +63,9 @@ export async function runParity(folder: string, gpu?: Gpu): Promise<ParityRun> {
   const batchFile = join(folder, "batch.safetensors");
   const batch = await readSafetensors(batchFile);
   const ids = batch.tensors.get("input_ids");
-  if (!ids || ids.shape.length !== 2) throw new RangeError(`Batch "${batchFile}" needs input_ids of shape (B, T)`);
+  if (!ids || ids.shape.length !== 2) {
+    throw new RangeError(`Batch "${batchFile}" needs input_ids of shape (B, T)`);
+  }
   const [B, T] = ids.shape;
   const labels = batch.tensors.get("labels");
   if (!labels || !(labels.data instanceof Float32Array)) {
@@ -84,7 +91,9 @@ export async function runParity(folder: string, gpu?: Gpu): Promise<ParityRun> {
   ];
   const grads = await engine.readGrads();
   const specs = parameterSpecs(model.config);
-  for (const spec of specs) tensors.push([`grad.${spec.name}`, { shape: spec.shape, data: grads.get(spec.name)! }]);
+  for (const spec of specs) {
+    tensors.push([`grad.${spec.name}`, { shape: spec.shape, data: grads.get(spec.name)! }]);
+  }
   const output = join(folder, "webgpu.safetensors");
   await Deno.writeFile(output, serializeSafetensors(tensors));
   return {
@@ -100,7 +109,9 @@ export async function runParity(folder: string, gpu?: Gpu): Promise<ParityRun> {
 
 if (import.meta.main) {
   if (Deno.args.length !== 1 || Deno.args[0].startsWith("-")) {
-    console.error("usage: deno run -A bench/gpu/parity.ts <folder with config.json, model.safetensors, batch.safetensors>");
+    console.error(
+      "usage: deno run -A bench/gpu/parity.ts <folder with config.json, model.safetensors, batch.safetensors>",
+    );
     Deno.exit(2);
   }
   console.log(JSON.stringify(await runParity(Deno.args[0])));

@@ -75,6 +75,10 @@ function checkPositiveInteger(name: string, value: number): void {
 /**
  * Example indices grouped into batches for one epoch; the same (seed, epoch) always gives the same
  * order, so a trainer can resume mid-epoch by skipping the batches it has done.
+ * @param n Examples in the data set.
+ * @param batchSize Examples per batch.
+ * @param options Shuffling (seed, epoch) and whether to drop a short last batch.
+ * @returns The example indices of each batch.
  * @throws {RangeError} when `batchSize` is not a positive integer.
  * @example
  * ```ts
@@ -100,12 +104,21 @@ export function batchOrder(n: number, batchSize: number, options: BatchOrderOpti
 
 /**
  * Tokenizes the examples at `indices` into one batch.
+ * @param ds The data set.
+ * @param indices The examples to batch, in order.
+ * @param tokenizer Encodes the texts (a `Tokenizer` from loadTokenizer(), or any {@linkcode BatchTokenizer}).
+ * @param options The truncation length and padding.
+ * @returns The batch: ids, attention mask, segment ids and labels.
  * @throws {TypeError} when only some examples have a text pair; {@linkcode RangeError} for an index
  *   outside the data set or a tokenizer result of the wrong shape.
  * @example
- * ```ts ignore
+ * ```ts
  * import { makeBatch } from "./batches.ts";
- * const batch = makeBatch(ds, [3, 1, 4], tokenizer, { maxLength: 64, padding: "longest" });
+ * import { tokenizerFromVocab } from "../../tokenizer/mod.ts";
+ * const tokenizer = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "film"]);
+ * const ds = { name: "d", labels: ["bad", "good"], examples: [{ text: "good film", label: 1 }, { text: "bad", label: 0 }] };
+ * const batch = makeBatch(ds, [1, 0], tokenizer, { maxLength: 8, padding: "longest" });
+ * console.log(batch.seqLen, Array.from(batch.inputIds), Array.from(batch.labels)); // 4 [2, 5, 3, 0, 2, 4, 6, 3] [0, 1]
  * ```
  */
 export function makeBatch(
@@ -164,6 +177,10 @@ export function makeBatch(
 
 /**
  * Every batch of one epoch, in {@linkcode batchOrder}'s order.
+ * @param ds The data set.
+ * @param tokenizer Encodes the texts (a `Tokenizer` from loadTokenizer(), or any {@linkcode BatchTokenizer}).
+ * @param options Batch size, truncation length, padding and shuffling.
+ * @returns The batches of the epoch, in order.
  * @example
  * ```ts
  * import { makeBatches } from "./batches.ts";

@@ -38,7 +38,14 @@ export interface ColaOptions {
   shuffle?: boolean;
 }
 
-/** Class names by id, as the CoLA paper reads label 0 and 1. */
+/**
+ * Class names by id, as the CoLA paper reads label 0 and 1.
+ * @example
+ * ```ts
+ * import { COLA_LABELS } from "./cola.ts";
+ * console.log(COLA_LABELS[1]); // acceptable
+ * ```
+ */
 export const COLA_LABELS: readonly string[] = ["unacceptable", "acceptable"];
 
 /** The zip's file name. */
@@ -53,6 +60,9 @@ const MEMBERS = {
 /**
  * Loads CoLA. `source` is a local path to cola_public_1.1.zip, a folder holding it, or an http(s)
  * URL (downloaded into the cache, e.g. `COLA_URL`).
+ * @param source The zip's path, a folder holding it, or an http(s) URL such as {@linkcode COLA_URL}.
+ * @param options The validation fraction and split seed, and the download cache.
+ * @returns The train/validation split of in_domain_train and the two dev sets, labels unacceptable (0) and acceptable (1).
  * @throws {Deno.errors.NotFound} for a missing zip or member; {@linkcode SyntaxError} for a corrupt
  *   zip; RangeError/TypeError for malformed rows (naming file and line).
  * @example
@@ -124,6 +134,10 @@ function subset(ds: Dataset, indices: readonly number[], name: string): Dataset 
 /**
  * Splits a data set at random (seeded): `n - floor((1 - valSplit) * n)` examples go to validation
  * (856 of CoLA's 8,551 at 0.1, as in the tutorial). Both parts keep the original order.
+ * @param ds The data set to split.
+ * @param valSplit The fraction held out for validation, in [0, 1).
+ * @param seed Seeds the draw.
+ * @returns Both parts, named `<name>/train` and `<name>/validation`.
  * @throws {RangeError} when `valSplit` is outside [0, 1).
  * @example
  * ```ts

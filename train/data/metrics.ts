@@ -34,6 +34,9 @@ function classCounts(pred: ArrayLike<number>, gold: ArrayLike<number>) {
 
 /**
  * Fraction of predictions equal to the gold label.
+ * @param pred Predicted class ids.
+ * @param gold True class ids, one per prediction.
+ * @returns The fraction in [0, 1].
  * @throws {RangeError} for arrays of different or zero length.
  * @example
  * ```ts
@@ -53,6 +56,9 @@ export function accuracy(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
  * with confusion counts, c = correct, s = total, t_k/p_k = true/predicted counts of class k,
  * MCC = (c s - sum t_k p_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2)), and 0 when the
  * denominator is 0 (all predictions or all labels one class).
+ * @param pred Predicted class ids.
+ * @param gold True class ids, one per prediction.
+ * @returns The coefficient in [-1, 1].
  * @throws {RangeError} for arrays of different or zero length.
  * @example
  * ```ts
@@ -93,6 +99,10 @@ export interface F1Options {
  * F1 score with scikit-learn's semantics: per class F1 = 2 tp / (2 tp + fp + fn), 0 when that
  * denominator is 0 (sklearn's zero_division default). "binary" scores `positiveLabel`; "macro"
  * averages over the classes present in `pred` or `gold`.
+ * @param pred Predicted class ids.
+ * @param gold True class ids, one per prediction.
+ * @param options The average ("binary" or "macro") and the positive class.
+ * @returns The score in [0, 1].
  * @throws {RangeError} for arrays of different or zero length, for "binary" with more than two
  *   classes, or a `positiveLabel` that is absent while two classes are present (as sklearn does).
  * @example

@@ -49,11 +49,18 @@ const INTEGER = /^-?\d+$/;
 
 /**
  * Reads a data file into a {@linkcode Dataset}; the format comes from the extension unless given.
+ * @param path The file (.tsv/.tab, .csv, .jsonl/.ndjson unless `format` says otherwise).
+ * @param options Which columns hold the text, its pair and the label, and how to read labels.
+ * @returns The data set, named by `path`, each example's source `path:line`.
  * @throws {Deno.errors.NotFound} for a missing file; see {@linkcode parseTable} for the rest.
  * @example
- * ```ts ignore
+ * ```ts
  * import { loadTable } from "./tabular.ts";
- * const ds = await loadTable("sst2/train.tsv", { textColumn: "sentence", labelColumn: "label" });
+ * const path = await Deno.makeTempFile({ suffix: ".tsv" });
+ * await Deno.writeTextFile(path, "sentence\tlabel\nit was great\t1\nit was dull\t0\n");
+ * const ds = await loadTable(path, { textColumn: "sentence", labelColumn: "label" });
+ * console.log(ds.labels, ds.examples[0].text, ds.examples[0].label); // ["0", "1"] it was great 1
+ * await Deno.remove(path);
  * ```
  */
 export async function loadTable(path: string, options: TableOptions): Promise<Dataset> {
@@ -64,6 +71,10 @@ export async function loadTable(path: string, options: TableOptions): Promise<Da
 
 /**
  * Parses a table held in memory. `name` names the source in errors and in `Example.source`.
+ * @param text The file's text.
+ * @param name Names the source in errors and in each example's `source`.
+ * @param options Which columns hold the text, its pair and the label, and how to read labels.
+ * @returns The data set.
  * @throws {RangeError} for a wrong column count, a missing column, a label outside the label set or
  *   an empty data set; {@linkcode SyntaxError} for malformed CSV or JSON; {@linkcode TypeError} for a
  *   non-string text. Messages read `"train.tsv" line 12: ...`.

@@ -11,7 +11,14 @@ import { loadModel } from "../checkpoint.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { buildBertOnnx } from "./bert_onnx.ts";
 
-/** Export variants and their file names in the output folder. */
+/**
+ * Export variants and their file names in the output folder.
+ * @example
+ * ```ts
+ * import { VARIANT_FILES } from "./export.ts";
+ * console.log(VARIANT_FILES.int8); // model.int8.onnx
+ * ```
+ */
 export const VARIANT_FILES = { float32: "model.onnx", int8: "model.int8.onnx" } as const;
 
 /** A variant of the exported model. */
@@ -86,6 +93,9 @@ export async function loadModelFolder(
 /**
  * Exports a model folder to ONNX: writes model.onnx and/or model.int8.onnx, serve.json, and copies
  * tokenizer.json / vocab.txt / tokenizer_config.json when present and the output folder differs.
+ * @param modelDir A model folder (config.json + model.safetensors), e.g. a run folder.
+ * @param options The output folder, serve.json's maxLength and the variants to write.
+ * @returns The path and size of each .onnx file written.
  * @throws {Deno.errors.NotFound} naming a missing folder or file.
  * @throws {RangeError} for an unsupported config, a bad tensor, an unknown variant or a maxLength
  * over max_position_embeddings.
