@@ -2,7 +2,6 @@
  * A tiny BERT trained on CoLA (real tokenizer and data from ../shared/data), exported: the float32
  * ONNX logits equal the engine's, and int8 predictions agree with float32 on the CoLA dev sentences.
  */
-import { join } from "node:path";
 import { loadTokenizer } from "../../tokenizer/mod.ts";
 import { loadCola } from "../data/cola.ts";
 import { makeBatches } from "../data/batches.ts";
