@@ -147,7 +147,7 @@ async function colaTarget(): Promise<FileTarget> {
 const TABLES: Record<"tsv" | "csv" | "jsonl", { seeds: string[]; options: TableOptions }> = {
   tsv: {
     seeds: [
-      "sentence\tlabel\nthe cat sat .\t1\n\"quoted\" text\t0\nnaïve café\t1\n\nlast one\t0\n",
+      'sentence\tlabel\nthe cat sat .\t1\n"quoted" text\t0\nnaïve café\t1\n\nlast one\t0\n',
       "id\tsentence\tlabel\n1\ta b\tpos\n2\tc d\tneg\n3\t\tneg\n",
     ],
     options: { textColumn: "sentence", labelColumn: "label", format: "tsv" },
@@ -261,7 +261,9 @@ export async function runTarget(
       const ms = performance.now() - start;
       report.slowestMs = Math.max(report.slowestMs, ms);
       if (ms > t.limitMs) {
-        throw new Error(`Fuzz case ${caseName} (seed ${options.seed}) took ${ms.toFixed(0)} ms, over ${t.limitMs}`);
+        throw new Error(
+          `Fuzz case ${caseName} (seed ${options.seed}) took ${ms.toFixed(0)} ms, over ${t.limitMs}`,
+        );
       }
       report.cases++;
       if (outcome === "accepted") report.accepted++;
@@ -370,7 +372,9 @@ export function checkEncoding(
     if (type !== 0 && type !== 1) fail(`token type ${type} at ${i}`);
     if (i > 0 && type < e.tokenTypeIds[i - 1]) fail(`token type falls back to 0 at ${i}`);
   }
-  if (e.ids[0] !== tok.clsId || e.ids[n - 1] !== tok.sepId) fail("does not start with [CLS] and end with [SEP]");
+  if (e.ids[0] !== tok.clsId || e.ids[n - 1] !== tok.sepId) {
+    fail("does not start with [CLS] and end with [SEP]");
+  }
   if (pair !== (e.tokenTypeIds[n - 1] === 1)) fail("the last segment id does not match single/pair");
   if (e.truncated !== full.ids.length > maxLength) fail(`truncated is ${e.truncated}`);
   if (e.truncated && n !== maxLength) fail("truncated to fewer than maxLength ids");
@@ -385,14 +389,23 @@ function checkBatch(tok: Tokenizer, texts: string[], pairs: string[] | undefined
   const rows = texts.map((t, i) => tok.encode(t, { pair: pairs?.[i], maxLength }));
   const seqLen = Math.max(...rows.map((r) => r.ids.length));
   if (batch.batchSize !== texts.length || batch.seqLen !== seqLen) {
-    throw new Error(`encodeBatch() gave [${batch.batchSize}, ${batch.seqLen}], expected [${texts.length}, ${seqLen}]`);
+    throw new Error(
+      `encodeBatch() gave [${batch.batchSize}, ${batch.seqLen}], expected [${texts.length}, ${seqLen}]`,
+    );
   }
   rows.forEach((r, b) => {
     const at = b * seqLen;
     for (let i = 0; i < seqLen; i++) {
       const real = i < r.ids.length;
-      const [id, mask, type] = [batch.inputIds[at + i], batch.attentionMask[at + i], batch.tokenTypeIds[at + i]];
-      if (id !== (real ? r.ids[i] : tok.padId) || mask !== (real ? 1 : 0) || type !== (real ? r.tokenTypeIds[i] : 0)) {
+      const [id, mask, type] = [
+        batch.inputIds[at + i],
+        batch.attentionMask[at + i],
+        batch.tokenTypeIds[at + i],
+      ];
+      if (
+        id !== (real ? r.ids[i] : tok.padId) || mask !== (real ? 1 : 0) ||
+        type !== (real ? r.tokenTypeIds[i] : 0)
+      ) {
         throw new Error(`encodeBatch() row ${b} column ${i} differs from encode() of that text`);
       }
     }
@@ -420,7 +433,9 @@ async function runTokenizer(
   const uncased = await loadTokenizer(join(SHARED, "bert-base-uncased"));
   const vocab = (await Deno.readTextFile(join(SHARED, "bert-base-uncased", "vocab.txt"))).split("\n");
   // The cased normalizer (no lowercasing or accent stripping) takes other code paths.
-  const cased = tokenizerFromVocab(vocab.slice(0, vocab.at(-1) === "" ? -1 : undefined), { doLowerCase: false });
+  const cased = tokenizerFromVocab(vocab.slice(0, vocab.at(-1) === "" ? -1 : undefined), {
+    doLowerCase: false,
+  });
   const report: FuzzTargetReport = { target: "tokenizer", cases: 0, accepted: 0, rejected: {}, slowestMs: 0 };
   for (let i = 0; i < options.cases; i++) {
     const caseName = `tokenizer-fuzz-case-${i}`;
@@ -435,7 +450,9 @@ async function runTokenizer(
       tokenizerCase(i % 2 ? cased : uncased, rng, huge);
     } catch (e) {
       throw new Error(
-        `Fuzz case ${caseName} (seed ${options.seed}, ${i % 2 ? "cased" : "uncased"}): ${(e as Error).message}`,
+        `Fuzz case ${caseName} (seed ${options.seed}, ${i % 2 ? "cased" : "uncased"}): ${
+          (e as Error).message
+        }`,
         { cause: e },
       );
     }

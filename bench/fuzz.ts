@@ -12,7 +12,12 @@
  */
 
 import { type Flag, helpText, parseFlags, UsageError } from "../train/cli.ts";
-import { FUZZ_TARGETS, type FuzzMessage, type FuzzTargetName, type FuzzTargetReport } from "./_fuzz_targets.ts";
+import {
+  FUZZ_TARGETS,
+  type FuzzMessage,
+  type FuzzTargetName,
+  type FuzzTargetReport,
+} from "./_fuzz_targets.ts";
 
 export { FUZZ_TARGETS, type FuzzTargetName, type FuzzTargetReport };
 
@@ -40,7 +45,9 @@ const WORKER = new URL("./_fuzz_worker.ts", import.meta.url);
  */
 export function fuzzTarget(target: FuzzTargetName, options: FuzzTargetOptions): Promise<FuzzTargetReport> {
   if (!FUZZ_TARGETS.includes(target)) {
-    return Promise.reject(new RangeError(`Unknown fuzz target "${target}"; use one of ${FUZZ_TARGETS.join(", ")}`));
+    return Promise.reject(
+      new RangeError(`Unknown fuzz target "${target}"; use one of ${FUZZ_TARGETS.join(", ")}`),
+    );
   }
   const seed = options.seed ?? 1;
   const graceMs = options.graceMs ?? 5000;
@@ -52,7 +59,9 @@ export function fuzzTarget(target: FuzzTargetName, options: FuzzTargetOptions): 
         finish(() =>
           reject(
             new Error(
-              `Fuzz case ${current!.name} (seed ${seed}) hung: no answer after ${current!.limitMs + graceMs} ms`,
+              `Fuzz case ${current!.name} (seed ${seed}) hung: no answer after ${
+                current!.limitMs + graceMs
+              } ms`,
             ),
           )
         );
@@ -112,7 +121,9 @@ async function main(args: string[]): Promise<number> {
   }
   const cases = values.cases as number;
   if (cases < 1) throw new UsageError(`--cases must be at least 1, got ${cases}`);
-  const asked = (values.target as string) === "all" ? [...FUZZ_TARGETS] : (values.target as string).split(",");
+  const asked = (values.target as string) === "all"
+    ? [...FUZZ_TARGETS]
+    : (values.target as string).split(",");
   for (const t of asked) {
     if (!(FUZZ_TARGETS as readonly string[]).includes(t)) {
       throw new UsageError(`--target "${t}" is unknown; use ${FUZZ_TARGETS.join(", ")} or all`);

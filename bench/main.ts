@@ -114,9 +114,10 @@ async function git(args: string[]): Promise<string | null> {
   }
 }
 
-/** Collects the environment block; `report` is the adapter a suite already opened, if any. */
-async function environment(report: AdapterReport | null): Promise<Environment> {
-  if (!report && typeof navigator !== "undefined" && navigator.gpu) {
+/** Collects the environment block (the adapter as the suites get it: high-performance preference). */
+async function environment(): Promise<Environment> {
+  let report: AdapterReport | null = null;
+  if (typeof navigator !== "undefined" && navigator.gpu) {
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (adapter) report = describeAdapter(adapter);
   }
@@ -193,7 +194,11 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
       rows.push(row("train", `CoLA ${kind} padding: epoch (tiny, est.)`, p.epochSeconds, "s"));
     }
   }
-  if (r.torchCpu) rows.push(row("train", "PyTorch CPU tiny step 32x64", r.torchCpu.stepMs, "ms"));
+  if (r.torchCpu) {
+    rows.push(
+      row("train", `PyTorch CPU tiny step ${r.torchCpu.batch}x${r.torchCpu.seq}`, r.torchCpu.stepMs, "ms"),
+    );
+  }
   if (r.torchGpu) {
     const t = r.torchGpu;
     rows.push(row("train", `PyTorch float32 step ${t.batch}x${t.seq} (torch_bench.py)`, t.fp32, "ms"));
@@ -335,13 +340,13 @@ export async function runBench(
   options: { quick?: boolean; python?: string; torch?: string; bertBaseBatch?: number } = {},
 ): Promise<BenchReport> {
   const quick = options.quick ?? false;
+  const env = await environment(); // at the start: the date and git state the figures belong to
   const torch = options.torch ? JSON.parse(await Deno.readTextFile(options.torch)) : null;
   const results: BenchReport["suites"] = {};
   const errors: BenchReport["errors"] = {};
   const rows: Row[] = [];
   const ratios: BenchReport["ratios"] = [];
   const notes: string[] = [];
-  let adapter: AdapterReport | null = null;
   for (const suite of suites) {
     const t0 = performance.now();
     console.error(`bench: ${suite}${quick ? " (quick)" : ""} ...`);
@@ -349,7 +354,6 @@ export async function runBench(
     try {
       if (suite === "kernels") {
         const gpu = await Gpu.create();
-        adapter = gpu.report;
         try {
           const r = await benchKernels(gpu, { quick, torchMatmul: torch?.matmul as TorchMatmulReference });
           results.kernels = r;
@@ -400,7 +404,7 @@ export async function runBench(
     ratios.push(...suiteRatios.map((r) => ({ suite, ...r })));
     console.error(`bench: ${suite} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  return { environment: await environment(adapter), quick, suites: results, errors, rows, ratios, notes };
+  return { environment: env, quick, suites: results, errors, rows, ratios, notes };
 }
 
 /** The report as text: environment line, notes, then the table (printed last). */

@@ -10,20 +10,10 @@ import { gradNorm, gradNormRef, gradNormScratchBytes } from "./grad_norm.ts";
 import type { Dispatch } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { floatTensor, readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import { assertClose, assertThrows, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { OPTIMIZER_F32, REDUCTION_F32 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/adamw.safetensors", import.meta.url).pathname;
-
-function expectRangeError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RangeError && pattern.test(e.message)) return;
-    throw new Error(`Expected a RangeError matching ${pattern}, got ${e}`);
-  }
-  throw new Error(`Expected a RangeError matching ${pattern}, nothing was thrown`);
-}
 
 Deno.test({
   name: "adamwStep() matches adamwRef() over several steps, with and without decay and clipping",
@@ -83,12 +73,24 @@ Deno.test({
       hyper: big,
       clip: big,
     };
-    expectRangeError(() => adamwStep(gpu, a), /expAvgSq \("small"\) has 16 bytes but n = 64 needs 256/);
-    expectRangeError(() => adamwStep(gpu, { ...a, expAvgSq: big, weightDecay: -1 }), /weightDecay/);
-    expectRangeError(() => adamwStep(gpu, { ...a, expAvgSq: big, hyper: small }), /hyper has 16 bytes/);
+    assertThrows(
+      () => adamwStep(gpu, a),
+      RangeError,
+      /expAvgSq \("small"\) has 16 bytes but n = 64 needs 256/,
+    );
+    assertThrows(() => adamwStep(gpu, { ...a, expAvgSq: big, weightDecay: -1 }), RangeError, /weightDecay/);
+    assertThrows(
+      () => adamwStep(gpu, { ...a, expAvgSq: big, hyper: small }),
+      RangeError,
+      /hyper has 16 bytes/,
+    );
     const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
-    expectRangeError(() => writeAdamHyper(gpu, big, h), /step must be a positive integer .* got 0/);
-    expectRangeError(() => adamHyperValues({ ...h, step: 1, beta2: 1 }), /beta2 must be in \[0, 1\), got 1/);
+    assertThrows(() => writeAdamHyper(gpu, big, h), RangeError, /step must be a positive integer .* got 0/);
+    assertThrows(
+      () => adamHyperValues({ ...h, step: 1, beta2: 1 }),
+      RangeError,
+      /beta2 must be in \[0, 1\), got 1/,
+    );
   },
 });
 

@@ -10,6 +10,7 @@
  */
 
 import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the element-wise forward and position backward. */
 const WG = 256;
@@ -40,20 +41,6 @@ export function validateTokenIds(ids: Int32Array, vocabSize: number, what = "Tok
         }): check the tokenizer matches the model's vocab_size`,
       );
     }
-  }
-}
-
-function checkBuffer(op: string, name: string, buf: GPUBuffer, floats: number): void {
-  if (buf.size < floats * 4) {
-    throw new RangeError(
-      `${op}: buffer "${name}" has ${buf.size} bytes but needs ${floats * 4} (${floats} values)`,
-    );
-  }
-}
-
-function checkCount(op: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
   }
 }
 
@@ -118,12 +105,24 @@ export function embeddingForward(
   for (const k of ["batch", "T", "dim", "vocabSize", "typeVocabSize"] as const) checkCount(op, k, a[k]);
   const tokens = a.batch * a.T;
   const n = tokens * a.dim;
-  checkBuffer(op, "inputIds", a.inputIds, tokens);
-  checkBuffer(op, "tokenTypeIds", a.tokenTypeIds, tokens);
-  checkBuffer(op, `word (${a.vocabSize}, ${a.dim})`, a.word, a.vocabSize * a.dim);
-  checkBuffer(op, `position (>= ${a.T}, ${a.dim})`, a.position, a.T * a.dim);
-  checkBuffer(op, `tokenType (${a.typeVocabSize}, ${a.dim})`, a.tokenType, a.typeVocabSize * a.dim);
-  checkBuffer(op, `out (${a.batch}, ${a.T}, ${a.dim})`, a.out, n);
+  checkBuffer(op, "inputIds", a.inputIds, tokens * 4, `${tokens} values`);
+  checkBuffer(op, "tokenTypeIds", a.tokenTypeIds, tokens * 4, `${tokens} values`);
+  checkBuffer(
+    op,
+    `word (${a.vocabSize}, ${a.dim})`,
+    a.word,
+    a.vocabSize * a.dim * 4,
+    `${a.vocabSize * a.dim} values`,
+  );
+  checkBuffer(op, `position (>= ${a.T}, ${a.dim})`, a.position, a.T * a.dim * 4, `${a.T * a.dim} values`);
+  checkBuffer(
+    op,
+    `tokenType (${a.typeVocabSize}, ${a.dim})`,
+    a.tokenType,
+    a.typeVocabSize * a.dim * 4,
+    `${a.typeVocabSize * a.dim} values`,
+  );
+  checkBuffer(op, `out (${a.batch}, ${a.T}, ${a.dim})`, a.out, n * 4, `${n} values`);
   return gpu.dispatch(
     op,
     embeddingForwardWgsl(),
@@ -365,8 +364,14 @@ export function embeddingBackward(
   const capacity = a.index.capacity;
   const tableRows = a.tableRows ?? Math.floor(a.dTable.size / (4 * a.dim));
   checkCount(op, "tableRows", tableRows);
-  checkBuffer(op, `dout (${capacity}, ${a.dim})`, a.dout, capacity * a.dim);
-  checkBuffer(op, `dTable (${tableRows}, ${a.dim})`, a.dTable, tableRows * a.dim);
+  checkBuffer(op, `dout (${capacity}, ${a.dim})`, a.dout, capacity * a.dim * 4, `${capacity * a.dim} values`);
+  checkBuffer(
+    op,
+    `dTable (${tableRows}, ${a.dim})`,
+    a.dTable,
+    tableRows * a.dim * 4,
+    `${tableRows * a.dim} values`,
+  );
   const accumulate = a.accumulate ?? true;
   return gpu.dispatch(
     accumulate ? "embeddingBackward.accumulate" : "embeddingBackward",
@@ -425,8 +430,20 @@ export function positionEmbeddingBackward(
   if (!Number.isInteger(tableRows) || tableRows < a.T) {
     throw new RangeError(`${op}: tableRows ${tableRows} must be an integer >= T = ${a.T}`);
   }
-  checkBuffer(op, `dout (${a.batch}, ${a.T}, ${a.dim})`, a.dout, a.batch * a.T * a.dim);
-  checkBuffer(op, `dPosition (${tableRows}, ${a.dim})`, a.dPosition, tableRows * a.dim);
+  checkBuffer(
+    op,
+    `dout (${a.batch}, ${a.T}, ${a.dim})`,
+    a.dout,
+    a.batch * a.T * a.dim * 4,
+    `${a.batch * a.T * a.dim} values`,
+  );
+  checkBuffer(
+    op,
+    `dPosition (${tableRows}, ${a.dim})`,
+    a.dPosition,
+    tableRows * a.dim * 4,
+    `${tableRows * a.dim} values`,
+  );
   const accumulate = a.accumulate ?? true;
   const n = (accumulate ? a.T : tableRows) * a.dim;
   return gpu.dispatch(

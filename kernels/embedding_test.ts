@@ -12,20 +12,19 @@ import {
 import type { Gpu } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { readSafetensors, type SafetensorsFile } from "../formats/safetensors.ts";
-import { assertClose, dot, f32, finiteDifference, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import {
+  assertClose,
+  assertThrows,
+  dot,
+  f32,
+  finiteDifference,
+  GPU_TEST,
+  randn,
+  testGpu,
+} from "../tests/util.ts";
 import { FINITE_DIFF, KERNEL_F32 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/embedding.safetensors", import.meta.url).pathname;
-
-function expectRangeError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RangeError && pattern.test(e.message)) return;
-    throw new Error(`Expected a RangeError matching ${pattern}, got ${e}`);
-  }
-  throw new Error(`Expected a RangeError matching ${pattern}, nothing was thrown`);
-}
 
 /** Random ids in [0, vocab) with many [PAD] = 0 tokens and the last ids of the vocabulary. */
 function tokenIds(rng: Rng, n: number, vocab: number): Int32Array {
@@ -116,16 +115,19 @@ Deno.test({
 
 Deno.test("validateTokenIds() names the first bad id, its index and the vocabulary size", () => {
   validateTokenIds(new Int32Array([0, 5, 30521]), 30522);
-  expectRangeError(
+  assertThrows(
     () => validateTokenIds(new Int32Array([1, 30522, -1]), 30522),
+    RangeError,
     /id 30522 at index 1 .*30522 ids/,
   );
-  expectRangeError(
+  assertThrows(
     () => validateTokenIds(new Int32Array([0, 1, -1]), 2, "Token type id"),
+    RangeError,
     /^Token type id -1 at index 2/,
   );
-  expectRangeError(
+  assertThrows(
     () => validateTokenIds(new Int32Array([0]), 0),
+    RangeError,
     /vocabulary size must be a positive integer/,
   );
 });
@@ -150,8 +152,16 @@ Deno.test({
       vocabSize: 37,
       typeVocabSize: 2,
     };
-    expectRangeError(() => embeddingForward(gpu, args), /embeddingForward: buffer "position \(>= 7, 45\)"/);
-    expectRangeError(() => embeddingForward(gpu, { ...args, position: args.word, dim: 0 }), /dim must be/);
+    assertThrows(
+      () => embeddingForward(gpu, args),
+      RangeError,
+      /embeddingForward: buffer "position \(>= 7, 45\)"/,
+    );
+    assertThrows(
+      () => embeddingForward(gpu, { ...args, position: args.word, dim: 0 }),
+      RangeError,
+      /dim must be/,
+    );
   },
 });
 
@@ -173,7 +183,7 @@ Deno.test("buildEmbeddingIndex() groups token positions by sorted unique id, in 
       throw new Error(`id ${id}: positions ${got} != ${want}`);
     }
   });
-  expectRangeError(() => buildEmbeddingIndex([0, 1, -2]), /id -2 at index 2/);
+  assertThrows(() => buildEmbeddingIndex([0, 1, -2]), RangeError, /id -2 at index 2/);
   const empty = buildEmbeddingIndex([]);
   if (empty.rows.length !== 0 || empty.starts.length !== 1) throw new Error("empty index is not empty");
 });
@@ -297,8 +307,9 @@ Deno.test({
   fn: async () => {
     const gpu = await testGpu();
     const index = createEmbeddingIndexBuffers(gpu, 4, "index");
-    expectRangeError(
+    assertThrows(
       () => writeEmbeddingIndex(gpu, index, buildEmbeddingIndex([1, 2, 3, 4, 5])),
+      RangeError,
       /index has 5 tokens but its buffers hold 4/,
     );
   },

@@ -11,6 +11,7 @@
  */
 
 import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { checkBuffer, checkCount } from "./_checks.ts";
 
 const WG = 256;
 
@@ -120,26 +121,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 }`;
 }
 
-function checkCount(op: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
-  }
-}
-
-function checkBuffer(op: string, name: string, buf: GPUBuffer, n: number): void {
-  if (buf.size < n * 4) {
-    throw new RangeError(
-      `${op}: buffer "${name}" has ${buf.size} bytes but n = ${n} needs ${n * 4}; allocate a larger buffer`,
-    );
-  }
-}
-
 /** Prepares out = gelu(x) over `n` elements; out must not alias x. */
 export function geluForward(gpu: Gpu, a: { x: GPUBuffer; out: GPUBuffer; n: number }): Dispatch {
   const op = "geluForward()";
   checkCount(op, "n", a.n);
-  checkBuffer(op, "x", a.x, a.n);
-  checkBuffer(op, "out", a.out, a.n);
+  checkBuffer(op, "x", a.x, a.n * 4, `n = ${a.n}`);
+  checkBuffer(op, "out", a.out, a.n * 4, `n = ${a.n}`);
   if (a.x === a.out) throw new RangeError(`${op}: "out" must be a different buffer from "x"`);
   return gpu.dispatch("geluForward", geluForwardWgsl(), [["u32", a.n]], [a.x, a.out], grid(a.n, WG));
 }
@@ -151,9 +138,9 @@ export function geluBackward(
 ): Dispatch {
   const op = "geluBackward()";
   checkCount(op, "n", a.n);
-  checkBuffer(op, "x", a.x, a.n);
-  checkBuffer(op, "dout", a.dout, a.n);
-  checkBuffer(op, "dx", a.dx, a.n);
+  checkBuffer(op, "x", a.x, a.n * 4, `n = ${a.n}`);
+  checkBuffer(op, "dout", a.dout, a.n * 4, `n = ${a.n}`);
+  checkBuffer(op, "dx", a.dx, a.n * 4, `n = ${a.n}`);
   if (a.x === a.dout || a.x === a.dx) {
     throw new RangeError(`${op}: "x" must be a different buffer from "dout" and "dx"`);
   }

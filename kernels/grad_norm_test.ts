@@ -2,20 +2,10 @@ import { gradNorm, gradNormRef, gradNormScratchBytes } from "./grad_norm.ts";
 import type { Gpu } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { floatTensor, readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import { assertClose, assertThrows, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { KERNEL_F32, REDUCTION_F32 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/grad_norm.safetensors", import.meta.url).pathname;
-
-function expectRangeError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RangeError && pattern.test(e.message)) return;
-    throw new Error(`Expected a RangeError matching ${pattern}, got ${e}`);
-  }
-  throw new Error(`Expected a RangeError matching ${pattern}, nothing was thrown`);
-}
 
 /** Runs gradNorm on the GPU over float32 copies of `grads`; returns [total, clip]. */
 function gpuNorm(gpu: Gpu, grads: ArrayLike<number>[], maxNorm: number): Promise<Float32Array> {
@@ -75,13 +65,15 @@ Deno.test({
     const result = gpu.buffer("result", 8);
     const scratch = gpu.buffer("scratch", gradNormScratchBytes([20000]));
     const small = gpu.buffer("small", 4);
-    expectRangeError(
+    assertThrows(
       () => gradNorm(gpu, { grads, result, maxNorm: 1, scratch: small }),
+      RangeError,
       /scratch has 16 bytes but needs 20/,
     );
-    expectRangeError(() => gradNorm(gpu, { grads, result, maxNorm: NaN, scratch }), /maxNorm is NaN/);
-    expectRangeError(
+    assertThrows(() => gradNorm(gpu, { grads, result, maxNorm: NaN, scratch }), RangeError, /maxNorm is NaN/);
+    assertThrows(
       () => gradNorm(gpu, { grads: [{ buffer: small, n: 5 }], result, maxNorm: 1, scratch }),
+      RangeError,
       /gradient 0 \("small"\) has 16 bytes but n = 5 needs 20/,
     );
   },

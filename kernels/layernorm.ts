@@ -18,6 +18,7 @@
  */
 
 import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
 const ROW_WG = 128;
@@ -33,20 +34,6 @@ function rowsPerChunk(rows: number): number {
 
 function chunkCount(rows: number): number {
   return Math.ceil(rows / rowsPerChunk(rows));
-}
-
-function checkCount(op: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
-  }
-}
-
-function checkBuffer(op: string, name: string, buf: GPUBuffer, bytes: number, shape: string): void {
-  if (buf.size < bytes) {
-    throw new RangeError(
-      `${op}: buffer "${name}" has ${buf.size} bytes but ${shape} needs ${bytes}; allocate a larger buffer`,
-    );
-  }
 }
 
 /** Throws if a buffer the kernel writes is also bound under another name (WebGPU rejects that). */

@@ -13,6 +13,7 @@
  */
 
 import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { checkBuffer, checkCount } from "./_checks.ts";
 
 /**
  * Threads per workgroup: one row's threads (a power of two for the tree reduction; T is at most 512),
@@ -87,20 +88,6 @@ function usePerThread(gpu: Gpu, variant: SoftmaxVariant): boolean {
 
 function rowGroups(rows: number, perThread: boolean): [number, number] {
   return perThread ? grid(rows, WG) : grid(rows, 1);
-}
-
-function checkCount(op: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
-  }
-}
-
-function checkBuffer(op: string, name: string, buf: GPUBuffer, bytes: number, shape: string): void {
-  if (buf.size < bytes) {
-    throw new RangeError(
-      `${op}: buffer "${name}" has ${buf.size} bytes but ${shape} needs ${bytes}; allocate a larger buffer`,
-    );
-  }
 }
 
 function checkScale(op: string, scale: number): void {

@@ -25,11 +25,13 @@
  * sends), or none; any other type, or a charset other than UTF-8, is 415.
  *
  * Slow clients: the body deadline bounds a client that sends its headers and then trickles or stalls
- * the body. A client that never finishes its headers never reaches this code; `deno serve` has no
- * header-timeout option, and its HTTP/1 server (hyper) closes such a connection after hyper's
- * default header read timeout of 30 s (`serve/hostile_test.ts` shows that such connections do not
- * hold up other clients). Put a reverse proxy with its own header timeout in front for anything
- * stricter.
+ * the body: it gets its 408 on time and its handler and buffers are freed, though Deno keeps the TCP
+ * connection open until the client closes it. A client that never finishes its headers never
+ * reaches this code: `deno serve` has no header-timeout option and Deno 2.9 enforces none (such a
+ * connection was still open after 40 s), so only the OS's file descriptor limit bounds how many can
+ * wait. They cost a socket each and do not hold up other clients (`serve/hostile_test.ts` keeps
+ * dozens open while serving). On an exposed host put a reverse proxy with header and body timeouts
+ * (nginx's `client_header_timeout`, `client_body_timeout`) in front.
  * @module
  */
 

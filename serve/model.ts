@@ -249,7 +249,11 @@ export async function loadServeModel(
   const prefix = `Cannot load model "${shown}"`;
   const loc = locate(source);
   if (loc.kind === "path") {
-    const info = await Deno.stat(loc.folder).catch(() => null);
+    // Only a missing folder reads as missing; a permission error (NotCapable) says what it is.
+    const info = await Deno.stat(loc.folder).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw withPrefix(prefix, e);
+    });
     if (!info?.isDirectory) {
       throw new Deno.errors.NotFound(
         `${prefix}: the folder does not exist; export a model there or set MODEL_DIR`,

@@ -28,6 +28,8 @@ export interface SpawnOptions {
 export interface ServerProcess {
   /** `http://127.0.0.1:<port>` */
   origin: string;
+  /** The server's process id (one process, whatever the number of workers), e.g. to read its memory. */
+  pid: number;
   /** Everything the server wrote to stdout and stderr so far. */
   output(): string;
   /** Stops the server (SIGTERM) and waits for it to exit. */
@@ -123,7 +125,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerPro
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { origin, output: () => output.join(""), close };
+  return { origin, pid: child.pid, output: () => output.join(""), close };
 }
 
 /**

@@ -1,7 +1,8 @@
 import { runDocTests } from "./_doc.ts";
 
-// The modules whose exports mod.ts re-exports; mod.ts's own examples run in doc_test.ts.
+// The modules whose exports mod.ts re-exports; mod.ts's and train/api.ts's examples run in doc_test.ts.
 const FILES = [
+  "serve/classifier.ts",
   "tokenizer/mod.ts",
   "tokenizer/tokenizer.ts",
   "tokenizer/load.ts",

@@ -113,3 +113,18 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function f32(x: ArrayLike<number>): Float32Array {
   return Float32Array.from(x);
 }
+
+/** Checks that `fn` throws an error of class `kind` whose message matches `pattern`. */
+export function assertThrows(
+  fn: () => unknown,
+  kind: abstract new (...args: never[]) => Error,
+  pattern: RegExp,
+): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof kind && pattern.test(e.message)) return;
+    throw new Error(`Expected a ${kind.name} matching ${pattern}, got ${e}`);
+  }
+  throw new Error(`Expected a ${kind.name} matching ${pattern}, nothing was thrown`);
+}

@@ -3,7 +3,7 @@ import { parseBertConfig } from "./config.ts";
 import { BertEngine } from "./model.ts";
 import { initWeights } from "./weights.ts";
 import { Gpu } from "../kernels/runtime.ts";
-import { GPU_TEST, testGpu } from "../tests/util.ts";
+import { assertThrows, GPU_TEST, testGpu } from "../tests/util.ts";
 
 const tiny = {
   vocab_size: 50,
@@ -14,38 +14,28 @@ const tiny = {
   max_position_embeddings: 16,
 };
 
-function throwsMatching(fn: () => unknown, kind: ErrorConstructor, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof kind && pattern.test((e as Error).message)) return;
-    throw new Error(`expected ${kind.name} matching ${pattern}, got ${e}`);
-  }
-  throw new Error(`expected ${kind.name} matching ${pattern}, nothing was thrown`);
-}
-
 Deno.test("parseBertConfig() rejects what the engine does not support, naming the field", () => {
-  throwsMatching(
+  assertThrows(
     () => parseBertConfig({ ...tiny, hidden_act: "relu" }),
     RangeError,
     /hidden_act "relu" is not supported/,
   );
-  throwsMatching(
+  assertThrows(
     () => parseBertConfig({ ...tiny, position_embedding_type: "relative_key" }),
     RangeError,
     /position_embedding_type "relative_key" is not supported; only "absolute"/,
   );
-  throwsMatching(
+  assertThrows(
     () => parseBertConfig({ ...tiny, hidden_size: 30 }),
     RangeError,
     /hidden_size 30 is not a multiple of num_attention_heads 4/,
   );
-  throwsMatching(
+  assertThrows(
     () => parseBertConfig({ ...tiny, model_type: "roberta" }),
     RangeError,
     /model_type "roberta"/,
   );
-  throwsMatching(
+  assertThrows(
     () => parseBertConfig({ ...tiny, num_hidden_layers: 0 }),
     RangeError,
     /"num_hidden_layers" must be a positive integer/,
@@ -59,7 +49,7 @@ Deno.test({
     const gpu = await testGpu();
     const config = parseBertConfig(tiny);
     const weights = initWeights(config, 1);
-    throwsMatching(
+    assertThrows(
       () => BertEngine.create(gpu, config, weights, { maxBatch: 2, maxSeqLen: 17 }),
       RangeError,
       /Sequence length 17 exceeds the model's max_position_embeddings 16/,
@@ -73,16 +63,16 @@ Deno.test({
       batchSize: 2,
       seqLen: 4,
     };
-    throwsMatching(() => engine.setBatch(batch), RangeError, /50.*index 5.*50/);
-    throwsMatching(
+    assertThrows(() => engine.setBatch(batch), RangeError, /50.*index 5.*50/);
+    assertThrows(
       () => engine.setBatch({ ...batch, inputIds: new Int32Array(8), labels: Float32Array.from([0, 2]) }),
       RangeError,
       /Label 2 of batch row 1/,
     );
-    throwsMatching(() => engine.plan(3, 4), RangeError, /Batch size 3 is outside \[1, 2\]/);
+    assertThrows(() => engine.plan(3, 4), RangeError, /Batch size 3 is outside \[1, 2\]/);
     // 40,000 x 16 x 16 x 4 heads x 4 bytes of attention scores: far past llvmpipe's 128 MiB binding limit.
     const before = gpu.bytesAllocated;
-    throwsMatching(
+    assertThrows(
       () => BertEngine.create(gpu, config, weights, { maxBatch: 40000, maxSeqLen: 16 }),
       RangeError,
       /attention scores .* maxStorageBufferBindingSize.*use a smaller batch size \(now 40000\)/,
@@ -100,7 +90,7 @@ Deno.test({
     const engine = BertEngine.create(gpu, config, initWeights(config, 1), { maxBatch: 1, maxSeqLen: 4 });
     gpu.device.destroy();
     await gpu.device.lost;
-    throwsMatching(
+    assertThrows(
       () => gpu.run(engine.plan(1, 4).forward),
       Error,
       /WebGPU device was lost.*create a new Gpu/,

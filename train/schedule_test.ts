@@ -1,4 +1,5 @@
 import { learningRateAt, linearWarmupDecay, usesWeightDecay } from "./schedule.ts";
+import { assertThrows } from "../tests/util.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/schedule.json", import.meta.url);
 
@@ -9,16 +10,6 @@ interface ScheduleFixture {
 
 async function fixture(): Promise<ScheduleFixture> {
   return JSON.parse(await Deno.readTextFile(FIXTURE));
-}
-
-function expectRangeError(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RangeError && pattern.test(e.message)) return;
-    throw new Error(`Expected a RangeError matching ${pattern}, got ${e}`);
-  }
-  throw new Error(`Expected a RangeError matching ${pattern}, nothing was thrown`);
 }
 
 Deno.test("learningRateAt() equals torch LambdaLR with HF's linear warmup for every step", async () => {
@@ -39,13 +30,18 @@ Deno.test("learningRateAt() equals torch LambdaLR with HF's linear warmup for ev
 });
 
 Deno.test("linearWarmupDecay() rejects negative or fractional step counts", () => {
-  expectRangeError(() => linearWarmupDecay(-1, 0, 10), /step must be a non-negative integer, got -1/);
-  expectRangeError(
+  assertThrows(() => linearWarmupDecay(-1, 0, 10), RangeError, /step must be a non-negative integer, got -1/);
+  assertThrows(
     () => linearWarmupDecay(1, 0.5, 10),
+    RangeError,
     /warmupSteps must be a non-negative integer, got 0.5/,
   );
-  expectRangeError(() => linearWarmupDecay(1, 0, NaN), /totalSteps must be a non-negative integer, got NaN/);
-  expectRangeError(() => learningRateAt(0, { lr: -1, warmupSteps: 0, totalSteps: 1 }), /lr must be/);
+  assertThrows(
+    () => linearWarmupDecay(1, 0, NaN),
+    RangeError,
+    /totalSteps must be a non-negative integer, got NaN/,
+  );
+  assertThrows(() => learningRateAt(0, { lr: -1, warmupSteps: 0, totalSteps: 1 }), RangeError, /lr must be/);
 });
 
 Deno.test("usesWeightDecay() matches run_glue's no_decay parameter groups", async () => {

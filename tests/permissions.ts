@@ -1,0 +1,70 @@
+/**
+ * The Deno permissions of each user-facing task, in one place: `deno.json`'s tasks mirror
+ * {@linkcode TASKS} string for string, and `tests/permissions_test.ts` runs these exact strings (through
+ * `deno task --eval`, so `$HOME` and `$(...)` expand as they do in deno.json) on the demo path:
+ * demo, train, eval, export and serve, plus the requests each must be refused.
+ *
+ * What each task may do, and why:
+ * - WebGPU needs no permission in Deno 2.9 (`navigator.gpu` works with none; no --allow-ffi).
+ * - demo: reads and writes its run folder under `runs/` (it generates its data and vocabulary).
+ * - train: reads anything (`--model` and `--data` are the user's paths), writes run folders under
+ *   `runs/` and the download cache, reaches only the Hugging Face hub and its CDNs and the CoLA site,
+ *   reads the cache and hub variables, and asks the OS for the home folder (node:os homedir(), for
+ *   the default cache). With `--output` outside `runs/`, `--cache-dir` or `$BERT_WEBGPU_CACHE`
+ *   elsewhere, an `HF_ENDPOINT` mirror or a `--data` URL, run `deno run` with the matching flags.
+ * - eval: reads anything, writes only the cache (CoLA download), reaches only the CoLA site.
+ * - export: reads anything, writes under `runs/`.
+ * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
+ *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
+ *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
+ *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host).
+ * - bench and test keep `-A`: they spawn subprocesses, run Python and write where they are told.
+ *
+ * Portability: `$HOME` is not set on Windows (use the flags with your profile folder there).
+ * @module
+ */
+
+/** The download cache's default location (`train/hub.ts` defaultCacheDir without $BERT_WEBGPU_CACHE). */
+export const CACHE_DIR = "$HOME/.cache/bert-webgpu";
+
+/**
+ * The npm cache folder, as a command substitution for deno.json's task shell: `deno info --json`
+ * knows it whatever DENO_DIR, XDG_CACHE_HOME or the platform say.
+ */
+export const NPM_CACHE =
+  `$(deno eval "console.log(JSON.parse(new TextDecoder().decode(new Deno.Command(Deno.execPath(), { args: ['info', '--json'] }).outputSync().stdout)).npmCache)")`;
+
+/** Where downloads come from: the hub, the CDNs it redirects to (*.huggingface.co, *.hf.co), and CoLA. */
+export const DOWNLOAD_HOSTS = "huggingface.co,*.huggingface.co,*.hf.co,nyu-mll.github.io";
+
+/** The environment variables serve reads (`serve/config.ts` ENV_NAMES). */
+export const SERVE_ENV = [
+  "MODEL_DIR",
+  "MODEL_VARIANT",
+  "ORT_THREADS",
+  "BATCH_WINDOW_MS",
+  "MAX_BATCH",
+  "MAX_BODY_BYTES",
+  "MAX_TEXTS",
+  "BODY_TIMEOUT_MS",
+].join(",");
+
+/** The permission flags of each task. */
+export const FLAGS = {
+  demo: "--allow-read=runs --allow-write=runs",
+  train: `--allow-read --allow-write=runs,${CACHE_DIR} --allow-net=${DOWNLOAD_HOSTS} ` +
+    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT --allow-sys=homedir",
+  eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
+    "--allow-env=BERT_WEBGPU_CACHE --allow-sys=homedir",
+  export: "--allow-read --allow-write=runs",
+  serve: `--allow-read=runs,${NPM_CACHE} --allow-env=${SERVE_ENV}`,
+} as const;
+
+/** The deno.json tasks these flags belong to (`bench`, `test` and `ok` stay as they are). */
+export const TASKS = {
+  demo: `deno run ${FLAGS.demo} train/demo/main.ts`,
+  train: `deno run ${FLAGS.train} train/main.ts`,
+  eval: `deno run ${FLAGS.eval} train/eval.ts`,
+  export: `deno run ${FLAGS.export} train/export/main.ts`,
+  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port 8000 serve/main.ts`,
+} as const;
