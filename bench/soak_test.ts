@@ -9,7 +9,7 @@ Deno.test({
     const result = await runSoak({ quick: true });
     console.log(formatSoak(result));
     assert.deepEqual(result.segments.map((s) => s.concurrency), [1, 8, 32, 32, 8, 1]);
-    assert.equal(result.errors, 0, result.segments.find((s) => s.firstError)?.firstError);
+    assert.equal(result.errors, 0, result.segments.find((s) => s.firstError)?.firstError ?? "");
     for (const s of result.segments) {
       assert.ok(s.requests > 0, JSON.stringify(s));
       assert.ok(0 < s.p50Ms && s.p50Ms <= s.p99Ms && s.p99Ms <= s.maxMs, JSON.stringify(s));

@@ -264,11 +264,11 @@ export class BertEngine {
   }
 
   async #readAll(from: Map<string, GPUBuffer>): Promise<Weights> {
-    const out: Weights = new Map();
-    for (const spec of parameterSpecs(this.config)) {
-      out.set(spec.name, await this.gpu.readF32(from.get(spec.name)!, numel(spec.shape)));
-    }
-    return out;
+    const specs = parameterSpecs(this.config);
+    const values = await this.gpu.readManyF32(
+      specs.map((spec) => ({ buffer: from.get(spec.name)!, count: numel(spec.shape) })),
+    );
+    return new Map(specs.map((spec, i) => [spec.name, values[i]]));
   }
 
   /** Overwrites parameters from host weights (resume, tests). */

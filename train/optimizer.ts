@@ -116,15 +116,14 @@ export class AdamW {
 
   /** Reads the moments back (checkpoints). */
   async readState(): Promise<Map<string, MomentState>> {
-    const out = new Map<string, MomentState>();
-    for (const name of this.#names) {
-      const n = this.#sizes.get(name)!;
-      out.set(name, {
-        expAvg: await this.gpu.readF32(this.#m.get(name)!, n),
-        expAvgSq: await this.gpu.readF32(this.#v.get(name)!, n),
-      });
-    }
-    return out;
+    const items = this.#names.flatMap((name) => {
+      const count = this.#sizes.get(name)!;
+      return [{ buffer: this.#m.get(name)!, count }, { buffer: this.#v.get(name)!, count }];
+    });
+    const values = await this.gpu.readManyF32(items);
+    return new Map(
+      this.#names.map((name, i) => [name, { expAvg: values[2 * i], expAvgSq: values[2 * i + 1] }]),
+    );
   }
 
   /** Restores moments and the step count (resume). */
