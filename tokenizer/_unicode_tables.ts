@@ -7,22 +7,18 @@
  */
 
 /** clean_text drops these: NUL, U+FFFD, control (Cc except \t \n \r), format (Cf, old Unicode), private use. */
-export const REMOVED: string =
-  "0-8 b-c e-1f 7f-9f ad 600-605 61c 6dd 70f 180e 200b-200f 202a-202e " +
+export const REMOVED: string = "0-8 b-c e-1f 7f-9f ad 600-605 61c 6dd 70f 180e 200b-200f 202a-202e " +
   "2060-2064 2066-206f e000-f8ff feff fff9-fffb fffd 110bd 1bca0-1bca3 1d173-1d17a e0001 e0020-e007f f0000-ffffd " +
   "100000-10fffd ";
 
 /** clean_text turns these into " " (Rust `char::is_whitespace` plus \t \n \r, minus the removed ones). */
-export const CLEAN_SPACE: string =
-  "9-a d a0 1680 2000-200a 2028-2029 202f 205f 3000 ";
+export const CLEAN_SPACE: string = "9-a d a0 1680 2000-200a 2028-2029 202f 205f 3000 ";
 
 /** BertPreTokenizer splits on these (Rust `char::is_whitespace`). */
-export const SPLIT_SPACE: string =
-  "9-d 20 85 a0 1680 2000-200a 2028-2029 202f 205f 3000 ";
+export const SPLIT_SPACE: string = "9-d 20 85 a0 1680 2000-200a 2028-2029 202f 205f 3000 ";
 
 /** BertPreTokenizer isolates these (ASCII punctuation plus Unicode P*, old Unicode). */
-export const PUNCTUATION: string =
-  "21-2f 3a-40 5b-60 7b-7e a1 a7 ab b6-b7 bb bf 37e 387 " +
+export const PUNCTUATION: string = "21-2f 3a-40 5b-60 7b-7e a1 a7 ab b6-b7 bb bf 37e 387 " +
   "55a-55f 589-58a 5be 5c0 5c3 5c6 5f3-5f4 609-60a 60c-60d 61b 61e-61f 66a-66d " +
   "6d4 700-70d 7f7-7f9 830-83e 85e 964-965 970 af0 df4 e4f e5a-e5b f04-f12 " +
   "f14 f3a-f3d f85 fd0-fd4 fd9-fda 104a-104f 10fb 1360-1368 1400 166d-166e 169b-169c 16eb-16ed " +
@@ -64,8 +60,7 @@ export const NONSPACING_MARKS: string =
   "1daa1-1daaf 1e8d0-1e8d6 e0100-e01ef ";
 
 /** handle_chinese_chars pads these with spaces (CJK ideograph blocks). */
-export const CJK: string =
-  "3400-4dbf 4e00-9fff f900-faff 20000-2a6df 2a700-2b81f 2b920-2ceaf 2f800-2fa1f ";
+export const CJK: string = "3400-4dbf 4e00-9fff f900-faff 20000-2a6df 2a700-2b81f 2b920-2ceaf 2f800-2fa1f ";
 
 /**
  * Code points whose HF NFD differs from this runtime's `String.prototype.normalize("NFD")`, with HF's NFD:
