@@ -1,10 +1,11 @@
 /**
  * Soak test of the real server: `deno serve serve/main.ts` (spawnServer) driven from a second process
- * (bench/_load.ts) through a schedule of concurrencies that goes up and back down (1, 8, 32, 32, 8, 1
- * by default) for `seconds` in all, after a warm-up at the highest. It reports errors and latency per
- * segment, and the server's resident memory (VmRSS from /proc/<pid>/status, sampled all along) in
- * the first and the last segment (10 s each in the default 60 s run) and their ratio: a leak shows as
- * a ratio above 1 at the same concurrency. The requests mix single texts, batches of 8 and pairs.
+ * (bench/_load.ts) for `seconds` (60 by default) in rounds of `roundSeconds` (10), each round running
+ * every concurrency (1, 8, 32) in turn, after a warm-up at the highest (20 s). It reports errors and
+ * latency per concurrency, and the server's resident memory (VmRSS from /proc/<pid>/status, sampled
+ * all along) over the first and the last round and their ratio. Both rounds carry the same mix of
+ * load, so a ratio above 1 is growth, not concurrency: a leak. The requests mix single texts, batches
+ * of 8 and pairs.
  *
  * Run: `deno run -A bench/soak.ts [--quick] [--seconds 60] [--model <export folder>]`; prints a
  * table and one JSON line, and exits with 1 on any failed request. `--quick` (a few seconds, used by
@@ -22,26 +23,49 @@ import type { LoadJob, LoadSummary } from "./_load.ts";
 export interface SoakOptions {
   /** A few seconds in all, for CI. @default false */
   quick?: boolean;
-  /** Measured seconds, split evenly over the segments. @default 60, or 3 when `quick` */
+  /** Measured seconds, in whole rounds (at least two). @default 60, or 3 when `quick` */
   seconds?: number;
-  /** Concurrencies, run up then down. @default [1, 8, 32] */
+  /** One round: every concurrency in turn, for an equal share of it. @default 10, or 1.5 when `quick` */
+  roundSeconds?: number;
+  /** Concurrencies of each round. @default [1, 8, 32] */
   concurrency?: number[];
   /** An export folder (serve.json); default: the tiny test model, exported to a temporary folder. */
   modelDir?: string;
+  /**
+   * Seconds of load at the highest concurrency before measuring, so the heap and the allocator reach
+   * their working size first (from a cold start the server's RSS climbs for tens of seconds).
+   * @default 20, or 1 when `quick`
+   */
+  warmupSeconds?: number;
 }
 
-/** One segment of the schedule. */
+/** One load process's run: a concurrency within a round. */
 export interface SoakSegment extends LoadSummary {
+  round: number;
   concurrency: number;
+}
+
+/** One concurrency over all rounds. */
+export interface SoakLevel {
+  concurrency: number;
+  requests: number;
+  errors: number;
+  /** Median of its segments' p50s, ms. */
+  p50Ms: number;
+  /** The highest of its segments' p99s, ms. */
+  p99Ms: number;
+  maxMs: number;
+  /** Successful requests a second, over its segments. */
+  throughput: number;
 }
 
 /** Resident memory of the server process, in KiB. */
 export interface SoakMemory {
   /** [milliseconds since the measured period began, VmRSS KiB]. */
   samples: [number, number][];
-  /** Mean VmRSS over the first segment. */
+  /** Mean VmRSS over the first round. */
   firstKb: number;
-  /** Mean VmRSS over the last segment. */
+  /** Mean VmRSS over the last round. */
   lastKb: number;
   /** lastKb / firstKb. */
   ratio: number;
@@ -50,10 +74,12 @@ export interface SoakMemory {
 /** What {@linkcode runSoak} measured. */
 export interface SoakResult {
   seconds: number;
+  rounds: number;
+  levels: SoakLevel[];
   segments: SoakSegment[];
   requests: number;
   errors: number;
-  /** The highest p99 latency of any segment, ms. */
+  /** The highest p99 latency of any concurrency, ms. */
   worstP99Ms: number;
   /** Null where /proc is not available (not Linux). */
   memory: SoakMemory | null;
@@ -123,60 +149,74 @@ const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.le
  */
 export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   const quick = options.quick ?? false;
-  const seconds = options.seconds ?? (quick ? 3 : 60);
   const levels = options.concurrency ?? [1, 8, 32];
-  const schedule = [...levels, ...[...levels].reverse()];
-  const segmentSeconds = seconds / schedule.length;
+  const roundSeconds = options.roundSeconds ?? (quick ? 1.5 : 10);
+  const rounds = Math.max(2, Math.round((options.seconds ?? (quick ? 3 : 60)) / roundSeconds));
   const exportDir = options.modelDir ?? await exportTestModel({ maxLength: 16 });
   try {
     const server = await spawnServer({ env: { MODEL_DIR: exportDir } });
     try {
       const url = `${server.origin}/classify`;
       const bodies = requestBodies(200);
-      const concurrency = Math.max(...levels);
-      await loadProcess({ url, concurrency, seconds: quick ? 1 : 5, bodies });
+      const warmup = options.warmupSeconds ?? (quick ? 1 : 20);
+      await loadProcess({ url, concurrency: Math.max(...levels), seconds: warmup, bodies });
 
       const samples: [number, number][] = [];
-      const bounds: [number, number][] = []; // each segment's measured span, in sample time
       const start = performance.now();
       const sample = () => {
         const kb = readRssKb(server.pid);
         if (kb !== null) samples.push([performance.now() - start, kb]);
       };
-      sample();
-      const sampler = setInterval(sample, quick ? 100 : 500);
+      const sampler = setInterval(sample, quick ? 100 : 250);
+      const roundSpans: [number, number][] = []; // in sample time
       const segments: SoakSegment[] = [];
       try {
-        for (const c of schedule) {
-          const warmupSeconds = quick ? 0.1 : 0.5;
+        for (let round = 0; round < rounds; round++) {
           const from = performance.now() - start;
-          const summary = await loadProcess({
-            url,
-            concurrency: c,
-            seconds: segmentSeconds,
-            warmupSeconds,
-            bodies,
-          });
-          bounds.push([from, performance.now() - start]);
-          segments.push({ concurrency: c, ...summary });
+          for (const concurrency of levels) {
+            const summary = await loadProcess({
+              url,
+              concurrency,
+              seconds: roundSeconds / levels.length,
+              warmupSeconds: quick ? 0.1 : 0.3, // new connections, not measured
+              bodies,
+            });
+            segments.push({ round, concurrency, ...summary });
+          }
+          roundSpans.push([from, performance.now() - start]);
         }
       } finally {
         clearInterval(sampler);
       }
-      sample();
       const within = ([a, b]: [number, number]) =>
         samples.filter(([t]) => t >= a && t <= b).map(([, kb]) => kb);
-      const first = within(bounds[0]);
-      const last = within(bounds[bounds.length - 1]);
+      const first = within(roundSpans[0]);
+      const last = within(roundSpans[rounds - 1]);
       const memory = first.length && last.length
         ? { samples, firstKb: mean(first), lastKb: mean(last), ratio: mean(last) / mean(first) }
         : null;
+      const byLevel = levels.map((concurrency): SoakLevel => {
+        const mine = segments.filter((s) => s.concurrency === concurrency);
+        const p50s = mine.map((s) => s.p50Ms).sort((a, b) => a - b);
+        const ok = mine.reduce((n, s) => n + s.requests - s.errors, 0);
+        return {
+          concurrency,
+          requests: mine.reduce((n, s) => n + s.requests, 0),
+          errors: mine.reduce((n, s) => n + s.errors, 0),
+          p50Ms: p50s[Math.floor((p50s.length - 1) / 2)],
+          p99Ms: Math.max(...mine.map((s) => s.p99Ms)),
+          maxMs: Math.max(...mine.map((s) => s.maxMs)),
+          throughput: ok / mine.reduce((n, s) => n + s.seconds, 0),
+        };
+      });
       return {
-        seconds,
+        seconds: rounds * roundSeconds,
+        rounds,
+        levels: byLevel,
         segments,
         requests: segments.reduce((n, s) => n + s.requests, 0),
         errors: segments.reduce((n, s) => n + s.errors, 0),
-        worstP99Ms: Math.max(...segments.map((s) => s.p99Ms)),
+        worstP99Ms: Math.max(...byLevel.map((l) => l.p99Ms)),
         memory,
       };
     } finally {
@@ -188,7 +228,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
 }
 
 /**
- * The result as a table: one row per segment, then memory.
+ * The result as a table: one row per concurrency, then memory.
  * @example
  * ```ts ignore
  * import { formatSoak, runSoak } from "./soak.ts";
@@ -197,30 +237,31 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
  */
 export function formatSoak(result: SoakResult): string {
   const lines = [
-    `soak: ${result.seconds} s, ${result.requests} requests, ${result.errors} errors, worst p99 ${
-      result.worstP99Ms.toFixed(1)
-    } ms`,
+    `soak: ${result.seconds} s in ${result.rounds} rounds, ${result.requests} requests, ` +
+    `${result.errors} errors, worst p99 ${result.worstP99Ms.toFixed(1)} ms`,
     "conc  requests  errors   p50 ms   p99 ms   max ms    req/s",
   ];
-  for (const s of result.segments) {
+  for (const l of result.levels) {
     lines.push(
-      `${String(s.concurrency).padStart(4)} ${String(s.requests).padStart(9)} ${
-        String(s.errors).padStart(7)
-      } ${s.p50Ms.toFixed(2).padStart(8)} ${s.p99Ms.toFixed(2).padStart(8)} ${
-        s.maxMs.toFixed(2).padStart(8)
-      } ${s.throughput.toFixed(1).padStart(8)}`,
+      `${String(l.concurrency).padStart(4)} ${String(l.requests).padStart(9)} ${
+        String(l.errors).padStart(7)
+      } ${l.p50Ms.toFixed(2).padStart(8)} ${l.p99Ms.toFixed(2).padStart(8)} ${
+        l.maxMs.toFixed(2).padStart(8)
+      } ${l.throughput.toFixed(1).padStart(8)}`,
     );
   }
   const m = result.memory;
+  const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
   lines.push(
     m
-      ? `server RSS: first segment ${(m.firstKb / 1024).toFixed(1)} MiB, last ${
-        (m.lastKb / 1024).toFixed(1)
-      } MiB, ratio ${m.ratio.toFixed(3)} (${m.samples.length} samples)`
+      ? `server RSS: first round ${mib(m.firstKb)}, last round ${mib(m.lastKb)}, ratio ${
+        m.ratio.toFixed(3)
+      } ` +
+        `(${m.samples.length} samples)`
       : "server RSS: not available (no /proc)",
   );
   for (const s of result.segments) {
-    if (s.firstError) lines.push(`first error at c${s.concurrency}: ${s.firstError}`);
+    if (s.firstError) lines.push(`first error in round ${s.round} at c${s.concurrency}: ${s.firstError}`);
   }
   return lines.join("\n");
 }
@@ -228,6 +269,11 @@ export function formatSoak(result: SoakResult): string {
 const FLAGS: Record<string, Flag> = {
   quick: { type: "boolean", help: "A few seconds (smoke test)" },
   seconds: { type: "number", value: "s", help: "Measured seconds in all (default 60, quick 3)" },
+  warmup: {
+    type: "number",
+    value: "s",
+    help: "Warm-up seconds at the highest concurrency (default 20, quick 1)",
+  },
   model: { type: "string", value: "folder", help: "Export folder to serve (default: the tiny test model)" },
 };
 
@@ -240,6 +286,7 @@ if (import.meta.main) {
   const result = await runSoak({
     quick: Boolean(values.quick),
     seconds: values.seconds as number | undefined,
+    warmupSeconds: values.warmup as number | undefined,
     modelDir: values.model as string | undefined,
   });
   console.log(formatSoak(result));

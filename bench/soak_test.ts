@@ -8,12 +8,26 @@ Deno.test({
   fn: async () => {
     const result = await runSoak({ quick: true });
     console.log(formatSoak(result));
-    assert.deepEqual(result.segments.map((s) => s.concurrency), [1, 8, 32, 32, 8, 1]);
+    assert.deepEqual(result.segments.map((s) => `${s.round}/c${s.concurrency}`), [
+      "0/c1",
+      "0/c8",
+      "0/c32",
+      "1/c1",
+      "1/c8",
+      "1/c32",
+    ]);
     assert.equal(result.errors, 0, result.segments.find((s) => s.firstError)?.firstError ?? "");
     for (const s of result.segments) {
       assert.ok(s.requests > 0, JSON.stringify(s));
       assert.ok(0 < s.p50Ms && s.p50Ms <= s.p99Ms && s.p99Ms <= s.maxMs, JSON.stringify(s));
     }
+    assert.deepEqual(
+      result.levels.map((l) => [l.concurrency, l.requests]),
+      [1, 8, 32].map((c) => [
+        c,
+        result.segments.filter((s) => s.concurrency === c).reduce((n, s) => n + s.requests, 0),
+      ]),
+    );
     assert.equal(result.worstP99Ms, Math.max(...result.segments.map((s) => s.p99Ms)));
     if (readRssKb(Deno.pid) !== null) {
       const m = result.memory!;

@@ -16,7 +16,7 @@
  * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request / invalid_body (the
  * upload broke off), 404 not_found,
  * 405 method_not_allowed (with Allow), 408 request_timeout (the body did not arrive within
- * BODY_TIMEOUT_MS of the headers; the connection is closed), 413 body_too_large (checked while the
+ * BODY_TIMEOUT_MS of the headers; sent with Connection: close), 413 body_too_large (checked while the
  * body streams in) / too_many_texts, 415 unsupported_media_type, 500 inference_failed. None of them
  * stops the server.
  *
@@ -108,7 +108,8 @@ async function readBody(request: Request, limit: number, timeoutMs: number): Pro
         new HttpError(
           408,
           "request_timeout",
-          `Request body did not arrive within ${timeoutMs} ms (BODY_TIMEOUT_MS); got ${size} bytes, send the whole body at once`,
+          `Request body did not arrive within ${timeoutMs} ms (BODY_TIMEOUT_MS); got ${size} bytes, ` +
+            "send the whole body at once",
           { connection: "close" },
         ),
       ), timeoutMs);

@@ -28,7 +28,7 @@ export interface ServeConfig {
   maxTexts: number;
   /**
    * Most milliseconds a request body may take to arrive, counted from its headers; a slower (or
-   * stalled) upload gets 408 and its connection is closed. @default 10000
+   * stalled) upload gets 408 and its handler is freed. @default 10000
    */
   bodyTimeoutMs: number;
 }

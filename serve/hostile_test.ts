@@ -198,7 +198,8 @@ async function assertHealthy(server: ServerProcess, after: string): Promise<void
     `/health after "${after}"`,
   );
   const ms = performance.now() - started;
-  assert.ok(ms < 2000, `/health took ${ms.toFixed(0)} ms after "${after}"`);
+  // A stuck server would not answer at all; 5 s leaves room for a loaded CI machine.
+  assert.ok(ms < 5000, `/health took ${ms.toFixed(0)} ms after "${after}"`);
 }
 
 /** What came back on a raw connection: the status line's code, headers, body and when it began. */
@@ -339,7 +340,7 @@ Deno.test({
         ) {
           assertJsonError(r, 408, "request_timeout", what);
           assert.ok(
-            r.firstByteMs >= BODY_TIMEOUT_MS - 50 && r.firstByteMs < BODY_TIMEOUT_MS + 1500,
+            r.firstByteMs >= BODY_TIMEOUT_MS - 50 && r.firstByteMs < BODY_TIMEOUT_MS + 3000,
             `${what}: 408 after ${r.firstByteMs.toFixed(0)} ms`,
           );
         }

@@ -1,11 +1,14 @@
 /**
  * The `deno serve` entry point: loads the model named by the environment (see `serve/config.ts`:
- * MODEL_DIR, MODEL_VARIANT, ORT_THREADS, BATCH_WINDOW_MS, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXTS) and
- * serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so loads its own session.
- * A missing or corrupt model folder stops start-up with exit code 1 and a message naming the path.
+ * MODEL_DIR, MODEL_VARIANT, ORT_THREADS, BATCH_WINDOW_MS, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXTS,
+ * BODY_TIMEOUT_MS) and serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so
+ * loads its own session. A missing or corrupt model folder stops start-up with exit code 1 and a
+ * message naming the path.
  *
- * Run: `deno serve --allow-read --allow-env --port 8000 serve/main.ts` (add `--allow-net` when
- * MODEL_DIR is an http(s) URL, and `--parallel` for one worker per core; DENO_JOBS sets how many), then
+ * Run: `deno serve --allow-read=<model folder>,<npm cache> --allow-env --port 8000 serve/main.ts` (the
+ * npm cache holds onnxruntime-web's .wasm, read as a file; `tests/permissions.ts` has the exact flags;
+ * add `--allow-net=<host>` when MODEL_DIR is an http(s) URL, and `--parallel` for one worker per core;
+ * DENO_JOBS sets how many), then
  * `curl -d '{"text": "the dog runs."}' localhost:8000/classify`.
  * @module
  */

@@ -178,6 +178,19 @@ function int64(values: Int32Array, rows: number, cols: number): ort.Tensor {
   return new ort.Tensor("int64", data, [rows, cols]);
 }
 
+/** [CLS] [UNK]... [SEP], `length` tokens: the longest input serve will run. */
+function longestInput(tokenizer: Tokenizer, length: number): Encoding {
+  const ids = new Int32Array(length).fill(tokenizer.unkId);
+  ids[0] = tokenizer.clsId;
+  ids[length - 1] = tokenizer.sepId;
+  return {
+    ids,
+    attentionMask: new Int32Array(length).fill(1),
+    tokenTypeIds: new Int32Array(length),
+    truncated: false,
+  };
+}
+
 class OrtServeModel implements ServeModel {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
@@ -309,8 +322,20 @@ export async function loadServeModel(
     );
   }
   const model = new OrtServeModel(shown, manifest, variant, file, bytes.length, tokenizer, session);
-  // One probe run catches a logits width that disagrees with serve.json's labels before serving.
-  const [probe] = await model.run([model.encode("")]);
+  // One probe run of serve.json's longest input catches, before serving, a maxLength beyond the
+  // model's position table (which would fail every long request) and a logits width that disagrees
+  // with serve.json's labels.
+  let probe: Float32Array;
+  try {
+    [probe] = await model.run([longestInput(tokenizer, manifest.maxLength)]);
+  } catch (e) {
+    await session.release();
+    throw new RangeError(
+      `${prefix}: "${where(loc, file)}" cannot run an input of ${manifest.maxLength} tokens, the maxLength ` +
+        `of "${where(loc, "serve.json")}" (${(e as Error).message ?? e}); re-export the model`,
+      { cause: e },
+    );
+  }
   if (probe.length !== manifest.labels.length || probe.some((v) => !Number.isFinite(v))) {
     await session.release();
     throw new RangeError(

@@ -43,10 +43,10 @@ Deno.test({
   name: "fuzzTarget() stops a case that hangs and names it",
   ...WORKERS,
   fn: async () => {
-    // A grace of minus the zip target's 2000 ms limit makes the watchdog take the running case for a
-    // hang at its first look; a million cases keep the worker busy until then.
+    // A grace far below minus any case's limit makes the watchdog take the running case for a hang
+    // at its first look; a million cases keep the worker busy until then.
     await assert.rejects(
-      () => fuzzTarget("zip", { cases: 1_000_000, seed: 1, graceMs: -2000 }),
+      () => fuzzTarget("zip", { cases: 1_000_000, seed: 1, graceMs: -1e9 }),
       /Fuzz case zip-fuzz-case-\d+ \(seed 1\) hung: no answer after 0 ms/,
     );
     await assert.rejects(
@@ -113,6 +113,37 @@ Deno.test({
       }
     } finally {
       await Deno.remove(source, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "loadServeModel() refuses a serve.json whose maxLength the model cannot run, naming both files",
+  ...WORKERS,
+  fn: async () => {
+    const dir = await exportTestModel({ maxLength: 12 });
+    try {
+      const manifest = JSON.parse(await Deno.readTextFile(join(dir, "serve.json")));
+      const config = new URL("./fixtures/model/tiny/config.json", import.meta.url);
+      const positions = JSON.parse(await Deno.readTextFile(config)).max_position_embeddings;
+      // At the model's own limit it loads; one past it, every long request would fail, so loading does.
+      await Deno.writeTextFile(
+        join(dir, "serve.json"),
+        JSON.stringify({ ...manifest, maxLength: positions }),
+      );
+      await (await loadServeModel(dir)).release();
+      await Deno.writeTextFile(
+        join(dir, "serve.json"),
+        JSON.stringify({ ...manifest, maxLength: positions + 1 }),
+      );
+      const error = await loadServeModel(dir).then(() => null, (e: Error) => e);
+      assert.ok(error instanceof RangeError, String(error));
+      assert.ok(
+        error.message.includes(`"${dir}/model.int8.onnx" cannot run an input of ${positions + 1} tokens`),
+      );
+      assert.ok(error.message.includes(`"${dir}/serve.json"`), error.message);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

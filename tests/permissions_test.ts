@@ -182,3 +182,15 @@ Deno.test("FLAGS never grant everything", () => {
     assert.doesNotMatch(flags, /--allow-(write|net|env)( |$)/, `${name}: unscoped write, net or env`);
   }
 });
+
+Deno.test("deno.json tasks use exactly the permission flags proven here", async () => {
+  const { TASKS } = await import("./permissions.ts");
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  for (const [name, command] of Object.entries(TASKS)) {
+    if (config.tasks[name] !== command) {
+      throw new Error(
+        `deno.json task "${name}" is\n  ${config.tasks[name]}\nbut tests/permissions.ts proves\n  ${command}`,
+      );
+    }
+  }
+});

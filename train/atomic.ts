@@ -1,6 +1,7 @@
 /**
  * Atomic file writes: write a temporary file beside the target, flush it to disk, then rename it
- * over the target, so a crash leaves either the old file or the new one, never half of either.
+ * over the target and flush the folder, so a crash (or a power cut) leaves either the old file or
+ * the new one, never half of either, and writes made in order become durable in order.
  *
  * Test hook (off by default): when the environment variable `BERT_WEBGPU_TEST_PAUSE_BEFORE_RENAME`
  * is `<file name>` or `<file name>:<ms>` (e.g. `latest.json:60000`), every atomic write of a file with
@@ -26,7 +27,7 @@ function pauseBeforeRename(path: string): number {
   return file === basename(path) ? Number(ms ?? 60_000) || 60_000 : 0;
 }
 
-/** Writes `data` to `path` atomically (temporary file, fsync, rename). */
+/** Writes `data` to `path` atomically (temporary file, fsync, rename, fsync of the folder). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -52,9 +53,27 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+  await syncDir(dirname(path));
 }
 
-/** The temporary name {@linkcode writeFileAtomic} writes to before the rename: `<name>.tmp-<pid>-<random>`. */
+/**
+ * Flushes a folder's entries, so that a rename in it survives a power cut before any later write
+ * that depends on it (a checkpoint's files before the latest.json pointer). Best effort: where a
+ * folder cannot be opened (Windows), the rename is still atomic, only its durability is the OS's.
+ */
+async function syncDir(dir: string): Promise<void> {
+  let handle: Deno.FsFile | undefined;
+  try {
+    handle = await Deno.open(dir, { read: true });
+    await handle.sync();
+  } catch {
+    // Not supported here; see above.
+  } finally {
+    handle?.close();
+  }
+}
+
+/** What {@linkcode writeFileAtomic} writes before the rename: `<name>.tmp-<pid>-<random>`. */
 const TEMP_NAME = /\.tmp-\d+-[a-z0-9]*$/;
 
 /**

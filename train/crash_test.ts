@@ -24,7 +24,7 @@ const EPOCH_2 = "step-000036";
 
 /** A training subprocess whose output the test can wait on. */
 interface Training {
-  /** Resolves once `pattern` has matched `count` times in stdout + stderr; rejects if the process exits first. */
+  /** Resolves once `pattern` matched `count` times in stdout + stderr; rejects if the process exits first. */
   waitFor(pattern: RegExp, count?: number): Promise<void>;
   /** SIGKILL (unless it has exited), then the exit code; 137 means the kill did it. */
   kill(): Promise<number>;

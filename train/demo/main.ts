@@ -24,7 +24,7 @@ import { demoVocabulary } from "./vocab.ts";
 export const DEMO_OUTPUT = "runs/demo";
 
 /** The tiny BERT the demo trains from scratch. */
-export function demoConfig(vocabSize: number) {
+export function demoConfig(vocabSize: number, overrides: Record<string, unknown> = {}) {
   return parseBertConfig(
     {
       vocab_size: vocabSize,
@@ -33,10 +33,13 @@ export function demoConfig(vocabSize: number) {
       num_attention_heads: 4,
       intermediate_size: 128,
       max_position_embeddings: 32,
-      hidden_dropout_prob: 0.1,
-      attention_probs_dropout_prob: 0.1,
-      initializer_range: 0.02,
+      // From scratch on 4,000 sentences: no dropout, and a wider init than BERT's 0.02 (post-LN
+      // trains faster from it; measured with the torch twin in tests/torch/demo_learnability.py).
+      hidden_dropout_prob: 0,
+      attention_probs_dropout_prob: 0,
+      initializer_range: 0.05,
       layer_norm_eps: 1e-12,
+      ...overrides,
     },
     "demo config",
     { labels: DEMO_LABELS },
@@ -46,9 +49,9 @@ export function demoConfig(vocabSize: number) {
 /** The demo's recipe: from-scratch training wants a larger rate and a warmup than fine-tuning. */
 export const DEMO_RECIPE: TrainOptions = {
   epochs: 3,
-  batchSize: 32,
+  batchSize: 16,
   maxLength: 24,
-  lr: 1e-3,
+  lr: 2e-3,
   eps: 1e-8,
   weightDecay: 0.01,
   warmupRatio: 0.1,
@@ -87,6 +90,8 @@ export async function runDemo(options: {
   seed?: number;
   export?: boolean;
   quiet?: boolean;
+  /** config.json fields that override the demo's architecture. */
+  config?: Record<string, unknown>;
 }) {
   const log = options.quiet ? () => {} : console.log;
   const seed = options.seed ?? DEMO_RECIPE.seed;
@@ -95,7 +100,7 @@ export async function runDemo(options: {
   const data = generateDemoData({ seed, train: options.trainSize ?? 4000 });
   const vocab = demoVocabulary();
   const tokenizer = tokenizerFromVocab(vocab);
-  const config = demoConfig(tokenizer.vocabSize);
+  const config = demoConfig(tokenizer.vocabSize, options.config);
   const majority = Math.max(...[0, 1].map((c) => data.test.filter((e) => e.label === c).length)) /
     data.test.length;
   const gpu = await Gpu.create();
