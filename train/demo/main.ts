@@ -144,7 +144,7 @@ export async function runDemo(options: {
     const r = await exportModel(output, { output: exported, maxLength: recipe.maxLength });
     log(`Exported ONNX: ${Object.values(r.files).join(", ")}`);
     log(`Serve it:  MODEL_DIR=${exported} deno task serve`);
-    log(`Then:      curl -s localhost:8000/classify -d '{"text": "the dogs near the cat runs ."}'`);
+    log(`Then:      curl -s localhost:8000/classify -d '{"texts": ["the dog runs.", "the dogs runs."]}'`);
   }
   log(`Done in ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
   return { validation, test, majority, output, exported };
