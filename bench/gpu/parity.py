@@ -153,6 +153,19 @@ def report(out, result):
     sys.exit(0 if result["ok"] else 1)
 
 
+def hf_loads_ours(folder):
+    """Does transformers load the engine's own model.safetensors + config.json with nothing missing?"""
+    try:
+        from transformers import BertForSequenceClassification
+    except ImportError:
+        return {"skipped": "transformers not installed"}
+    _, info = BertForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+    result = {k: sorted(map(str, info.get(k, []))) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    result["ok"] = not result["missing_keys"] and not result["mismatched_keys"]
+    print(f"parity: transformers loads our checkpoint: {result}", flush=True)
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny config, batch 4 x 16 (for CPU hosts)")
@@ -212,12 +225,14 @@ def main():
         webgpu = json.loads(run.stdout.strip().splitlines()[-1])
         print(f"parity: WebGPU adapter {webgpu['adapter']} (fallback: {webgpu['fallback']})")
         groups = compare(expected, st.load(os.path.join(work, "webgpu.safetensors")))
+        hf_load = hf_loads_ours(os.path.join(work, "ours"))
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)
-    ok = all(g["ok"] for g in groups.values())
+    ok = all(g["ok"] for g in groups.values()) and hf_load.get("ok", True)
     report(a.out, dict(reference=reference, torch=torch.__version__, device=device, config=cfg, batch=B, seq=T,
-                       webgpu=webgpu, bound=BOUND, ok=ok, groups=groups, seconds=time.time() - t0))
+                       webgpu=webgpu, bound=BOUND, ok=ok, groups=groups, hf_load=hf_load,
+                       seconds=time.time() - t0))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import {
   type TensorToWrite,
 } from "../../formats/safetensors.ts";
 import { Gpu } from "../../kernels/runtime.ts";
-import { loadModel } from "../../train/checkpoint.ts";
+import { loadModel, saveModel } from "../../train/checkpoint.ts";
 import { numLabels } from "../../train/config.ts";
 import { type BatchInput, BertEngine } from "../../train/model.ts";
 import { parameterSpecs } from "../../train/params.ts";
@@ -96,6 +96,8 @@ export async function runParity(folder: string, gpu?: Gpu): Promise<ParityRun> {
   }
   const output = join(folder, "webgpu.safetensors");
   await Deno.writeFile(output, serializeSafetensors(tensors));
+  // Our own checkpoint of the same weights, for parity.py to load with transformers' from_pretrained.
+  await saveModel(join(folder, "ours"), model.config, await engine.readParams());
   return {
     adapter: gpu.report.description || gpu.report.vendor,
     fallback: gpu.isFallback,

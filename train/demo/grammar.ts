@@ -11,7 +11,15 @@
  * template is "a sentence this error kind applies to"), so sentence shape alone predicts nothing:
  * e.g. half of the sentences whose subject carries an opposite-number "attractor" noun are correct.
  * Every corrupted sentence is checked with {@linkcode isDemoGrammatical} and dropped if the grammar
- * still accepts it (dropping "the" from a plural noun leaves a correct bare plural, for one).
+ * still accepts it (dropping "the" from a plural noun leaves a correct bare plural, for one). By
+ * default each unacceptable sentence comes with the acceptable one it was made from (a minimal pair,
+ * as in BLiMP), in the same split.
+ *
+ * Learnability (tests/torch/demo_learnability.py, 2 layers, hidden 64): bag-of-words logistic
+ * regression stays far below a model that sees word order, and the tiny BERT reaches about 90% on
+ * validation after 3 epochs of the default 4000 sentences with lr 2e-3, batch 16, initializer_range
+ * 0.05 and no dropout; "attractor" errors stay the hardest (the model tends to agree with the nearest
+ * noun), which is the point of having them.
  * @module
  */
 
@@ -69,22 +77,26 @@ const KIND_WEIGHTS: Record<DemoErrorKind, number> = {
   "missing-object": 0.15,
 };
 
-/** How often each optional part of a sentence is drawn. */
+/**
+ * How often each optional part of a sentence is drawn. Kept low so most sentences are short (5.3
+ * words on average): one changed token is then a larger share of the input, and in the torch check a
+ * 2-layer BERT learned the short mix clearly faster than one with twice these rates.
+ */
 const PROB = {
   /** A plural noun phrase without a determiner ("dogs run."). */
-  bare: 0.15,
+  bare: 0.1,
   /** An adjective before a noun. */
-  adj: 0.3,
+  adj: 0.15,
   /** A negated verb ("does not run"). */
-  neg: 0.2,
+  neg: 0.1,
   /** A transitive verb (else intransitive). */
-  trans: 0.55,
+  trans: 0.4,
   /** A prepositional phrase on the subject. */
-  pp: 0.3,
+  pp: 0.15,
   /** A relative clause on the subject (when there is no PP). */
-  rc: 0.25,
+  rc: 0.1,
   /** A prepositional phrase on the object of a main verb whose subject has no modifier. */
-  objpp: 0.15,
+  objpp: 0.05,
 };
 
 /**
