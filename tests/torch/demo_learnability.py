@@ -1,18 +1,26 @@
 """Dev-only check that the offline demo task (train/demo/) is learnable but not trivial. Not a test.
 
-Reads a JSON dump {"vocab": [...], "train": [...], "validation": [...]} of generateDemoData(), e.g.
+Reads a JSON dump {"vocab": [...], "train": [...], "validation": [...]} of generateDemoData() (do not
+commit it), e.g. from the repository root:
 
-    deno eval 'import { generateDemoData } from "./train/demo/grammar.ts";
-      import { demoVocabulary } from "./train/demo/vocab.ts";
-      Deno.writeTextFileSync("/tmp/demo.json",
-        JSON.stringify({ vocab: demoVocabulary(), ...generateDemoData() }))'
-    /usr/bin/python3 tests/torch/demo_learnability.py /tmp/demo.json
+    deno eval 'import { generateDemoData, demoVocabulary } from "./train/demo/mod.ts";
+      Deno.writeTextFileSync("/tmp/demo.json", JSON.stringify({ vocab: demoVocabulary(), ...generateDemoData() }))'
+    /usr/bin/python3 tests/torch/demo_learnability.py /tmp/demo.json ['{"train_sequences": 4000}']
 
-(do not commit the dump), and prints validation accuracy, overall and per error kind, of
-  1. logistic regression on a bag of words (word order invisible),
-  2. logistic regression on a bag of words and bigrams (local order only),
-  3. a tiny BERT trained from scratch (2 layers, hidden 64) on the first 1500 training sequences for
-     3 epochs, the budget the WebGPU demo has.
+and prints validation accuracy, overall and per error kind, of
+  1. logistic regression on a bag of words (word order invisible), trained on the whole train split,
+  2. logistic regression on a bag of words and bigrams (local order only), likewise,
+  3. a tiny BERT trained from scratch (HF BertForSequenceClassification's shape: post-LN, GELU, tanh
+     pooler over [CLS]) for 3 epochs on the first `train_sequences` sentences, for `seeds` seeds.
+The optional JSON argument overrides entries of the tiny BERT's config (see `main`); "baselines": 0
+skips 1 and 2. Tokenization is BERT's WordPiece on the demo vocabulary ("dogs" -> dog ##s).
+
+Measured on seed-42 data (torch 1.13, CPU), validation accuracy, majority rate 0.500:
+  bag of words 0.632, bag of words + bigrams 0.768 (agreement 0.23, attractor 0.00);
+  tiny BERT, lr 2e-3, batch 16, initializer_range 0.05, no dropout:
+    4000 sentences x 3 epochs: 0.898, 0.902 (seeds 0, 1)     1500 x 3: 0.748, 0.838
+  tiny BERT, train/demo/main.ts's recipe (lr 1e-3, batch 32, initializer_range 0.02, dropout 0.1):
+    4000 x 3: 0.778, 0.872                                    1500 x 3: 0.540, 0.584
 """
 import json
 import math
@@ -142,8 +150,8 @@ def tiny_bert(data, vocab_index, cfg, seed):
     ids, mask = encode(train, vocab_index)
     y = torch.tensor([e["label"] for e in train])
     vids, vmask = encode(data["validation"], vocab_index)
-    model = TinyBert(len(vocab_index), cfg["hidden"], cfg["layers"], cfg["heads"], cfg["intermediate"], cfg["dropout"],
-                     cfg["initializer_range"])
+    model = TinyBert(len(vocab_index), cfg["hidden"], cfg["layers"], cfg["heads"], cfg["intermediate"],
+                     cfg["dropout"], cfg["initializer_range"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
     steps = cfg["epochs"] * math.ceil(len(train) / cfg["batch"])
     warmup = int(0.1 * steps)
@@ -167,7 +175,8 @@ def tiny_bert(data, vocab_index, cfg, seed):
         model.eval()
         with torch.no_grad():
             predictions = model(vids, vmask).argmax(1)
-        acc = accuracy_report(f"tiny BERT seed {seed} epoch {epoch + 1} train loss {sum(losses) / len(losses):.3f}", data["validation"], predictions)
+        name = f"tiny BERT seed {seed} epoch {epoch + 1} train loss {sum(losses) / len(losses):.3f}"
+        acc = accuracy_report(name, data["validation"], predictions)
     print(f"  ({steps} steps, {time.time() - start:.1f} s)")
     return acc
 
@@ -178,16 +187,17 @@ def main():
     vocab_index = {w: i for i, w in enumerate(data["vocab"])}
     labels = [e["label"] for e in data["validation"]]
     print(f"validation majority-class rate {max(labels.count(0), labels.count(1)) / len(labels):.3f}")
-    # The recipe of train/demo/main.ts (demoConfig, DEMO_RECIPE) on the first 1500 sentences.
-    cfg = dict(baselines=1, train_sequences=1500, epochs=3, batch=32, lr=1e-3, hidden=64, layers=2, heads=4,
-               intermediate=128, dropout=0.1, initializer_range=0.02)
+    # train/demo/main.ts's model (demoConfig) with the recipe that learned fastest here; its own
+    # recipe is lr 1e-3, batch 32, initializer_range 0.02, dropout 0.1.
+    cfg = dict(baselines=1, seeds=2, train_sequences=1500, epochs=3, batch=16, lr=2e-3, hidden=64, layers=2,
+               heads=4, intermediate=128, dropout=0.0, initializer_range=0.05)
     if len(sys.argv) > 2:
         cfg.update(json.loads(sys.argv[2]))
     if cfg.pop("baselines"):
         logistic_regression("bag of words", data, vocab_index, bigrams=False)
         logistic_regression("bag of words + bigrams", data, vocab_index, bigrams=True)
     print("tiny BERT config", cfg)
-    accs = [tiny_bert(data, vocab_index, cfg, seed) for seed in range(int(cfg.get("seeds", 3)))]
+    accs = [tiny_bert(data, vocab_index, cfg, seed) for seed in range(int(cfg.pop("seeds")))]
     print(f"tiny BERT final validation accuracy over seeds: {', '.join(f'{a:.3f}' for a in accs)}")
 
 

@@ -4,10 +4,10 @@
  * Every noun and verb is regular, so each "-s" form is its stem plus the suffix: "dogs" and "runs"
  * are not in the vocabulary and WordPiece splits them into `dog ##s` and `run ##s`. The number
  * marking then is one shared token whose meaning a tiny model learns from every sentence, instead
- * of a property of each of ~60 whole words that it would have to learn word by word; in the torch
- * check (tests/torch/demo_learnability.py) this alone lifts a 2-layer BERT on agreement errors from
- * about 60% to about 95% validation accuracy in the same budget. Nouns and adjectives start with a
- * consonant so "a" never needs to become "an".
+ * of a property of each of ~60 whole words that it would have to learn word by word. In a torch
+ * check (tests/torch/demo_learnability.py's model) on agreement errors alone, this lifted a 2-layer
+ * BERT from 62% to 98% validation accuracy with the same data and budget (one seed). Nouns and
+ * adjectives start with a consonant so "a" never needs to become "an".
  * @module
  */
 
