@@ -28,6 +28,10 @@ export interface BenchInferOptions {
   modelDir?: string;
   /** onnxruntime-node intra-op threads; 1 compares kernels with single-threaded wasm. @default 1 */
   nodeThreads?: number;
+  /** Batch sizes to time (sequence 64). @default [1, 32] */
+  batches?: number[];
+  /** The random model's size when no `modelDir` is given: "small" (hidden 256 x 4) or "bert-base". @default "small" */
+  size?: "small" | "bert-base";
 }
 
 /** One runtime x variant x batch measurement, in milliseconds. */
@@ -51,7 +55,7 @@ export interface InferBenchResult {
   int8Speedup: Record<string, number>;
   /** web median / node median, per variant and batch: > 1 means node is faster. */
   nodeSpeedup: Record<string, number>;
-  /** max |int8 logit - float32 logit| per runtime, on the batch-32 inputs. */
+  /** max |int8 logit - float32 logit| per runtime, on the largest batch timed. */
   int8MaxAbsDiff: Record<string, number>;
   nodeThreads: number;
 }
@@ -61,9 +65,9 @@ const BATCHES = [1, 32];
 const SEQUENCE = 64;
 
 /** Writes a random HF model folder (config.json + model.safetensors) and returns its path. */
-async function randomModelFolder(quick: boolean): Promise<string> {
+async function randomModelFolder(quick: boolean, size: "small" | "bert-base" = "small"): Promise<string> {
   const config = parseBertConfig(
-    quick
+    size === "bert-base" && !quick ? {} : quick
       ? {
         hidden_size: 64,
         num_hidden_layers: 2,
@@ -112,7 +116,7 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
   try {
     let folder = options.modelDir;
     if (!folder) {
-      folder = await randomModelFolder(quick);
+      folder = await randomModelFolder(quick, options.size);
       temps.push(folder);
     }
     let files = { float32: `${folder}/${VARIANT_FILES.float32}`, int8: `${folder}/${VARIANT_FILES.int8}` };
@@ -139,9 +143,10 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
     }
 
     const rng = new Rng(5);
+    const batches = options.batches ?? BATCHES;
     const timings: InferTiming[] = [];
     const logits = new Map<string, Float32Array>();
-    for (const batch of BATCHES) {
+    for (const batch of batches) {
       const ids = BigInt64Array.from({ length: batch * SEQUENCE }, () => BigInt(1 + rng.int(vocab - 1)));
       const feeds = (ort: Runtime) => ({
         input_ids: new ort.Tensor("int64", ids, [batch, SEQUENCE]),
@@ -152,7 +157,7 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
         token_type_ids: new ort.Tensor("int64", new BigInt64Array(batch * SEQUENCE), [batch, SEQUENCE]),
       });
       const warmup = quick ? 1 : 2;
-      const runs = quick ? 3 : batch === 1 ? 20 : 6;
+      const runs = quick ? 3 : options.size === "bert-base" ? (batch === 1 ? 8 : 3) : batch === 1 ? 20 : 6;
       const times = sessions.map(() => [] as number[]);
       for (const [i, s] of sessions.entries()) {
         for (let w = 0; w < warmup; w++) {
@@ -188,7 +193,7 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
       timings.find((t) => t.runtime === runtime && t.variant === variant && t.batch === batch)!.medianMs;
     const int8Speedup: Record<string, number> = {};
     const nodeSpeedup: Record<string, number> = {};
-    for (const batch of BATCHES) {
+    for (const batch of batches) {
       for (const [name] of runtimes) {
         int8Speedup[`${name} b${batch}`] = median(name, "float32", batch) / median(name, "int8", batch);
       }
@@ -199,8 +204,9 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
     }
     const int8MaxAbsDiff: Record<string, number> = {};
     for (const [name] of runtimes) {
-      const f = logits.get(`${name}/float32/32`)!;
-      const q = logits.get(`${name}/int8/32`)!;
+      const largest = batches[batches.length - 1];
+      const f = logits.get(`${name}/float32/${largest}`)!;
+      const q = logits.get(`${name}/int8/${largest}`)!;
       int8MaxAbsDiff[name] = f.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i])), 0);
     }
     const bytes = {
@@ -209,7 +215,8 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
     };
     return {
       model: {
-        source: options.modelDir ?? (quick ? "random tiny" : "random mid-size"),
+        source: options.modelDir ??
+          (quick ? "random tiny" : options.size === "bert-base" ? "random bert-base" : "random mid-size"),
         hidden: config.hidden_size ?? 0,
         layers: config.num_hidden_layers ?? 0,
         vocab,
@@ -264,17 +271,23 @@ export function formatInferTable(result: InferBenchResult): string {
 if (import.meta.main) {
   const args = [...Deno.args];
   const quick = args.includes("--quick");
-  const unknown = args.filter((a) => a.startsWith("-") && a !== "--quick");
+  // --bert-base: a random model of bert-base size, batches 1 and 8 (batch 32 takes minutes on wasm).
+  const bertBase = args.includes("--bert-base");
+  const unknown = args.filter((a) => a.startsWith("-") && a !== "--quick" && a !== "--bert-base");
   const positional = args.filter((a) => !a.startsWith("-"));
   if (unknown.length || positional.length > 1) {
     console.error(
       `Unknown arguments ${
         JSON.stringify([...unknown, ...positional.slice(1)])
-      }; usage: infer.ts [--quick] [model folder]`,
+      }; usage: infer.ts [--quick] [--bert-base] [model folder]`,
     );
     Deno.exit(2);
   }
-  const result = await benchInfer({ quick, modelDir: positional[0] });
+  const result = await benchInfer({
+    quick,
+    modelDir: positional[0],
+    ...(bertBase ? { size: "bert-base" as const, batches: [1, 8] } : {}),
+  });
   console.log(formatInferTable(result));
   console.log(JSON.stringify({ bench: "infer", ...result }));
 }
