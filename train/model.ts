@@ -495,9 +495,37 @@ function record(
     }
   };
   // Attention products per (b, h) straight from the (B, T, H·D) layout: outer stride b, inner h.
-  const headStride: [number, number] = [T * C, D];
-  const probStride: [number, number] = [H * T * T, T * T];
-  const heads = { batch: B * H, heads: H };
+  // An operand is "td": a head's (T, D) columns inside a (B, T, H·D) buffer, or "tt": a head's (T, T)
+  // slice of a (B·H, T, T) buffer. Every product has T rows per head; K is the contracted size.
+  type HeadOperand = [GPUBuffer, "td" | "tt"];
+  const ld = (kind: "td" | "tt") => (kind === "tt" ? T : C);
+  const stride = (kind: "td" | "tt"): [number, number] => (kind === "tt" ? [H * T * T, T * T] : [T * C, D]);
+  const perHead = (
+    label: string,
+    a: HeadOperand,
+    b: HeadOperand,
+    out: HeadOperand,
+    K: number,
+    t: { transA?: boolean; transB?: boolean } = {},
+  ) =>
+    matmul(gpu, {
+      a: a[0],
+      b: b[0],
+      out: out[0],
+      M: T,
+      N: out[1] === "tt" ? T : D,
+      K,
+      ...t,
+      lda: ld(a[1]),
+      ldb: ld(b[1]),
+      ldc: ld(out[1]),
+      batch: B * H,
+      heads: H,
+      strideA: stride(a[1]),
+      strideB: stride(b[1]),
+      strideC: stride(out[1]),
+      label,
+    });
 
   // ---- forward: embeddings
   fwd.push(embeddingForward(gpu, {
@@ -536,23 +564,7 @@ function record(
     linear(x, n.query, a.q, N, C, C);
     linear(x, n.key, a.k, N, C, C);
     linear(x, n.value, a.v, N, C, C);
-    fwd.push(matmul(gpu, {
-      a: a.q,
-      b: a.k,
-      out: b.scores,
-      M: T,
-      N: T,
-      K: D,
-      transB: true,
-      lda: C,
-      ldb: C,
-      ldc: T,
-      ...heads,
-      strideA: headStride,
-      strideB: headStride,
-      strideC: probStride,
-      label: `l${l}.scores`,
-    }));
+    fwd.push(perHead(`l${l}.scores`, [a.q, "td"], [a.k, "td"], [b.scores, "tt"], D, { transB: true }));
     fwd.push(
       attentionSoftmaxForward(gpu, {
         scores: b.scores,
@@ -566,22 +578,7 @@ function record(
     );
     const probs = drop(a.probs, a.probsDrop, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
     probsUsed.push(probs);
-    fwd.push(matmul(gpu, {
-      a: probs,
-      b: a.v,
-      out: a.ctx,
-      M: T,
-      N: D,
-      K: T,
-      lda: T,
-      ldb: C,
-      ldc: C,
-      ...heads,
-      strideA: probStride,
-      strideB: headStride,
-      strideC: headStride,
-      label: `l${l}.context`,
-    }));
+    fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.v, "td"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
     fwd.push(layerNormForward(gpu, {
       x: drop(a.attnOut, a.attnDrop, N * C, pHidden, l * 8 + SITE.attnOut),
@@ -689,40 +686,8 @@ function record(
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
     const dProbsDrop = b.dProbsDrop ?? b.dProbs;
-    bwd.push(matmul(gpu, {
-      a: b.dCtx,
-      b: a.v,
-      out: dProbsDrop,
-      M: T,
-      N: T,
-      K: D,
-      transB: true,
-      lda: C,
-      ldb: C,
-      ldc: T,
-      ...heads,
-      strideA: headStride,
-      strideB: headStride,
-      strideC: probStride,
-      label: `l${l}.dProbs`,
-    }));
-    bwd.push(matmul(gpu, {
-      a: probsUsed[l],
-      b: b.dCtx,
-      out: b.dV,
-      M: T,
-      N: D,
-      K: T,
-      transA: true,
-      lda: T,
-      ldb: C,
-      ldc: C,
-      ...heads,
-      strideA: probStride,
-      strideB: headStride,
-      strideC: headStride,
-      label: `l${l}.dV`,
-    }));
+    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.v, "td"], [dProbsDrop, "tt"], D, { transB: true }));
+    bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dV, "td"], T, { transA: true }));
     const dProbs = dropBack(dProbsDrop, b.dProbs, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
     // Gradient w.r.t. the raw scores (scale folded in), in place.
     bwd.push(
@@ -736,39 +701,8 @@ function record(
       }),
     );
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
-    bwd.push(matmul(gpu, {
-      a: dProbs,
-      b: a.k,
-      out: b.dQ,
-      M: T,
-      N: D,
-      K: T,
-      lda: T,
-      ldb: C,
-      ldc: C,
-      ...heads,
-      strideA: probStride,
-      strideB: headStride,
-      strideC: headStride,
-      label: `l${l}.dQ`,
-    }));
-    bwd.push(matmul(gpu, {
-      a: dProbs,
-      b: a.q,
-      out: b.dK,
-      M: T,
-      N: D,
-      K: T,
-      transA: true,
-      lda: T,
-      ldb: C,
-      ldc: C,
-      ...heads,
-      strideA: probStride,
-      strideB: headStride,
-      strideC: headStride,
-      label: `l${l}.dK`,
-    }));
+    bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.k, "td"], [b.dQ, "td"], T));
+    bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.q, "td"], [b.dK, "td"], T, { transA: true }));
     linearBack(b.dQ, inputs[l], n.query, dIn, N, C, C, { accumulateDx: true });
     linearBack(b.dK, inputs[l], n.key, dIn, N, C, C, { accumulateDx: true });
     linearBack(b.dV, inputs[l], n.value, dIn, N, C, C, { accumulateDx: true });
