@@ -8,18 +8,12 @@ import {
   dropoutScale,
 } from "./dropout.ts";
 import { Rng } from "./random.ts";
-import type { Dispatch, Gpu } from "./runtime.ts";
+import type { Gpu } from "./runtime.ts";
 import { readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import { assertClose, f32, GPU_TEST, on2dGrid, randn, testGpu } from "../tests/util.ts";
 import { EXACT } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/dropout.safetensors", import.meta.url).pathname;
-
-/** The same dispatch on a 2-D grid `x` workgroups wide (one spare row): proves the `x + y·nwg.x·256` indexing. */
-function on2dGrid(d: Dispatch, x: number): Dispatch {
-  const total = d.workgroups[0] * d.workgroups[1];
-  return { ...d, workgroups: [x, Math.ceil(total / x) + 1, 1] };
-}
 
 function seedBuffer(gpu: Gpu, seed: number): GPUBuffer {
   return gpu.upload("seed", new Uint32Array([seed, 0, 0, 0]));

@@ -1,18 +1,22 @@
 import { throws } from "node:assert/strict";
 import { erf, erfc, erfWgsl, geluBackward, geluBackwardRef, geluForward, geluRef } from "./gelu.ts";
 import { Rng } from "./random.ts";
-import type { Dispatch, Gpu } from "./runtime.ts";
+import type { Gpu } from "./runtime.ts";
 import { readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, dot, f32, finiteDifference, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import {
+  assertClose,
+  dot,
+  f32,
+  finiteDifference,
+  fixtureTensors,
+  GPU_TEST,
+  on2dGrid,
+  randn,
+  testGpu,
+} from "../tests/util.ts";
 import { ERF_F32, ERF_F64, FINITE_DIFF, GELU_TAIL_F32, KERNEL_F32, REF_F64 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/gelu.safetensors", import.meta.url).pathname;
-
-/** The same dispatch on a 2-D grid `x` workgroups wide (one spare row): proves the `x + y·nwg.x·256` indexing. */
-function on2dGrid(d: Dispatch, x: number): Dispatch {
-  const total = d.workgroups[0] * d.workgroups[1];
-  return { ...d, workgroups: [x, Math.ceil(total / x) + 1, 1] };
-}
 
 /** N(0, 3²) inputs with extremes mixed in: zero, ±1e-30, ±30, ±1e4 and the |x/√2| = 1 switch. */
 function inputs(rng: Rng, n: number): Float32Array {
@@ -141,12 +145,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const file = await readSafetensors(FIXTURE);
-    const t = (name: string) => {
-      const v = file.tensors.get(name);
-      if (!v) throw new Error(`Fixture tensor "${name}" is missing: run tests/torch/fixtures_elementwise.py`);
-      return v.data as Float32Array | Float64Array;
-    };
+    const t = await fixtureTensors(FIXTURE, "tests/torch/fixtures_elementwise.py");
     const x = f32(t("x"));
     const dout = f32(t("dout"));
     assertClose(geluRef(x), t("out"), REF_F64, "ref out");

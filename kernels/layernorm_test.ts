@@ -8,9 +8,18 @@ import {
   type LayerNormVariant,
 } from "./layernorm.ts";
 import { Rng } from "./random.ts";
-import type { Dispatch, Gpu } from "./runtime.ts";
+import type { Gpu } from "./runtime.ts";
 import { readSafetensors, type SafetensorsFile } from "../formats/safetensors.ts";
-import { assertClose, dot, f32, finiteDifference, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import {
+  assertClose,
+  dot,
+  f32,
+  finiteDifference,
+  GPU_TEST,
+  on2dGrid,
+  randn,
+  testGpu,
+} from "../tests/util.ts";
 import { EXACT, FINITE_DIFF, KERNEL_F32, REDUCTION_F32, REF_F64 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/layernorm.safetensors", import.meta.url).pathname;
@@ -30,16 +39,6 @@ function fixture(file: SafetensorsFile, name: string): Float32Array | Float64Arr
 /** Asserts that `fn` throws a RangeError whose message contains `fragment`. */
 function assertRangeError(fn: () => unknown, fragment: string): void {
   throws(fn, (e) => e instanceof RangeError && e.message.includes(fragment));
-}
-
-/**
- * The same dispatch on a 2-D grid `x` workgroups wide (one spare row of workgroups): proves the
- * kernels' `x + y·nwg.x` indexing and its guard, which real shapes reach only past 65,535
- * workgroups (too slow to run on lavapipe).
- */
-function on2dGrid(d: Dispatch, x: number): Dispatch {
-  const total = d.workgroups[0] * d.workgroups[1];
-  return { ...d, workgroups: [x, Math.ceil(total / x) + 1, 1] };
 }
 
 /** x + residual in float32, as the kernel adds. */

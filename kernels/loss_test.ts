@@ -2,8 +2,15 @@ import { throws } from "node:assert/strict";
 import { crossEntropyRef, lossForwardBackward, mseRef } from "./loss.ts";
 import { Rng } from "./random.ts";
 import type { Gpu } from "./runtime.ts";
-import { readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, f32, finiteDifference, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import {
+  assertClose,
+  f32,
+  finiteDifference,
+  fixtureTensors,
+  GPU_TEST,
+  randn,
+  testGpu,
+} from "../tests/util.ts";
 import { FINITE_DIFF, KERNEL_F32, REF_F64 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/loss.safetensors", import.meta.url).pathname;
@@ -186,12 +193,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const file = await readSafetensors(FIXTURE);
-    const t = (name: string) => {
-      const v = file.tensors.get(name);
-      if (!v) throw new Error(`Fixture tensor "${name}" is missing: run tests/torch/fixtures_elementwise.py`);
-      return v.data as Float32Array | Float64Array;
-    };
+    const t = await fixtureTensors(FIXTURE, "tests/torch/fixtures_elementwise.py");
     const [B, L] = [5, 3];
     const ce = crossEntropyRef(t("ce.logits"), t("ce.labels"), B, L);
     assertClose([ce.loss], t("ce.loss"), REF_F64, "ce ref loss");

@@ -7,9 +7,18 @@ import {
   type SoftmaxVariant,
 } from "./softmax.ts";
 import { Rng } from "./random.ts";
-import type { Dispatch, Gpu } from "./runtime.ts";
-import { readSafetensors } from "../formats/safetensors.ts";
-import { assertClose, dot, f32, finiteDifference, GPU_TEST, randn, testGpu } from "../tests/util.ts";
+import type { Gpu } from "./runtime.ts";
+import {
+  assertClose,
+  dot,
+  f32,
+  finiteDifference,
+  fixtureTensors,
+  GPU_TEST,
+  on2dGrid,
+  randn,
+  testGpu,
+} from "../tests/util.ts";
 import { FINITE_DIFF, KERNEL_F32, REF_F64 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/softmax.safetensors", import.meta.url).pathname;
@@ -19,12 +28,6 @@ const VARIANTS: SoftmaxVariant[] = ["fallback", "workgroup"];
 
 // (batch, heads, T): B=3 with odd T, single elements, and T longer than the 64-thread workgroup.
 const SHAPES: [number, number, number][] = [[3, 2, 7], [1, 1, 1], [1, 1, 5], [2, 3, 70]];
-
-/** The same dispatch on a 2-D grid `x` workgroups wide (one spare row): proves the `x + y·nwg.x` indexing. */
-function on2dGrid(d: Dispatch, x: number): Dispatch {
-  const total = d.workgroups[0] * d.workgroups[1];
-  return { ...d, workgroups: [x, Math.ceil(total / x) + 1, 1] };
-}
 
 /** A (B, T) mask of 1s with a random amount of padding at the end of each row (at least one 1). */
 function randomMask(rng: Rng, B: number, T: number): Float32Array {
@@ -223,12 +226,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const file = await readSafetensors(FIXTURE);
-    const t = (name: string) => {
-      const v = file.tensors.get(name);
-      if (!v) throw new Error(`Fixture tensor "${name}" is missing: run tests/torch/fixtures_elementwise.py`);
-      return v.data as Float32Array | Float64Array;
-    };
+    const t = await fixtureTensors(FIXTURE, "tests/torch/fixtures_elementwise.py");
     const [B, H, T, D] = t("shape");
     const c: SoftmaxCase = {
       scores: t("scores"),

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { Gpu } from "../kernels/runtime.ts";
+import { type Dispatch, Gpu } from "../kernels/runtime.ts";
+import { readSafetensors } from "../formats/safetensors.ts";
 import type { Rng } from "../kernels/random.ts";
 import type { Tolerance } from "./tolerance.ts";
 
@@ -127,4 +128,26 @@ export function assertThrows(
     throw new Error(`Expected a ${kind.name} matching ${pattern}, got ${e}`);
   }
   throw new Error(`Expected a ${kind.name} matching ${pattern}, nothing was thrown`);
+}
+
+/**
+ * The same prepared dispatch on a 2-D grid `x` workgroups wide (plus one spare row): proves a kernel's
+ * `gid.x + gid.y * nwg.x * WG` indexing without allocating 65,536 workgroups' worth of data.
+ */
+export function on2dGrid(d: Dispatch, x: number): Dispatch {
+  const total = d.workgroups[0] * d.workgroups[1];
+  return { ...d, workgroups: [x, Math.ceil(total / x) + 1, 1] };
+}
+
+/** A fixture's tensors by name; a missing one names the script that writes it. */
+export async function fixtureTensors(
+  path: string,
+  script: string,
+): Promise<(name: string) => Float32Array | Float64Array> {
+  const file = await readSafetensors(path);
+  return (name: string) => {
+    const v = file.tensors.get(name);
+    if (!v) throw new Error(`Fixture tensor "${name}" is missing from "${path}": run ${script}`);
+    return v.data as Float32Array | Float64Array;
+  };
 }
