@@ -1,30 +1,14 @@
 /** A tiny BERT on real CoLA (../shared/data) with the real bert-base-uncased tokenizer learns: the loss falls. */
-import { loadTokenizer } from "../tokenizer/mod.ts";
-import { loadCola } from "./data/cola.ts";
-import { parseBertConfig } from "./config.ts";
+import { tinyCola } from "../tests/cola.ts";
 import { initWeights } from "./weights.ts";
 import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";
 import { GPU_TEST, testGpu } from "../tests/util.ts";
-
-const shared = new URL("../../shared/data/", import.meta.url);
 
 Deno.test({
   name: "Trainer.fit() on CoLA with a tiny config lowers the loss over a few dozen steps",
   ...GPU_TEST,
   fn: async () => {
-    const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", shared));
-    const cola = await loadCola(new URL("cola_public_1.1.zip", shared).pathname);
-    const config = parseBertConfig(
-      {
-        vocab_size: tokenizer.vocabSize,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-      },
-      "tiny",
-      { labels: cola.train.labels, dropout: 0 },
-    );
+    const { tokenizer, cola, config } = await tinyCola();
     const train = { ...cola.train, examples: cola.train.examples.slice(0, 48 * 16) };
     const trainer = new Trainer(await testGpu(), config, initWeights(config, 1), tokenizer, {
       ...DEFAULT_TRAIN_OPTIONS,

@@ -2,10 +2,8 @@
  * A tiny BERT trained on CoLA (real tokenizer and data from ../shared/data), exported: the float32
  * ONNX logits equal the engine's, and int8 predictions agree with float32 on the CoLA dev sentences.
  */
-import { loadTokenizer } from "../../tokenizer/mod.ts";
-import { loadCola } from "../data/cola.ts";
 import { makeBatches } from "../data/batches.ts";
-import { parseBertConfig } from "../config.ts";
+import { tinyCola } from "../../tests/cola.ts";
 import { initWeights } from "../weights.ts";
 import { DEFAULT_TRAIN_OPTIONS, Trainer } from "../trainer.ts";
 import { saveModel } from "../checkpoint.ts";
@@ -13,8 +11,6 @@ import { exportModel } from "./export.ts";
 import { web } from "./_test_util.ts";
 import { assertClose, GPU_TEST, testGpu } from "../../tests/util.ts";
 import { ONNX_F32 } from "../../tests/tolerance.ts";
-
-const shared = new URL("../../../shared/data/", import.meta.url);
 
 function softmax2(l0: number, l1: number): number {
   return 1 / (1 + Math.exp(l0 - l1));
@@ -25,19 +21,7 @@ Deno.test({
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
-    const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", shared));
-    const cola = await loadCola(new URL("cola_public_1.1.zip", shared).pathname);
-    const config = parseBertConfig(
-      {
-        vocab_size: tokenizer.vocabSize,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-      },
-      "tiny",
-      { labels: cola.train.labels, dropout: 0 },
-    );
+    const { tokenizer, cola, config } = await tinyCola();
     const recipe = {
       ...DEFAULT_TRAIN_OPTIONS,
       epochs: 2,
