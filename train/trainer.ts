@@ -204,6 +204,7 @@ export class Trainer {
   readonly optimizer: AdamW;
   readonly tokenizer: BatchTokenizer;
   #ring: ReadbackRing;
+  #evalBatches = new WeakMap<Dataset, Batch[]>();
 
   constructor(
     gpu: Gpu,
@@ -358,16 +359,24 @@ export class Trainer {
     return read!;
   }
 
-  /** Loss, accuracy, MCC and F1 (binary for two labels, else macro) on a data set; dropout is off. */
+  /**
+   * Loss, accuracy, MCC and F1 (binary for two labels, else macro) on a data set; dropout is off.
+   * Each Dataset object is tokenized once per Trainer: pass a new object after changing its examples.
+   */
   async evaluate(data: Dataset): Promise<EvalResult> {
     const o = this.options;
     const L = numLabels(this.config);
-    const batches = makeBatches(data, this.tokenizer, {
-      batchSize: o.batchSize,
-      maxLength: o.maxLength,
-      padding: o.dynamicPadding ? "longest" : "max_length",
-      shuffle: false,
-    });
+    // The same validation set is evaluated every epoch: tokenize it once.
+    let batches = this.#evalBatches.get(data);
+    if (!batches) {
+      batches = makeBatches(data, this.tokenizer, {
+        batchSize: o.batchSize,
+        maxLength: o.maxLength,
+        padding: o.dynamicPadding ? "longest" : "max_length",
+        shuffle: false,
+      });
+      this.#evalBatches.set(data, batches);
+    }
     const predictions: number[] = [];
     const gold: number[] = [];
     let lossSum = 0;
