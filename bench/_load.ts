@@ -99,6 +99,26 @@ export async function runLoad(job: LoadJob): Promise<LoadSummary> {
   };
 }
 
+/**
+ * Runs {@linkcode runLoad} in a second Deno process (this file as a script, loopback network only), so
+ * the load generator does not share the measured server's event loop.
+ */
+export async function spawnLoad(job: LoadJob): Promise<LoadSummary> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net=127.0.0.1", new URL(import.meta.url).pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(job)));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  const text = new TextDecoder();
+  if (code !== 0) throw new Error(`Load generator failed (exit ${code}): ${text.decode(stderr)}`);
+  return JSON.parse(text.decode(stdout));
+}
+
 if (import.meta.main) {
   const job: LoadJob = JSON.parse(await new Response(Deno.stdin.readable).text());
   console.log(JSON.stringify(await runLoad(job)));

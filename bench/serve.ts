@@ -19,7 +19,7 @@ import { parameterSpecs } from "../train/params.ts";
 import { exportModel } from "../train/export/export.ts";
 import { generateDemoData } from "../train/demo/grammar.ts";
 import { serializeSafetensors, type TensorToWrite } from "../formats/safetensors.ts";
-import type { LoadJob, LoadSummary } from "./_load.ts";
+import { type LoadSummary, spawnLoad } from "./_load.ts";
 
 /** Options of {@linkcode benchServe}. */
 export interface BenchServeOptions {
@@ -60,7 +60,6 @@ export interface ServeBenchResult {
 }
 
 const SHARED_TOKENIZER = new URL("../../shared/data/bert-base-uncased/", import.meta.url).pathname;
-const LOAD = new URL("./_load.ts", import.meta.url).pathname;
 
 /** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
 async function randomModelFolder(quick: boolean): Promise<string> {
@@ -96,22 +95,6 @@ async function randomModelFolder(quick: boolean): Promise<string> {
 }
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
-
-async function runLoadProcess(job: LoadJob): Promise<LoadSummary> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", LOAD],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(job)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const text = new TextDecoder();
-  if (code !== 0) throw new Error(`Load generator failed (exit ${code}): ${text.decode(stderr)}`);
-  return JSON.parse(text.decode(stdout));
-}
 
 async function stats(origin: string): Promise<{ sessionRuns: number; textsRun: number }> {
   return (await (await fetch(`${origin}/model`)).json()).stats;
@@ -162,7 +145,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
         }
         for (const concurrency of concurrencies) {
           const before = await stats(server.origin);
-          const summary = await runLoadProcess({
+          const summary = await spawnLoad({
             url: `${server.origin}/classify`,
             concurrency,
             seconds,

@@ -17,7 +17,7 @@ import { spawnServer } from "../serve/spawn.ts";
 import { exportTestModel, testVocabulary } from "../serve/_test_model.ts";
 import { Rng } from "../kernels/random.ts";
 import { type Flag, helpText, parseFlags } from "../train/cli.ts";
-import type { LoadJob, LoadSummary } from "./_load.ts";
+import { type LoadSummary, spawnLoad } from "./_load.ts";
 
 /** Options of {@linkcode runSoak}. */
 export interface SoakOptions {
@@ -85,8 +85,6 @@ export interface SoakResult {
   memory: SoakMemory | null;
 }
 
-const LOAD = new URL("./_load.ts", import.meta.url).pathname;
-
 /**
  * VmRSS of process `pid` in KiB, from /proc/<pid>/status; null when it cannot be read.
  * @example
@@ -118,22 +116,6 @@ function requestBodies(count: number): string[] {
   });
 }
 
-async function loadProcess(job: LoadJob): Promise<LoadSummary> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", LOAD],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(job)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const text = new TextDecoder();
-  if (code !== 0) throw new Error(`Load generator failed (exit ${code}): ${text.decode(stderr)}`);
-  return JSON.parse(text.decode(stdout));
-}
-
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
 /**
@@ -159,7 +141,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       const url = `${server.origin}/classify`;
       const bodies = requestBodies(200);
       const warmup = options.warmupSeconds ?? (quick ? 1 : 20);
-      await loadProcess({ url, concurrency: Math.max(...levels), seconds: warmup, bodies });
+      await spawnLoad({ url, concurrency: Math.max(...levels), seconds: warmup, bodies });
 
       const samples: [number, number][] = [];
       const start = performance.now();
@@ -174,7 +156,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         for (let round = 0; round < rounds; round++) {
           const from = performance.now() - start;
           for (const concurrency of levels) {
-            const summary = await loadProcess({
+            const summary = await spawnLoad({
               url,
               concurrency,
               seconds: roundSeconds / levels.length,
