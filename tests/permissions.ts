@@ -40,6 +40,7 @@ export const DOWNLOAD_HOSTS = "huggingface.co,*.huggingface.co,*.hf.co,nyu-mll.g
 /** The environment variables serve reads (`serve/config.ts` ENV_NAMES). */
 export const SERVE_ENV = [
   "MODEL_DIR",
+  "MODEL_BACKEND",
   "MODEL_VARIANT",
   "ORT_THREADS",
   "BATCH_WINDOW_MS",
@@ -47,6 +48,7 @@ export const SERVE_ENV = [
   "MAX_BODY_BYTES",
   "MAX_TEXTS",
   "BODY_TIMEOUT_MS",
+  "DENO_JOBS",
 ].join(",");
 
 /** The permission flags of each task. */
