@@ -362,6 +362,9 @@ async function createSession(
     return { session, runtime, bytes: model.length, threads: asked, threadsNote: null };
   }
   const web = runtime as typeof ortWeb;
+  // WebGPU runs the graph on the GPU; its wasm side (shapes, a few CPU ops) stays on one thread
+  // (its threaded start needs a blob: Worker, which Deno refuses).
+  if (backend === "webgpu") asked = 1;
   let threads = asked, threadsNote: string | null = null;
   const refused = asked > 1 ? wasmThreadsRefused() : null;
   if (refused !== null) {

@@ -73,3 +73,10 @@ export const GELU_TAIL_F32: Tolerance = { abs: 0, rel: 3e-5 };
  * so the bound is looser than one forward/backward.
  */
 export const TRAINING_F32: Tolerance = { abs: 3e-5, rel: 1e-3 };
+
+/**
+ * The same float32 ONNX model on two onnxruntime backends (wasm, onnxruntime-node, WebGPU): the same
+ * math with different kernels (SIMD widths, GPU reduction order, fused multiply-adds); the export
+ * task's bound, as for ONNX vs PyTorch.
+ */
+export const BACKEND_F32: Tolerance = ONNX_F32;
