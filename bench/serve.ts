@@ -20,6 +20,7 @@ import { exportModel } from "../train/export/export.ts";
 import { generateDemoData } from "../train/demo/grammar.ts";
 import { serializeSafetensors, type TensorToWrite } from "../formats/safetensors.ts";
 import { type LoadSummary, spawnLoad } from "./_load.ts";
+import { readRssKb } from "./soak.ts";
 
 /** Options of {@linkcode benchServe}. */
 export interface BenchServeOptions {
@@ -37,6 +38,23 @@ export interface BenchServeOptions {
   windowMs?: number;
   /** Client concurrencies. @default [1, 8] */
   concurrency?: number[];
+  /** The random model's size when no `modelDir` is given. @default "small" (hidden 256 x 4) */
+  size?: "small" | "bert-base";
+  /** Extra server settings, e.g. `{ ORT_THREADS: "1", MODEL_BACKEND: "native" }`. */
+  env?: Record<string, string>;
+}
+
+/** The server process's resident memory, MiB (null fields where /proc is missing). */
+export interface ServeMemory {
+  batching: "on" | "off";
+  /** After start: model loaded, nothing served. */
+  startMiB: number | null;
+  /** After every measurement of this server. */
+  steadyMiB: number | null;
+  /** The process's peak over its life (VmHWM), loading included. */
+  peakMiB: number | null;
+  /** Texts the server ran before `steadyMiB` was read. */
+  texts: number;
 }
 
 /** One (batching, concurrency) measurement. */
@@ -52,8 +70,17 @@ export interface ServeMeasurement extends LoadSummary {
 
 /** What {@linkcode benchServe} measured. */
 export interface ServeBenchResult {
-  model: { source: string; variant: string; bytes: number; maxLength: number };
+  model: {
+    source: string;
+    variant: string;
+    bytes: number;
+    maxLength: number;
+    backend?: string;
+    threads?: number;
+  };
   seconds: number;
+  /** One entry per server started (batching off, then on). */
+  memory: ServeMemory[];
   measurements: ServeMeasurement[];
   /** Throughput with batching / without, per concurrency ("c8"): > 1 means batching helps. */
   batchingSpeedup: Record<string, number>;
@@ -62,9 +89,9 @@ export interface ServeBenchResult {
 const SHARED_TOKENIZER = new URL("../../shared/data/bert-base-uncased/", import.meta.url).pathname;
 
 /** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
-async function randomModelFolder(quick: boolean): Promise<string> {
+async function randomModelFolder(quick: boolean, size: "small" | "bert-base" = "small"): Promise<string> {
   const config = parseBertConfig(
-    quick
+    size === "bert-base" && !quick ? {} : quick
       ? {
         hidden_size: 32,
         num_hidden_layers: 2,
@@ -119,7 +146,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
   try {
     let exportDir = options.modelDir;
     if (exportDir === undefined || !(await exists(`${exportDir}/serve.json`))) {
-      const source = exportDir ?? await randomModelFolder(quick);
+      const source = exportDir ?? await randomModelFolder(quick, options.size);
       if (exportDir === undefined) temps.push(source);
       exportDir = await Deno.makeTempDir({ prefix: "bench_serve_export_" });
       temps.push(exportDir);
@@ -129,10 +156,15 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
     const bodies = texts.map((text) => JSON.stringify({ text }));
 
     const measurements: ServeMeasurement[] = [];
+    const memory: ServeMemory[] = [];
+    const mib = (kb: number | null) => kb === null ? null : kb / 1024;
     let model: ServeBenchResult["model"] | undefined;
     for (const batching of ["off", "on"] as const) {
       const window = batching === "on" ? windowMs : 0;
-      const server = await spawnServer({ env: { MODEL_DIR: exportDir, BATCH_WINDOW_MS: String(window) } });
+      const server = await spawnServer({
+        env: { ...options.env, MODEL_DIR: exportDir, BATCH_WINDOW_MS: String(window) },
+      });
+      const startMiB = mib(readRssKb(server.pid));
       try {
         if (model === undefined) {
           const info = await (await fetch(`${server.origin}/model`)).json();
@@ -141,6 +173,8 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
             variant: info.variant,
             bytes: info.bytes,
             maxLength: info.maxLength,
+            backend: info.backend,
+            threads: info.threads,
           };
         }
         for (const concurrency of concurrencies) {
@@ -163,6 +197,13 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
             meanBatch: (after.textsRun - before.textsRun) / Math.max(1, sessionRuns),
           });
         }
+        memory.push({
+          batching,
+          startMiB,
+          steadyMiB: mib(readRssKb(server.pid)),
+          peakMiB: mib(readRssKb(server.pid, "VmHWM")),
+          texts: (await stats(server.origin)).textsRun,
+        });
       } finally {
         await server.close();
       }
@@ -172,7 +213,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
       const find = (b: string) => measurements.find((m) => m.batching === b && m.concurrency === c)!;
       batchingSpeedup[`c${c}`] = find("on").throughput / find("off").throughput;
     }
-    return { model: model!, seconds, measurements, batchingSpeedup };
+    return { model: model!, seconds, memory, measurements, batchingSpeedup };
   } finally {
     for (const t of temps) await Deno.remove(t, { recursive: true });
   }
@@ -189,7 +230,8 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
 export function formatServeTable(result: ServeBenchResult): string {
   const m = result.model;
   const lines = [
-    `model ${m.source}: ${m.variant}, ${m.bytes} B, max length ${m.maxLength}; ${result.seconds} s a cell`,
+    `model ${m.source}: ${m.variant} on ${m.backend ?? "wasm"}, ${m.threads ?? "?"} thread(s), ${m.bytes} B, ` +
+    `max length ${m.maxLength}; ${result.seconds} s a cell`,
     `batching  window  conc  requests  errors   p50 ms   p99 ms   req/s  texts/run`,
   ];
   for (const r of result.measurements) {
@@ -203,16 +245,28 @@ export function formatServeTable(result: ServeBenchResult): string {
   }
   const speedups = Object.entries(result.batchingSpeedup).map(([k, v]) => `${k} ${v.toFixed(2)}x`).join(", ");
   lines.push(`batching speed-up (req/s on / off): ${speedups}`);
+  const f = (v: number | null) => v === null ? "n/a" : `${v.toFixed(0)} MiB`;
+  for (const r of result.memory) {
+    lines.push(
+      `server RSS (batching ${r.batching}): start ${f(r.startMiB)}, steady ${f(r.steadyMiB)} after ${r.texts} ` +
+        `texts, peak ${f(r.peakMiB)}`,
+    );
+  }
   return lines.join("\n");
 }
 
 if (import.meta.main) {
   const args = [...Deno.args];
   const options: BenchServeOptions = {};
-  const usage = "usage: serve.ts [--quick] [--seconds N] [--window MS] [model folder]";
+  const usage =
+    "usage: serve.ts [--quick] [--bert-base] [--threads N] [--backend wasm|webgpu|native] [--seconds N] " +
+    "[--window MS] [model folder]";
   while (args.length > 0) {
     const arg = args.shift()!;
     if (arg === "--quick") options.quick = true;
+    else if (arg === "--bert-base") options.size = "bert-base";
+    else if (arg === "--threads") options.env = { ...options.env, ORT_THREADS: args.shift() ?? "" };
+    else if (arg === "--backend") options.env = { ...options.env, MODEL_BACKEND: args.shift() ?? "" };
     else if (arg === "--seconds" || arg === "--window") {
       const value = Number(args.shift());
       if (!(value >= 0)) {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadServeModel, predictionOf, type ServeModel, wasmThreadsRefused } from "./model.ts";
 import { exportTestModel } from "./_test_model.ts";
 import { assertClose } from "../tests/util.ts";
-import { BACKEND_F32, INT8_LOGITS } from "../tests/tolerance.ts";
+import { BACKEND_F32, FP16_LOGITS, INT8_LOGITS } from "../tests/tolerance.ts";
 
 // ORT's runtimes live for the whole file (process-wide), so sessions are not leaks.
 const ORT = { sanitizeResources: false, sanitizeOps: false } as const;
@@ -55,7 +55,10 @@ Deno.test({
     const dir = await exportTestModel();
     const models: ServeModel[] = [];
     try {
-      const load = async (backend: "wasm" | "native" | "webgpu", variant: "float32" | "int8") => {
+      const load = async (
+        backend: "wasm" | "native" | "webgpu",
+        variant: "float32" | "int8" | "float16",
+      ) => {
         const m = await loadServeModel(dir, { backend, variant, threads: 2 });
         models.push(m);
         assert.deepEqual([m.backend, m.variant], [backend, variant]);
@@ -75,6 +78,20 @@ Deno.test({
       const int8 = { abs: INT8_LOGITS.abs * scale, rel: INT8_LOGITS.rel };
       assertClose(flat(native8), flat(wasm8), int8, "native int8 vs wasm int8");
       assertClose(flat(wasm8), flat(reference), int8, "wasm int8 vs float32");
+      // float16 is WebGPU's variant; its numerics are the model's, so any backend with float16
+      // kernels checks them. WebGPU runs it only where the adapter has shader-f16 (lavapipe has not).
+      const fp16 = { abs: FP16_LOGITS.abs * scale, rel: FP16_LOGITS.rel };
+      const gpu = await navigator.gpu?.requestAdapter();
+      const fp16Backends = [
+        "native",
+        ...(gpu?.features.has("shader-f16") ? ["webgpu"] as const : []),
+      ] as const;
+      for (const backend of fp16Backends) {
+        const m = await load(backend, "float16");
+        const got = await logitsOf(m);
+        assertClose(flat(got), flat(reference), fp16, `${backend} float16 vs wasm float32`);
+        assert.deepEqual(labels(m, got), labels(wasm32, reference), `${backend} float16`);
+      }
     } finally {
       for (const m of models) await m.release();
       await Deno.remove(dir, { recursive: true });
@@ -92,10 +109,21 @@ Deno.test({
         name: "RangeError",
         message: /MODEL_BACKEND webgpu cannot run the int8 model .*set MODEL_VARIANT to float16 or float32/,
       });
-      await assert.rejects(loadServeModel(dir, { backend: "webgpu" }), {
+      const gpu = await navigator.gpu?.requestAdapter();
+      if (gpu && !gpu.features.has("shader-f16")) {
+        await assert.rejects(loadServeModel(dir, { backend: "webgpu" }), {
+          message:
+            /MODEL_BACKEND webgpu with MODEL_VARIANT float16 needs the adapter feature shader-f16, .*set MODEL_VARIANT=float32/,
+        });
+      }
+      await Deno.remove(`${dir}/model.fp16.onnx`);
+      const manifest = JSON.parse(await Deno.readTextFile(`${dir}/serve.json`));
+      delete manifest.models.float16;
+      await Deno.writeTextFile(`${dir}/serve.json`, JSON.stringify(manifest));
+      await assert.rejects(loadServeModel(dir, { backend: "native", variant: "float16" }), {
         name: "RangeError",
         message:
-          /has no float16 model \(it lists float32, int8\) for MODEL_BACKEND webgpu; set MODEL_VARIANT to one of those other than int8 or re-export/,
+          /has no float16 model \(it lists float32, int8\) for MODEL_BACKEND native; set MODEL_VARIANT to one of those or re-export/,
       });
       // Native addons refused: the same load in a process without --allow-ffi.
       const script = `${dir}/load_native.ts`;

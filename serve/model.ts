@@ -294,7 +294,7 @@ export function wasmThreadsRefused(
 /** Threads of the first onnxruntime-web initialisation in this isolate (it cannot change later). */
 let wasmThreadsInForce: number | null = null;
 
-async function loadRuntime(backend: Backend, prefix: string): Promise<Runtime> {
+async function loadRuntime(backend: Backend, variant: ModelVariant, prefix: string): Promise<Runtime> {
   if (backend === "wasm") return ortWeb;
   if (backend === "webgpu") {
     const gpu = (navigator as { gpu?: GPU }).gpu;
@@ -304,6 +304,15 @@ async function loadRuntime(backend: Backend, prefix: string): Promise<Runtime> {
         `${prefix}: MODEL_BACKEND webgpu found no WebGPU adapter on this host (navigator.gpu ${
           gpu ? "gave none" : "is missing"
         }); use MODEL_BACKEND wasm (runs anywhere) or native`,
+      );
+    }
+    if (variant === "float16" && !adapter.features.has("shader-f16")) {
+      throw new Error(
+        `${prefix}: MODEL_BACKEND webgpu with MODEL_VARIANT float16 needs the adapter feature ` +
+          `shader-f16, which this adapter (${
+            adapter.info?.description || adapter.info?.vendor || "unnamed"
+          }) ` +
+          `lacks; set MODEL_VARIANT=float32, or use MODEL_BACKEND wasm or native`,
       );
     }
     return await import("npm:onnxruntime-web@1.30.0/webgpu");
@@ -468,7 +477,7 @@ export async function loadServeModel(
   }
 
   const asked = options.threads ?? defaultThreads(navigator.hardwareConcurrency, options.workers ?? 1);
-  const runtime = await loadRuntime(backend, prefix);
+  const runtime = await loadRuntime(backend, variant, prefix);
   let tokenizer: Tokenizer, created: Created;
   try {
     tokenizer = await loadTokenizerAt(loc);

@@ -1,6 +1,7 @@
 /**
  * `deno task export`'s library part: a Hugging Face model folder (config.json + model.safetensors,
- * BertForSequenceClassification names) -> model.onnx (float32), model.int8.onnx, serve.json and
+ * BertForSequenceClassification names) -> model.onnx (float32), model.int8.onnx, model.fp16.onnx
+ * (float16, for WebGPU), serve.json and
  * copies of the tokenizer files, ready for serve/.
  * @module
  */
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { loadModel } from "../checkpoint.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { buildBertOnnx } from "./bert_onnx.ts";
+import { float16Model } from "./fp16.ts";
 
 /**
  * Export variants and their file names in the output folder.
@@ -19,7 +21,11 @@ import { buildBertOnnx } from "./bert_onnx.ts";
  * console.log(VARIANT_FILES.int8); // model.int8.onnx
  * ```
  */
-export const VARIANT_FILES = { float32: "model.onnx", int8: "model.int8.onnx" } as const;
+export const VARIANT_FILES = {
+  float32: "model.onnx",
+  int8: "model.int8.onnx",
+  float16: "model.fp16.onnx",
+} as const;
 
 /** A variant of the exported model. */
 export type ExportVariant = keyof typeof VARIANT_FILES;
@@ -36,7 +42,7 @@ export interface ExportOptions {
    * @default 128, or max_position_embeddings when that is smaller
    */
   maxLength?: number;
-  /** Which models to write. @default ["float32", "int8"] */
+  /** Which models to write (float16 is for WebGPU, see fp16.ts). @default ["float32", "int8", "float16"] */
   variants?: ExportVariant[];
 }
 
@@ -109,13 +115,15 @@ export async function loadModelFolder(
  * ```
  */
 export async function exportModel(modelDir: string, options: ExportOptions = {}): Promise<ExportResult> {
-  const variants = options.variants ?? ["float32", "int8"];
+  const variants = options.variants ?? ["float32", "int8", "float16"];
   for (const v of variants) {
     if (!(v in VARIANT_FILES)) {
       throw new RangeError(`Unknown export variant "${v}"; use ${Object.keys(VARIANT_FILES).join(" or ")}`);
     }
   }
-  if (variants.length === 0) throw new RangeError("No export variants given; use float32 and/or int8");
+  if (variants.length === 0) {
+    throw new RangeError("No export variants given; use float32, int8 and/or float16");
+  }
   const { config, weights } = await loadModelFolder(modelDir);
   const maxLength = options.maxLength ?? Math.min(128, config.max_position_embeddings);
   if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > config.max_position_embeddings) {
@@ -129,7 +137,8 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   const result: ExportResult = { files: {}, bytes: {} };
   const models: ServeManifest["models"] = {};
   for (const variant of variants) {
-    const bytes = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
+    const built = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
+    const bytes = variant === "float16" ? float16Model(built) : built;
     const path = join(output, VARIANT_FILES[variant]);
     await writeFileAtomic(path, bytes);
     result.files[variant] = path;

@@ -1,6 +1,6 @@
 /**
  * `deno task export --model <run folder> [--output <folder>]`: model.onnx (float32),
- * model.int8.onnx, serve.json and the tokenizer files, ready for `deno task serve`.
+ * model.int8.onnx, model.fp16.onnx, serve.json and the tokenizer files, ready for `deno task serve`.
  * @module
  */
 
@@ -19,20 +19,20 @@ const FLAGS: Record<string, Flag> = {
     help: "Where to write the ONNX files (default: the model folder)",
   },
   "max-length": { type: "int", default: 128, help: "Longest input serve accepts before truncating" },
-  variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
+  variants: { type: "string", default: "float32,int8,float16", value: "list", help: "Which files to write" },
 };
 
 if (import.meta.main) {
   await runCli(
     Deno.args,
-    "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
+    "Export a model folder to ONNX (float32, int8, and float16 for WebGPU).\n\nUsage: deno task export --model <folder> [options]",
     FLAGS,
     async (v) => {
       if (v.model === undefined) throw new UsageError("--model <folder> is required");
       const variants = (v.variants as string).split(",").map((s) => s.trim()) as ExportVariant[];
       for (const x of variants) {
         if (!(x in VARIANT_FILES)) {
-          throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 or both`);
+          throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 and/or float16`);
         }
       }
       const r = await exportModel(v.model as string, {
