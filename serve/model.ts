@@ -10,7 +10,7 @@
 import * as ortWeb from "npm:onnxruntime-web@1.30.0";
 import { type Encoding, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type Backend, DEFAULT_VARIANT, defaultThreads, type ModelVariant } from "./config.ts";
-import { splitInitializers } from "./onnx_external.ts";
+import { FileRanges, splitInitializers } from "./onnx_external.ts";
 
 /** What serve uses of an onnxruntime module (web, its webgpu entry, or node): the same API. */
 type Runtime = Pick<typeof ortWeb, "InferenceSession" | "Tensor">;
@@ -291,6 +291,16 @@ export function wasmThreadsRefused(
   return null;
 }
 
+/**
+ * Frees a buffer's memory now instead of at some later garbage collection (an idle server may not
+ * collect for minutes): transferring to length 0 detaches it and releases its backing store.
+ */
+function free(bytes: Uint8Array): void {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
+    (bytes.buffer as ArrayBuffer).transfer?.(0);
+  }
+}
+
 /** Threads of the first onnxruntime-web initialisation in this isolate (it cannot change later). */
 let wasmThreadsInForce: number | null = null;
 
@@ -386,22 +396,31 @@ async function createSession(
     threads = wasmThreadsInForce;
   }
   web.env.wasm.numThreads = threads;
-  let session: Session, bytes: number;
-  {
-    // The model's weights go in as external data pointing into the file itself, so the wasm heap
-    // (which never shrinks) holds one copy of them, not three (see onnx_external.ts).
-    const model = await readBytes(loc, file);
-    bytes = model.length;
-    const { graph } = splitInitializers(model, file);
-    const options: ortWeb.InferenceSession.SessionOptions = {
-      externalData: [{ path: file, data: model }],
-      // Measured with bert-base int8 (bench/serve.ts): no arena and no memory pattern keep the
-      // never-shrinking heap near the largest single activation instead of the largest batch's plan.
+  // The weights go in as external data pointing into the file itself, so the wasm heap (which never
+  // shrinks) receives one copy of them, not three; from a local file they are read range by range,
+  // so no JS copy of the file is alive while the heap grows (see onnx_external.ts).
+  let model: Uint8Array | null = await readBytes(loc, file);
+  const bytes = model.length;
+  const { graph } = splitInitializers(model, file);
+  let data: Uint8Array = model;
+  if (loc.kind === "path") {
+    data = new FileRanges(where(loc, file));
+    free(model);
+    model = null;
+  }
+  let session: Session;
+  try {
+    session = await web.InferenceSession.create(graph, {
+      externalData: [{ path: file, data }],
+      // Measured with bert-base int8 (bench/serve.ts, BENCHMARKS.md): without the arena and the
+      // memory pattern, the never-shrinking heap settles about 25 MB lower after mixed batches.
       enableCpuMemArena: false,
       enableMemPattern: false,
       ...(backend === "webgpu" ? { executionProviders: ["webgpu"] } : {}),
-    };
-    session = await web.InferenceSession.create(graph, options);
+    });
+  } finally {
+    if (data instanceof FileRanges) data.close();
+    else free(data);
   }
   // onnxruntime-web drops to one thread by itself where shared wasm memory is missing.
   const used = web.env.wasm.numThreads ?? threads;

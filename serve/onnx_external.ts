@@ -169,3 +169,54 @@ export function splitInitializers(model: Uint8Array, location: string): SplitMod
   }
   return { graph: w.finish(), moved };
 }
+
+/**
+ * A model file that onnxruntime-web reads range by range from disk while it creates the session, so
+ * the whole file never sits in JS memory next to the wasm heap that receives it (with a bert-base
+ * int8 file, that copy was 111 MB of the load's peak).
+ *
+ * onnxruntime-web 1.30 accepts external data as a Uint8Array (checked with instanceof) and reads it
+ * only through `byteLength` and `subarray(begin, end)`, once per initializer (its
+ * `Module.MountedFiles` lookup); this subclass answers those two from the file. Tested by
+ * serve/onnx_external_test.ts against the in-memory route; a newer onnxruntime-web that reads the
+ * bytes another way would fail that test, not serve wrong weights (a read past the answered length
+ * fails the load).
+ */
+export class FileRanges extends Uint8Array {
+  #file: Deno.FsFile;
+  #size: number;
+
+  /** Opens `path` (read permission needed); call {@linkcode FileRanges.close} after the session exists. */
+  constructor(path: string) {
+    super(0);
+    this.#file = Deno.openSync(path);
+    this.#size = this.#file.statSync().size;
+  }
+
+  override get byteLength(): number {
+    return this.#size;
+  }
+
+  override get length(): number {
+    return this.#size;
+  }
+
+  /** Reads bytes [begin, end) of the file into a new array (a copy, not a view). */
+  override subarray(begin = 0, end = this.#size): Uint8Array<ArrayBuffer> {
+    if (begin < 0 || end > this.#size || begin > end) {
+      throw new RangeError(`range [${begin}, ${end}) outside a file of ${this.#size} bytes`);
+    }
+    const out = new Uint8Array(end - begin);
+    this.#file.seekSync(begin, Deno.SeekMode.Start);
+    for (let n = 0; n < out.length;) {
+      const read = this.#file.readSync(out.subarray(n));
+      if (read === null) throw new RangeError(`the file ended at byte ${begin + n}, before ${end}`);
+      n += read;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#file.close();
+  }
+}
