@@ -335,8 +335,8 @@ async function loadRuntime(backend: Backend, variant: ModelVariant, prefix: stri
     throw new Error(
       refused
         ? `${prefix}: MODEL_BACKEND native needs native addons, which these permissions refuse ` +
-          `(${(e as Error).message}); add --allow-ffi (and --allow-env, --allow-sys for onnxruntime-node) ` +
-          `to deno serve, or use MODEL_BACKEND wasm`
+          `(${(e as Error).message}); add --allow-ffi to deno serve ` +
+          `(onnxruntime-node's addon lives in the npm cache it already reads), or use MODEL_BACKEND wasm`
         : `${prefix}: MODEL_BACKEND native cannot load onnxruntime-node@1.30.0 on this host ` +
           `(${(e as Error).message ?? e}); use MODEL_BACKEND wasm`,
       { cause: e },
