@@ -17,7 +17,9 @@
  * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
  *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
  *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
- *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host).
+ *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host). DENO_JOBS is read
+ *   to share the cores among `--parallel` workers. MODEL_BACKEND=native (onnxruntime-node, a native
+ *   addon) needs --allow-ffi added, only then; the default wasm backend never loads it.
  * - bench and test keep `-A`: they spawn subprocesses, run Python and write where they are told.
  *
  * Portability: `$HOME` is not set on Windows (use the flags with your profile folder there).
