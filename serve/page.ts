@@ -75,7 +75,7 @@ async function loadCard() {
     const shown = {
       labels: (info.labels || []).join(", "), problem: info.problemType, "max length": info.maxLength,
       backend: info.backend || "wasm", variant: info.variant, quantization: info.quantization,
-      file: info.file, size: info.bytes ? (info.bytes / 1e6).toFixed(1) + " MB" : undefined,
+      file: info.file, size: info.bytes >= 1e6 ? (info.bytes / 1e6).toFixed(1) + " MB" : info.bytes ? (info.bytes / 1e3).toFixed(1) + " kB" : undefined,
       threads: info.threads, vocabulary: info.vocabSize,
       batching: info.batching ? info.batching.windowMs + " ms window, up to " + info.batching.maxBatch : undefined,
       "max texts": info.limits && info.limits.maxTexts,
