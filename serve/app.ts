@@ -88,6 +88,7 @@ const ROUTES: Record<string, string[]> = {
   "/metrics": ["GET", "HEAD"],
 };
 const ROUTE_LIST = "POST /classify, POST /predict, GET /health, GET /model, GET /metrics or GET /";
+const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Headers a browser page may read from a cross-origin answer. */
 const EXPOSED = "x-request-id, x-batch-size";
@@ -481,13 +482,10 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
         for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
       } catch { /* immutable headers: cannot happen for the responses built above */ }
       const ms = performance.now() - t0;
-      const method = ROUTES[path] === undefined ? "other" : request.method;
-      metrics.request(
-        ROUTES[path] === undefined ? "other" : path,
-        shorten(method, 16),
-        response.status,
-        ms / 1000,
-      );
+      // Labels from a fixed set: a client cannot grow the series with made-up paths or methods.
+      const known = ROUTES[path] !== undefined;
+      const method = known && METHODS.includes(request.method) ? request.method : "other";
+      metrics.request(known ? path : "other", method, response.status, ms / 1000);
       if (config.accessLog) {
         console.log(
           `${shorten(request.method, 16)} ${shorten(path)} ${response.status} ${ms.toFixed(1)} ${id}`,
