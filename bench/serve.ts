@@ -272,16 +272,21 @@ export function formatServeTable(result: ServeBenchResult): string {
     `threads ${result.threads}, workers ${result.workers}; ${result.seconds} s a cell`,
     `batching  window  conc  requests  errors   p50 ms   p99 ms   req/s  texts/run  padding  RSS MB start/end/peak`,
   ];
+  // A cell without one successful request has no latencies (NaN, null once through JSON).
+  const fixed = (v: number | null, digits: number) => (v ?? NaN).toFixed(digits);
   for (const r of result.measurements) {
     lines.push(
       `${r.batching.padEnd(8)} ${String(r.windowMs).padStart(7)} ${String(r.concurrency).padStart(5)} ${
         String(r.requests).padStart(9)
-      } ${String(r.errors).padStart(7)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${
+      } ${String(r.errors).padStart(7)} ${fixed(r.p50Ms, 2).padStart(8)} ${fixed(r.p99Ms, 2).padStart(8)} ${
         r.throughput.toFixed(1).padStart(7)
-      } ${r.meanBatch.toFixed(2).padStart(10)} ${r.paddingRatio.toFixed(2).padStart(8)}  ${
-        [r.rssStartMb, r.rssEndMb, r.peakRssMb].map((v) => v.toFixed(0)).join("/")
+      } ${r.meanBatch.toFixed(2).padStart(10)} ${fixed(r.paddingRatio, 2).padStart(8)}  ${
+        [r.rssStartMb, r.rssEndMb, r.peakRssMb].map((v) => fixed(v, 0)).join("/")
       }`,
     );
+  }
+  for (const r of result.measurements.filter((m) => m.firstError !== undefined)) {
+    lines.push(`batching ${r.batching}, ${r.concurrency} clients, first error: ${r.firstError}`);
   }
   const speedups = Object.entries(result.batchingSpeedup).map(([k, v]) => `${k} ${v.toFixed(2)}x`).join(", ");
   lines.push(`batching speed-up (req/s on / off): ${speedups}`);
@@ -322,6 +327,6 @@ if (import.meta.main) {
     }
   }
   const result = await benchServe(options);
-  console.log(formatServeTable(result));
   console.log(JSON.stringify({ bench: "serve", ...result }));
+  console.log(formatServeTable(result));
 }
