@@ -64,6 +64,12 @@ export interface ServeMeasurement extends LoadSummary {
   meanBatch: number;
   /** Share of the token slots computed in the cell that were padding (one worker's /metrics). */
   paddingRatio: number;
+  /**
+   * Server CPU time (all threads and workers) per text run in the cell, warm-up included (ms; NaN off
+   * Linux). Unlike throughput it hardly moves when other processes share the cores: on N quiet cores
+   * the server can serve at most about N x 1000 / cpuMsPerText texts a second.
+   */
+  cpuMsPerText: number;
   /** Server process RSS at the start and end of the cell, and its peak so far (MB; NaN off Linux). */
   rssStartMb: number;
   rssEndMb: number;
@@ -145,6 +151,17 @@ async function rss(pid: number): Promise<{ now: number; peak: number }> {
   }
 }
 
+/** CPU seconds (user + system, all threads and workers) the process has used; NaN where /proc is missing. */
+async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+  } catch {
+    return NaN;
+  }
+}
+
 /** CoLA's dev sentences, in and out of domain (1,043 texts of mixed length). */
 async function colaDevTexts(): Promise<string[]> {
   const cola = await loadCola(`${SHARED_DATA.replace(/\/$/, "")}/cola_public_1.1.zip`);
@@ -209,6 +226,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
           const before = await stats(server.origin);
           const tokensBefore = await tokens(server.origin);
           const rssBefore = await rss(server.pid);
+          const cpuBefore = await cpuSeconds(server.pid);
           const summary = await spawnLoad({
             url: `${server.origin}/classify`,
             concurrency,
@@ -219,6 +237,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
           const after = await stats(server.origin);
           const tokensAfter = await tokens(server.origin);
           const rssAfter = await rss(server.pid);
+          const cpuAfter = await cpuSeconds(server.pid);
           const sessionRuns = after.sessionRuns - before.sessionRuns;
           measurements.push({
             batching,
@@ -229,6 +248,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
             meanBatch: (after.textsRun - before.textsRun) / Math.max(1, sessionRuns),
             paddingRatio: 1 -
               (tokensAfter.tokens - tokensBefore.tokens) / (tokensAfter.padded - tokensBefore.padded),
+            cpuMsPerText: (cpuAfter - cpuBefore) * 1000 / Math.max(1, after.textsRun - before.textsRun),
             rssStartMb: rssBefore.now,
             rssEndMb: rssAfter.now,
             peakRssMb: rssAfter.peak,
@@ -270,7 +290,7 @@ export function formatServeTable(result: ServeBenchResult): string {
   const lines = [
     `model ${m.source}: ${m.variant}, ${m.bytes} B, max length ${m.maxLength}; ${result.texts}; ` +
     `threads ${result.threads}, workers ${result.workers}; ${result.seconds} s a cell`,
-    `batching  window  conc  requests  errors   p50 ms   p99 ms   req/s  texts/run  padding  RSS MB start/end/peak`,
+    `batching  window  conc  requests  errors   p50 ms   p99 ms   req/s  texts/run  padding  CPU ms/text  RSS MB start/end/peak`,
   ];
   // A cell without one successful request has no latencies (NaN, null once through JSON).
   const fixed = (v: number | null, digits: number) => (v ?? NaN).toFixed(digits);
@@ -280,9 +300,9 @@ export function formatServeTable(result: ServeBenchResult): string {
         String(r.requests).padStart(9)
       } ${String(r.errors).padStart(7)} ${fixed(r.p50Ms, 2).padStart(8)} ${fixed(r.p99Ms, 2).padStart(8)} ${
         r.throughput.toFixed(1).padStart(7)
-      } ${r.meanBatch.toFixed(2).padStart(10)} ${fixed(r.paddingRatio, 2).padStart(8)}  ${
-        [r.rssStartMb, r.rssEndMb, r.peakRssMb].map((v) => fixed(v, 0)).join("/")
-      }`,
+      } ${r.meanBatch.toFixed(2).padStart(10)} ${fixed(r.paddingRatio, 2).padStart(8)} ${
+        fixed(r.cpuMsPerText, 1).padStart(12)
+      }  ${[r.rssStartMb, r.rssEndMb, r.peakRssMb].map((v) => fixed(v, 0)).join("/")}`,
     );
   }
   for (const r of result.measurements.filter((m) => m.firstError !== undefined)) {
