@@ -182,6 +182,24 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
       unit: "MiB (bytesAllocated)",
     });
   }
+  for (const a of r.accounts) {
+    const at = `${a.model} ${a.batch}x${a.seq}`;
+    const count = (what: string, median: number, unit: string) =>
+      rows.push({ suite: "train", what, median, unit });
+    count(`${at} dispatches/step`, a.dispatches, `(per-tensor path: ${a.perTensorDispatches})`);
+    count(`${at} distinct pipelines`, a.pipelines, "pipelines");
+    rows.push(row("train", `${at} encode one step (host)`, a.encodeMs, "ms"));
+    count(`${at} est. ${a.estimate.gpu.name} roofline`, a.estimate.ms, "ms");
+    for (const f of a.families) {
+      count(
+        `${at} ${f.family}: ${f.dispatches} disp, ${(f.flops / 1e9).toFixed(2)} GFLOP, ${
+          (f.bytes / 2 ** 20).toFixed(1)
+        } MiB`,
+        f.estimateMs * 1000,
+        `µs est. ${a.estimate.gpu.name}`,
+      );
+    }
+  }
   if (r.padding) {
     for (const kind of ["fixed", "dynamic"] as const) {
       const p = r.padding[kind];

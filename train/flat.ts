@@ -32,8 +32,11 @@ export class FlatTensors {
   /** Views covering the arena in order, each at most the device's largest binding. */
   readonly windows: FlatWindow[] = [];
 
-  /** Allocates the arena (zeroed) for `layout`. */
-  constructor(gpu: Gpu, layout: FlatLayout, label: string) {
+  /**
+   * Allocates the arena (zeroed) for `layout`. `windowBytes` (tests) caps the windows below the
+   * device's largest binding.
+   */
+  constructor(gpu: Gpu, layout: FlatLayout, label: string, readonly windowBytes = Infinity) {
     this.gpu = gpu;
     this.layout = layout;
     this.buffer = gpu.buffer(label, layout.total * 4, undefined, false);
@@ -41,7 +44,8 @@ export class FlatTensors {
       this.views.set(e.name, new BufferView(this.buffer, e.offset * 4, e.length * 4, `${label}:${e.name}`));
     }
     const limits = gpu.device.limits;
-    const maxBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const maxBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, windowBytes);
+    if (maxBytes < FLAT_ALIGN_BYTES) throw new RangeError(`Arena windows need at least ${FLAT_ALIGN_BYTES} bytes`);
     const step = Math.floor(maxBytes / FLAT_ALIGN_BYTES) * (FLAT_ALIGN_BYTES / 4);
     for (let first = 0; first < layout.total; first += step) {
       const length = Math.min(step, layout.total - first);

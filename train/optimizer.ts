@@ -61,14 +61,15 @@ export class AdamW {
     if (!(o.weightDecay >= 0)) throw new RangeError(`Weight decay must be >= 0, got ${o.weightDecay}`);
     if (!(o.eps >= 0)) throw new RangeError(`AdamW eps must be >= 0, got ${o.eps}`);
     if (!(o.maxGradNorm >= 0)) throw new RangeError(`Max gradient norm must be >= 0, got ${o.maxGradNorm}`);
-    if (params.layout !== grads.layout) {
-      throw new RangeError("AdamW: parameters and gradients must share one flat layout");
+    if (params.layout !== grads.layout || params.windows.length !== grads.windows.length) {
+      throw new RangeError("AdamW: parameters and gradients must share one flat layout and its windows");
     }
     const layout = params.layout;
     this.#hyper = gpu.buffer("adam.hyper", ADAM_HYPER_BYTES);
     this.normResult = gpu.buffer("grad.norm", 16);
-    this.expAvg = new FlatTensors(gpu, layout, "adam.m"); // zeroed at creation, as torch's state
-    this.expAvgSq = new FlatTensors(gpu, layout, "adam.v");
+    // zeroed at creation, as torch's state; the same windows as the gradients
+    this.expAvg = new FlatTensors(gpu, layout, "adam.m", grads.windowBytes);
+    this.expAvgSq = new FlatTensors(gpu, layout, "adam.v", grads.windowBytes);
     const windows = grads.windows;
     const sizes = windows.map((w) => w.length);
     const scratch = gpu.buffer("grad.norm.scratch", gradNormScratchBytes(sizes));
