@@ -2,7 +2,8 @@
  * Training suite: one optimizer step as the Trainer runs it (upload the batch, clear gradients,
  * forward, backward, gradient norm + clip, AdamW, in one command encoder; wall clock from setBatch to
  * `onSubmittedWorkDone`) for a tiny config and for bert-base at batch 32, sequence 64; the bytes the
- * engine holds; fixed (pad to 64) vs dynamic padding over one CoLA epoch; and the same tiny step in
+ * engine holds; the per-step cost account of both at 32 x 64 (dispatches, pipelines, host encode time,
+ * per-family FLOPs and bytes, an H100 roofline estimate: bench/_cost.ts); fixed (pad to 64) vs dynamic padding over one CoLA epoch; and the same tiny step in
  * PyTorch eager float32 on the CPU (bench/torch_step.py) as the same-run reference.
  *
  * Dropout is on (0.1) in every timed step, as in training. Batches for the step timings are random

@@ -39,13 +39,21 @@ export class FlatTensors {
   constructor(gpu: Gpu, layout: FlatLayout, label: string, readonly windowBytes = Infinity) {
     this.gpu = gpu;
     this.layout = layout;
-    this.buffer = gpu.buffer(label, layout.total * 4, undefined, false);
+    const bytes = layout.total * 4;
+    if (bytes > gpu.device.limits.maxBufferSize) {
+      throw new RangeError(
+        `The model's ${label} arena needs ${bytes} bytes but the device's maxBufferSize is ${gpu.device.limits.maxBufferSize}: use a smaller model or another adapter`,
+      );
+    }
+    this.buffer = gpu.buffer(label, bytes, undefined, false);
     for (const e of layout.entries) {
       this.views.set(e.name, new BufferView(this.buffer, e.offset * 4, e.length * 4, `${label}:${e.name}`));
     }
     const limits = gpu.device.limits;
     const maxBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, windowBytes);
-    if (maxBytes < FLAT_ALIGN_BYTES) throw new RangeError(`Arena windows need at least ${FLAT_ALIGN_BYTES} bytes`);
+    if (maxBytes < FLAT_ALIGN_BYTES) {
+      throw new RangeError(`Arena windows need at least ${FLAT_ALIGN_BYTES} bytes`);
+    }
     const step = Math.floor(maxBytes / FLAT_ALIGN_BYTES) * (FLAT_ALIGN_BYTES / 4);
     for (let first = 0; first < layout.total; first += step) {
       const length = Math.min(step, layout.total - first);
