@@ -33,6 +33,8 @@ export interface FamilyCost {
   bytes: number;
   /** Roofline estimate on the named GPU, ms. */
   estimateMs: number;
+  /** GPU time measured on this adapter (timestamp queries, each dispatch in its own pass), ms. */
+  measuredMs?: number;
 }
 
 /** The roofline estimate of a step. */
@@ -62,6 +64,8 @@ export interface StepAccount {
   families: FamilyCost[];
   totals: { flops: number; bytes: number };
   estimate: StepEstimate;
+  /** Sum of the measured per-dispatch GPU times on this adapter, ms (when timed: see timeFamilies). */
+  measuredMs?: number;
 }
 
 function roofline(d: Dispatch, gpu: GpuPeak): number {
@@ -135,4 +139,57 @@ export function timeEncode(
     pipelines = new Set(list.map((d) => d.pipeline)).size;
   }
   return { encodeMs: summarize(ms), dispatches, pipelines };
+}
+
+/**
+ * Runs `dispatches` once, each in its own compute pass with timestamp writes, and adds each family's
+ * measured GPU time to `families` (`measuredMs`); returns the total, or null without `timestamp-query`.
+ * Separate passes add a little per-dispatch overhead, so this is an upper bound of the fused step's time.
+ */
+export async function timeFamilies(
+  gpu: Gpu,
+  dispatches: readonly Dispatch[],
+  families: FamilyCost[],
+): Promise<number | null> {
+  const device = gpu.device;
+  const list = dispatches.filter((d) => d.workgroups.every((n) => n > 0));
+  if (!device.features.has("timestamp-query") || list.length === 0 || 2 * list.length > 4096) return null;
+  const count = 2 * list.length;
+  const querySet = device.createQuerySet({ type: "timestamp", count });
+  const resolved = device.createBuffer({
+    size: count * 8,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const staging = device.createBuffer({
+    size: count * 8,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = device.createCommandEncoder({ label: "bench.timeFamilies" });
+  list.forEach((d, i) => {
+    const pass = encoder.beginComputePass({
+      timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    pass.end();
+  });
+  encoder.resolveQuerySet(querySet, 0, count, resolved, 0);
+  encoder.copyBufferToBuffer(resolved, 0, staging, 0, count * 8);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+  staging.unmap();
+  for (const b of [staging, resolved]) b.destroy();
+  querySet.destroy();
+  gpu.checkErrors();
+  const byFamily = new Map(families.map((f) => [f.family, f]));
+  let total = 0;
+  list.forEach((d, i) => {
+    const ms = Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+    const f = byFamily.get(d.cost.family);
+    if (f) f.measuredMs = (f.measuredMs ?? 0) + ms;
+    total += ms;
+  });
+  return total;
 }

@@ -190,13 +190,17 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
     count(`${at} distinct pipelines`, a.pipelines, "pipelines");
     rows.push(row("train", `${at} encode one step (host)`, a.encodeMs, "ms"));
     count(`${at} est. ${a.estimate.gpu.name} roofline`, a.estimate.ms, "ms");
+    if (a.measuredMs !== undefined) count(`${at} measured GPU time (pass per dispatch)`, a.measuredMs, "ms");
     for (const f of a.families) {
+      const measured = f.measuredMs === undefined
+        ? ""
+        : `; measured ${(f.measuredMs * 1000).toPrecision(3)} µs`;
       count(
         `${at} ${f.family}: ${f.dispatches} disp, ${(f.flops / 1e9).toFixed(2)} GFLOP, ${
           (f.bytes / 2 ** 20).toFixed(1)
         } MiB`,
         f.estimateMs * 1000,
-        `µs est. ${a.estimate.gpu.name}`,
+        `µs est. ${a.estimate.gpu.name}${measured}`,
       );
     }
   }

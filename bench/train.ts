@@ -23,7 +23,7 @@ import { initWeights } from "../train/weights.ts";
 import { stepSeed } from "../train/trainer.ts";
 import { type Batch, makeBatches } from "../train/data/batches.ts";
 import { mapSummary, type Ratio, summarize, type Summary } from "./_stats.ts";
-import { costOf, H100_SXM, type StepAccount, type StepEstimate, timeEncode } from "./_cost.ts";
+import { costOf, H100_SXM, type StepAccount, type StepEstimate, timeEncode, timeFamilies } from "./_cost.ts";
 
 /** The tiny config: 2 layers, hidden 32, 4 heads, FFN 64, bert-base-uncased's vocabulary (CoLA ids fit). */
 export const TINY_CONFIG = {
@@ -176,17 +176,19 @@ async function trainer(config: BertConfig, allocBatch: number) {
 }
 
 /**
- * The cost account of one training step at (B, T): recorded and encoded, never submitted (so bert-base
- * at batch 32 costs only host time on a software adapter).
+ * The cost account of one training step of `batch`'s shape: recorded and encoded, not submitted (so
+ * bert-base at batch 32 costs only host time on a software adapter); with `measure`, the step also runs
+ * once with a timestamp around every dispatch for the measured time per family.
  */
-function stepAccount(
+async function stepAccount(
   model: string,
   t: Awaited<ReturnType<typeof trainer>>,
-  B: number,
-  T: number,
+  batch: BatchInput,
   repeats: number,
-): StepAccount {
+  measure: boolean,
+): Promise<StepAccount> {
   const { gpu, engine, optimizer } = t;
+  const { batchSize: B, seqLen: T } = batch;
   const plan = engine.plan(B, T);
   const build = () => [...engine.clearGradients(), ...plan.forward, ...plan.backward, ...optimizer.next(LR)];
   const { encodeMs, dispatches, pipelines } = timeEncode(gpu, build, 2, repeats);
@@ -197,6 +199,13 @@ function stepAccount(
     optimizer: optimizer.next(LR).length,
   };
   const tensors = parameterSpecs(engine.config).length;
+  const list = build();
+  const cost = costOf(list, H100_SXM);
+  let measuredMs: number | null = null;
+  if (measure) {
+    engine.setBatch(batch);
+    measuredMs = await timeFamilies(gpu, list, cost.families);
+  }
   return {
     model,
     batch: B,
@@ -206,7 +215,8 @@ function stepAccount(
     perTensorDispatches: phases.forward + phases.backward + 3 * tensors + 1,
     pipelines,
     encodeMs,
-    ...costOf(build(), H100_SXM),
+    ...cost,
+    ...(measuredMs === null ? {} : { measuredMs }),
   };
 }
 
@@ -373,7 +383,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       trainingBytes: tiny.gpu.bytesAllocated,
       allocatedFor: { batch: BATCH, seq: SEQ },
     });
-    accounts.push(stepAccount("tiny", tiny, BATCH, SEQ, quick ? 3 : 9));
+    const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
+    accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
     const dataDir = options.dataDir ? pathToFileURL(`${resolve(options.dataDir)}/`) : DEFAULT_DATA;
     if (await Deno.stat(new URL("cola_public_1.1.zip", dataDir)).then(() => true, () => false)) {
       padding = await paddingStudy(tiny.step, dataDir, quick);
@@ -442,7 +453,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         allocatedFor: { batch: Math.max(batch, BATCH), seq: SEQ },
         ...(reduced ? { note: reduced } : {}),
       });
-      accounts.push(stepAccount("bert-base", base, BATCH, SEQ, 9));
+      const full = randomBatch(rng, BATCH, SEQ, config.vocab_size);
+      accounts.push(await stepAccount("bert-base", base, full, 9, !isFallback)); // ~15 min on a software adapter
     } finally {
       base.gpu.device.destroy();
     }
@@ -488,7 +500,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
   notes.push(
     "cost account: one step at 32x64 recorded and encoded (not submitted); encode ms = build the list + " +
       "encode + finish; bytes = storage bindings moved once; FLOPs where kernels declare them; " +
-      "estimate = sum of per-dispatch rooflines on H100 SXM (67 TFLOP/s fp32, 3.35 TB/s), no launch overhead",
+      "estimate = sum of per-dispatch rooflines on H100 SXM (67 TFLOP/s fp32, 3.35 TB/s), no launch overhead; " +
+      "measured = one run with a timestamp pass per dispatch on this adapter (tiny always, bert-base on a GPU)",
   );
   const byModel = <V>(f: (a: StepAccount) => V) => Object.fromEntries(accounts.map((a) => [a.model, f(a)]));
   return {
