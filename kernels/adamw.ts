@@ -260,7 +260,7 @@ export function adamwFlatStep(
   );
 }
 
-/** FLOPs of one element's update (the operations in {@linkcode adamwWgsl}). */
+/** FLOPs of one element's update, about (the operations in {@linkcode adamwWgsl}, sqrt and divisions as one). */
 const ADAMW_FLOPS = 16;
 
 function checkArgs(
