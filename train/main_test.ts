@@ -73,9 +73,37 @@ Deno.test({
 Deno.test("deno task train names the flag at fault", async () => {
   const data = ["--data", join(fixture, "train.tsv"), "--model", fixture, "--max-length", "8"];
   await expectUsage(["--bogus"], /Unknown flag --bogus/);
-  await expectUsage(["--batch-size", "0", ...data], /--batch-size must be an integer >= 1, got 0/);
-  await expectUsage(["--lr=-1", ...data], /--lr must be a positive number, got -1/);
-  await expectUsage(["--epochs", "two", ...data], /--epochs must be an integer, got "two"/);
+  await expectUsage(["--epoch", "3"], /Unknown flag --epoch: did you mean --epochs\?/);
+  await expectUsage(["--learning_rate", "1e-5"], /did you mean --lr\?/);
+  await expectUsage(
+    ["--batch-size", "0", ...data],
+    /--batch-size "0" is not accepted: expected an integer >= 1/,
+  );
+  await expectUsage(["--lr=-1", ...data], /--lr "-1" is not accepted: expected a number > 0/);
+  await expectUsage(["--lr", "-1", ...data], /--lr "-1" is not accepted: expected a number > 0/);
+  await expectUsage(["--epochs", "two", ...data], /--epochs "two" is not accepted: expected an integer >= 1/);
+  await expectUsage(["--epochs", "0", ...data], /--epochs "0" is not accepted: expected an integer >= 1/);
+  await expectUsage(
+    ["--lr-scheduler", "step"],
+    /--lr-scheduler "step" is not accepted: expected one of linear, constant, cosine/,
+  );
+  await expectUsage(
+    ["--task", "cola", "--data", join(fixture, "train.tsv")],
+    /is not a zip: with --task cola, expected the CoLA zip/,
+  );
+  await expectUsage(
+    ["--data", "nowhere.tsv"],
+    /--data "nowhere.tsv": no such file or folder; expected a TSV, CSV or JSONL file/,
+  );
+  await expectUsage(
+    ["--model", "./nowhere", ...data.slice(0, 2)],
+    /--model ".\/nowhere": no such file or folder; expected a model folder with config.json/,
+  );
+  await expectUsage([...data, "--test-data", "dev=missing.tsv"], /--test-data "missing.tsv": no such file/);
+  await expectUsage(
+    [...data, "--val-split", "0", "--load-best-model-at-end"],
+    /--load-best-model-at-end needs validation data/,
+  );
   await expectUsage(
     [...data, "--max-length", "17"],
     /--max-length 17 exceeds the model's max_position_embeddings 16/,
@@ -104,6 +132,19 @@ Deno.test("deno task train names the flag at fault", async () => {
       "--grad-accum",
       "--output",
       "--resume",
+      "--validation-data",
+      "--test-data",
+      "--eval-batch-size",
+      "--max-train-samples",
+      "--max-eval-samples",
+      "--logging-steps",
+      "--eval-steps",
+      "--save-steps",
+      "--lr-scheduler",
+      "--load-best-model-at-end",
+      "--metric-for-best-model",
+      "--token",
+      "--revision",
     ]
   ) {
     if (!help.includes(flag)) throw new Error(`--help lacks ${flag}`);
@@ -166,12 +207,12 @@ Deno.test({
   name: "deno task train downloads a hub model id through HF_ENDPOINT into the cache, then trains",
   ...GPU_TEST,
   fn: async () => {
-    const { startTestServer } = await import("./_test_server.ts");
-    const files: Record<string, { body: Uint8Array<ArrayBuffer> }> = {};
+    const { startHubServer } = await import("../tests/hub_server.ts");
+    const files: Record<string, Uint8Array<ArrayBuffer>> = {};
     for (const f of ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]) {
-      files[`/test-org/tiny-bert/resolve/main/${f}`] = { body: await Deno.readFile(join(fixture, f)) };
+      files[f] = await Deno.readFile(join(fixture, f));
     }
-    const server = startTestServer(files);
+    const server = startHubServer({ "test-org/tiny-bert": { files, lfs: ["model.safetensors"] } });
     const tmp = await Deno.makeTempDir();
     const previous = Deno.env.get("HF_ENDPOINT");
     Deno.env.set("HF_ENDPOINT", server.origin);
