@@ -51,6 +51,7 @@ export const BENCH_FLAGS: Record<string, Flag> = {
   },
   "bert-base-batch": {
     type: "int",
+    min: 1,
     value: "n",
     help: "bert-base batch to time (default 32; 2 on a software adapter, where a step takes minutes)",
   },
