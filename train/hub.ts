@@ -371,6 +371,18 @@ async function fetchFollowingRedirects(
   throw new DownloadError(`Cannot download "${href}": more than 10 redirects; ${hint}`, href);
 }
 
+/** An environment variable, or undefined when unset, empty or not permitted (`--allow-env=...`). */
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      return undefined;
+    }
+    throw error;
+  }
+}
+
 /**
  * The Hugging Face hub cache folder, as `huggingface_hub` resolves it: `$HF_HUB_CACHE`, else
  * `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
@@ -381,7 +393,6 @@ async function fetchFollowingRedirects(
  * ```
  */
 export function hubCacheDir(): string {
-  const env = (name: string) => Deno.env.get(name) || undefined;
   const home = env("HF_HOME") ?? join(env("XDG_CACHE_HOME") ?? join(homedir(), ".cache"), "huggingface");
   return env("HF_HUB_CACHE") ?? env("HUGGINGFACE_HUB_CACHE") ?? join(home, "hub");
 }
@@ -392,11 +403,10 @@ export function hubCacheDir(): string {
  */
 export async function hubToken(explicit?: string): Promise<string | undefined> {
   if (explicit) return explicit;
-  const env = Deno.env.get("HF_TOKEN") || Deno.env.get("HUGGING_FACE_HUB_TOKEN");
-  if (env) return env;
-  const home = Deno.env.get("HF_HOME") ||
-    join(Deno.env.get("XDG_CACHE_HOME") || join(homedir(), ".cache"), "huggingface");
-  const path = Deno.env.get("HF_TOKEN_PATH") || join(home, "token");
+  const fromEnv = env("HF_TOKEN") ?? env("HUGGING_FACE_HUB_TOKEN");
+  if (fromEnv) return fromEnv;
+  const home = env("HF_HOME") ?? join(env("XDG_CACHE_HOME") ?? join(homedir(), ".cache"), "huggingface");
+  const path = env("HF_TOKEN_PATH") ?? join(home, "token");
   try {
     return (await Deno.readTextFile(path)).trim() || undefined;
   } catch (error) {
@@ -486,7 +496,7 @@ export async function hubDownload(modelId: string, file: string, options: HubOpt
     throw new DownloadError(`Model "${modelId}" has no ${file} (cached 404): ${hint}`, url, 404);
   }
   if (cached) return cached;
-  if (/^(1|true|yes|on)$/i.test(Deno.env.get("HF_HUB_OFFLINE") ?? "")) {
+  if (/^(1|true|yes|on)$/i.test(env("HF_HUB_OFFLINE") ?? "")) {
     throw new DownloadError(
       `${file} of "${modelId}" (revision ${revision}) is not in the cache ${storage} and HF_HUB_OFFLINE is set; ${hint}`,
       url,
