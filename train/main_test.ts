@@ -2,6 +2,7 @@
  * `deno task train` end to end, in process: the PyTorch parity run through the real CLI, tokenizer and
  * data loader; flag errors; an unwritable output folder; a non-finite loss.
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main, TRAIN_FLAGS } from "./main.ts";
 import { helpText, UsageError } from "./cli.ts";
@@ -262,6 +263,63 @@ Deno.test({
       else Deno.env.set("HF_ENDPOINT", previous);
       await server.close();
       await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task train: validation/test files, sample caps, eval/save/logging steps, cosine, best model",
+  ...GPU_TEST,
+  fn: async () => {
+    const out = await Deno.makeTempDir();
+    const tsv = join(fixture, "train.tsv");
+    try {
+      const { code, out: printed } = await run([
+        ...["--model", fixture, "--data", tsv, "--validation-data", tsv, "--test-data", `dev=${tsv}`],
+        ...[
+          "--max-train-samples",
+          "16",
+          "--max-eval-samples",
+          "8",
+          "--batch-size",
+          "4",
+          "--eval-batch-size",
+          "8",
+        ],
+        ...["--epochs", "2", "--max-length", "8", "--lr", "1e-3", "--lr-scheduler", "cosine", "--no-shuffle"],
+        ...["--eval-steps", "3", "--save-steps", "3", "--logging-steps", "2", "--output", out],
+        ...["--load-best-model-at-end", "--metric-for-best-model", "loss"],
+      ]);
+      assert.equal(code, 0);
+      const metrics = JSON.parse(await Deno.readTextFile(join(out, "metrics.json")));
+      assert.deepEqual(metrics.steps.map((s: { step: number }) => s.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+      // cosine (num_cycles 0.5, no warmup) over 8 steps
+      metrics.steps.forEach((s: { step: number; learning_rate: number }) => {
+        const want = 1e-3 * 0.5 * (1 + Math.cos(Math.PI * (s.step - 1) / 8));
+        assert.ok(Math.abs(s.learning_rate - want) < 1e-12, `step ${s.step}: ${s.learning_rate} vs ${want}`);
+      });
+      // every 3 steps mid-epoch, plus each epoch end; 8 validation examples
+      assert.deepEqual(metrics.evaluations.map((e: { step: number }) => e.step), [3, 4, 6, 8]);
+      assert.ok(metrics.evaluations.every((e: { examples: number }) => e.examples === 8));
+      const best = metrics.evaluations.reduce((
+        a: { loss: number },
+        b: { loss: number },
+      ) => (b.loss < a.loss ? b : a));
+      assert.deepEqual(metrics.final.best_model, { step: best.step, metric: "loss", value: best.loss });
+      assert.equal(metrics.final.tests.dev.examples, 8);
+      // The run folder ends with the best weights.
+      const [final, kept] = [await loadModel(out), await loadModel(join(out, "checkpoints", "best"))];
+      for (const [name, w] of kept.weights) assert.deepEqual(final.weights.get(name), w, name);
+      // Without a terminal: one line per logging step (2, 4, 6, 8) with samples/s and the overall ETA.
+      const lines = printed.split("\n").filter((l) => /^\s+step \d+\/8 /.test(l));
+      assert.deepEqual(lines.map((l) => Number(l.match(/step (\d+)/)![1])), [2, 4, 6, 8]);
+      assert.match(lines[1], /samples\/s {2}ETA \S+/);
+      assert.match(printed, /Validation at step 3: accuracy/);
+      const args = JSON.parse(await Deno.readTextFile(join(out, "training_args.json")));
+      assert.equal(args.lrScheduler, "cosine");
+      assert.equal(args.train_examples, 16);
+    } finally {
+      await Deno.remove(out, { recursive: true });
     }
   },
 });
