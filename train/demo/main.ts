@@ -64,7 +64,7 @@ export const DEMO_RECIPE: TrainOptions = {
 
 const FLAGS: Record<string, Flag> = {
   output: { type: "string", default: DEMO_OUTPUT, value: "folder", help: "Run folder" },
-  "train-size": { type: "int", min: 100, default: 4000, help: "Generated training sentences" },
+  "train-size": { type: "int", min: 1, default: 4000, help: "Generated training sentences" },
   epochs: { type: "int", min: 1, default: DEMO_RECIPE.epochs, help: "Training epochs" },
   seed: {
     type: "int",
