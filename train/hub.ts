@@ -477,8 +477,8 @@ async function cachedSnapshot(storage: string, revision: string, file: string) {
  * Downloads one file of a hub model into the Hugging Face cache layout, the one Python's
  * `huggingface_hub` uses, so each reuses the other's files:
  * `<cache>/models--org--name/blobs/<etag>` (the bytes; the etag is the LFS sha256, checked, or the
- * git blob id), `snapshots/<commit>/<file>` (a relative symlink to the blob; a copy where links are
- * not allowed) and `refs/<revision>` (the commit). A file already in the snapshot of the revision's
+ * git blob id), `snapshots/<commit>/<file>` (a relative symlink to the blob; a hard link where
+ * symlinks are not allowed, as under the train task's path-scoped write permission) and `refs/<revision>` (the commit). A file already in the snapshot of the revision's
  * cached commit is used without a request; `HF_HUB_OFFLINE=1` never makes one. The request sends
  * `Authorization: Bearer <token>` to the hub (not to the CDN it redirects to), reads `X-Repo-Commit`,
  * `X-Linked-Etag`/`ETag` and `X-Linked-Size` from the hub's answer, and resumes a partial
@@ -536,7 +536,11 @@ export async function hubDownload(modelId: string, file: string, options: HubOpt
   await Deno.mkdir(dirname(snapshot), { recursive: true });
   await removeIfPresent(snapshot);
   const target = relative(dirname(snapshot), blob);
-  await Deno.symlink(target, snapshot).catch(async () => await Deno.copyFile(blob, snapshot));
+  // A symlink like huggingface_hub's; Deno refuses those under path-scoped --allow-write (the train
+  // task's), and some file systems have none: then a hard link (same bytes, no extra space), then a copy.
+  await Deno.symlink(target, snapshot).catch(() => Deno.link(blob, snapshot)).catch(() =>
+    Deno.copyFile(blob, snapshot)
+  );
   await writeRef(storage, revision, commit);
   return snapshot;
 }

@@ -476,3 +476,35 @@ Deno.test("downloadModelFiles() without any weights names the model and the loca
     );
   });
 });
+
+Deno.test("downloadModelFiles() under path-scoped --allow-write hard-links snapshots to their blobs", async () => {
+  await withHub({ "org/tiny": tinyRepo() }, async (hub, cacheDir) => {
+    const script = join(cacheDir, "fetch.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { downloadModelFiles } from ${JSON.stringify(new URL("./hub.ts", import.meta.url).href)};
+console.log(await downloadModelFiles("org/tiny", { cacheDir: ${
+        JSON.stringify(cacheDir)
+      }, endpoint: "${hub.origin}", token: "${hub.token}" }));`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        `--allow-write=${cacheDir}`,
+        "--allow-net=127.0.0.1",
+        "--allow-env",
+        "--allow-sys=homedir",
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const folder = new TextDecoder().decode(out.stdout).trim();
+    const snapshot = await Deno.lstat(join(folder, "model.safetensors"));
+    const blob = await Deno.stat(join(cacheDir, "models--org--tiny", "blobs", sha256Hex(weights)));
+    assert.ok(snapshot.isFile && !snapshot.isSymlink);
+    if (Deno.build.os !== "windows") assert.equal(snapshot.ino, blob.ino, "a hard link, not a copy");
+  });
+});
