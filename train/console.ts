@@ -122,13 +122,14 @@ export function consoleProgress(
       print(`  Training epoch took: ${log.seconds.toFixed(1)} s`);
       if (log.validation) print(`  Validation: ${formatEval(log.validation)}`);
     },
-    onEvaluate(e: { step: number; epoch: number } & Omit<EvalResult, "predictions">) {
-      // Epoch-end evaluations print with the epoch summary.
-      if (Math.abs(e.epoch - Math.round(e.epoch)) > 1e-9) {
+    onEvaluate(e: { step: number; epoch: number; set?: string } & Omit<EvalResult, "predictions">) {
+      // The main set's epoch-end evaluation prints with the epoch summary.
+      const midEpoch = Math.abs(e.epoch - Math.round(e.epoch)) > 1e-9;
+      if (midEpoch || e.set !== undefined) {
         bar?.stop();
         bar = null;
         barEpoch = -1;
-        print(`  Validation at step ${e.step}: ${formatEval(e)}`);
+        print(`  Validation${e.set === undefined ? "" : ` (${e.set})`} at step ${e.step}: ${formatEval(e)}`);
       }
     },
   };

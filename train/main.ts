@@ -64,8 +64,10 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   },
   "validation-data": {
     type: "string",
-    value: "path|url",
-    help: "Validation file (same columns as --data); replaces the --val-split hold-out",
+    value: "[name=]path",
+    multiple: true,
+    help:
+      "Validation file (same columns as --data) instead of the --val-split hold-out; the first picks the best model",
   },
   "test-data": {
     type: "string",
@@ -241,12 +243,15 @@ async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; l
     }
     const all = await table("data", v.data as string, v);
     labels = all.labels;
-    if (v["validation-data"] !== undefined || valSplit === 0) data = { train: all, validation: null };
+    if ((v["validation-data"] as string[]).length || valSplit === 0) data = { train: all, validation: null };
     else data = { ...splitTrainValidation(all, valSplit, seed) };
   }
   const label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
-  if (v["validation-data"] !== undefined) {
-    data.validation = await table("validation-data", v["validation-data"] as string, v, label2id);
+  for (const [i, spec] of (v["validation-data"] as string[]).entries()) {
+    const { name, path } = namedPath("validation-data", spec);
+    const ds = { ...(await table("validation-data", path, v, label2id)), name };
+    if (i === 0) data.validation = ds;
+    else data.moreValidation = { ...data.moreValidation, [name]: ds };
   }
   for (const spec of v["test-data"] as string[]) {
     const { name, path } = namedPath("test-data", spec);
@@ -257,6 +262,8 @@ async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; l
     data: {
       train: firstN(data.train, v["max-train-samples"] as number | undefined),
       validation: data.validation && firstN(data.validation, maxEval),
+      moreValidation: data.moreValidation &&
+        Object.fromEntries(Object.entries(data.moreValidation).map(([k, ds]) => [k, firstN(ds, maxEval)])),
       tests: data.tests &&
         Object.fromEntries(Object.entries(data.tests).map(([k, ds]) => [k, firstN(ds, maxEval)])),
     },

@@ -275,7 +275,8 @@ Deno.test({
     const tsv = join(fixture, "train.tsv");
     try {
       const { code, out: printed } = await run([
-        ...["--model", fixture, "--data", tsv, "--validation-data", tsv, "--test-data", `dev=${tsv}`],
+        ...["--model", fixture, "--data", tsv, "--validation-data", tsv, "--validation-data", `more=${tsv}`],
+        ...["--test-data", `dev=${tsv}`],
         ...[
           "--max-train-samples",
           "16",
@@ -299,9 +300,17 @@ Deno.test({
         assert.ok(Math.abs(s.learning_rate - want) < 1e-12, `step ${s.step}: ${s.learning_rate} vs ${want}`);
       });
       // every 3 steps mid-epoch, plus each epoch end; 8 validation examples
-      assert.deepEqual(metrics.evaluations.map((e: { step: number }) => e.step), [3, 4, 6, 8]);
+      const main = metrics.evaluations.filter((e: { set?: string }) => e.set === undefined);
+      assert.deepEqual(main.map((e: { step: number }) => e.step), [3, 4, 6, 8]);
       assert.ok(metrics.evaluations.every((e: { examples: number }) => e.examples === 8));
-      const best = metrics.evaluations.reduce((
+      // the second validation set is evaluated at the same steps, with the same figures (same file)
+      const more = metrics.evaluations.filter((e: { set?: string }) => e.set === "more");
+      assert.deepEqual(
+        more.map((e: { step: number; loss: number }) => [e.step, e.loss]),
+        main.map((e: { step: number; loss: number }) => [e.step, e.loss]),
+      );
+      assert.match(printed, /Validation \(more\) at step 4: accuracy/);
+      const best = main.reduce((
         a: { loss: number },
         b: { loss: number },
       ) => (b.loss < a.loss ? b : a));

@@ -34,6 +34,8 @@ export interface RunTokenizer extends BatchTokenizer {
 export interface RunData {
   train: Dataset;
   validation: Dataset | null;
+  /** More validation sets by name, evaluated whenever `validation` is (it alone picks the best model). */
+  moreValidation?: Record<string, Dataset>;
   /** Evaluated once at the end, by name (e.g. in_domain_dev, out_of_domain_dev). */
   tests?: Record<string, Dataset>;
 }
@@ -42,7 +44,14 @@ export interface RunData {
 export const BEST_MODEL_METRICS = ["loss", "accuracy", "mcc", "f1"] as const;
 
 /** One validation evaluation, as metrics.json's `evaluations` lists it. */
-export type EvaluationLog = { step: number; epoch: number } & Omit<EvalResult, "predictions">;
+export type EvaluationLog =
+  & {
+    step: number;
+    epoch: number;
+    /** The name of an additional validation set (`moreValidation`); absent for the main one. */
+    set?: string;
+  }
+  & Omit<EvalResult, "predictions">;
 
 /** The best evaluation so far (`loadBestModelAtEnd`). */
 export interface BestModel {
@@ -203,6 +212,12 @@ export async function runTraining(
       const entry = { step, epoch, ...validation };
       evaluations.push(entry);
       hooks.onEvaluate?.(entry);
+      for (const [set, ds] of Object.entries(data.moreValidation ?? {})) {
+        const { predictions: _, ...r } = await trainer.evaluate(ds);
+        const more = { step, epoch, set, ...r };
+        evaluations.push(more);
+        hooks.onEvaluate?.(more);
+      }
       if (!loadBestModelAtEnd) return;
       const value = validation[metric];
       const better = best === undefined ||
