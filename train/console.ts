@@ -62,7 +62,7 @@ export class TrainingClock {
 /**
  * Step and epoch hooks that print progress to the console. On a terminal: a bar per epoch with
  * loss, samples/s and the overall ETA. Without one (logs, CI): one line per `loggingSteps` steps
- * (and the last step of each epoch) with the mean loss since the previous line, like HF's Trainer.
+ * (and the first and last step of each epoch) with the mean loss since the previous line.
  */
 export function consoleProgress(
   epochs: number,
@@ -103,9 +103,9 @@ export function consoleProgress(
       }
       lossSum += log.loss;
       lossCount++;
-      if (log.step % loggingSteps === 0 || p.epochStep === p.epochSteps) {
+      if (p.epochStep === 1 || log.step % loggingSteps === 0 || p.epochStep === p.epochSteps) {
         print(
-          `  step ${log.step}/${p.totalSteps} (epoch ${log.epoch.toFixed(2)})  loss ${
+          `  step ${p.epochStep}/${p.epochSteps} (${log.step}/${p.totalSteps} overall)  loss ${
             (lossSum / lossCount).toFixed(4)
           }  lr ${log.learning_rate.toExponential(2)}  grad_norm ${
             log.grad_norm.toFixed(3)

@@ -47,7 +47,9 @@ Deno.test("consoleProgress() without a terminal prints one line per logging step
     );
   }
   assert.equal(lines[0], "======== Epoch 1 / 1 ========");
-  const steps = lines.slice(1).map((l) => l.match(/step (\d+)\/5 .* loss (\S+)/)!.slice(1).map(Number));
-  assert.deepEqual(steps, [[2, 1.5], [4, 3.5], [5, 5]]); // every 2 steps and the epoch's last
+  const steps = lines.slice(1).map((l) =>
+    l.match(/step (\d+)\/5 \(\d+\/5 overall\) +loss (\S+)/)!.slice(1).map(Number)
+  );
+  assert.deepEqual(steps, [[1, 1], [2, 2], [4, 3.5], [5, 5]]); // the epoch's first, every 2 steps, its last
   assert.match(lines[2], /samples\/s {2}ETA \S+$/);
 });

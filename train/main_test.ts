@@ -319,9 +319,9 @@ Deno.test({
       // The run folder ends with the best weights.
       const [final, kept] = [await loadModel(out), await loadModel(join(out, "checkpoints", "best"))];
       for (const [name, w] of kept.weights) assert.deepEqual(final.weights.get(name), w, name);
-      // Without a terminal: one line per logging step (2, 4, 6, 8) with samples/s and the overall ETA.
-      const lines = printed.split("\n").filter((l) => /^\s+step \d+\/8 /.test(l));
-      assert.deepEqual(lines.map((l) => Number(l.match(/step (\d+)/)![1])), [2, 4, 6, 8]);
+      // Without a terminal: a line per logging step (2, 4, 6, 8) and at each epoch start and end.
+      const lines = printed.split("\n").filter((l) => /^\s+step \d+\/4 \(\d+\/8 overall\)/.test(l));
+      assert.deepEqual(lines.map((l) => Number(l.match(/\((\d+)\/8/)![1])), [1, 2, 4, 5, 6, 8]);
       assert.match(lines[1], /samples\/s {2}ETA \S+/);
       assert.match(printed, /Validation at step 3: accuracy/);
       const args = JSON.parse(await Deno.readTextFile(join(out, "training_args.json")));
