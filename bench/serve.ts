@@ -60,7 +60,7 @@ export interface ServeMeasurement extends LoadSummary {
   concurrency: number;
   /** Session runs the server made during the measurement (warm-up included). */
   sessionRuns: number;
-  /** Texts per session run: how much the batcher coalesced. */
+  /** Texts per session run: how much the batcher coalesced (one worker's /model stats). */
   meanBatch: number;
   /** Share of the token slots computed in the cell that were padding (one worker's /metrics). */
   paddingRatio: number;
@@ -248,7 +248,8 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
             meanBatch: (after.textsRun - before.textsRun) / Math.max(1, sessionRuns),
             paddingRatio: 1 -
               (tokensAfter.tokens - tokensBefore.tokens) / (tokensAfter.padded - tokensBefore.padded),
-            cpuMsPerText: (cpuAfter - cpuBefore) * 1000 / Math.max(1, after.textsRun - before.textsRun),
+            // Each request is one text; the load generator counts every answer (all workers').
+            cpuMsPerText: (cpuAfter - cpuBefore) * 1000 / Math.max(1, summary.answered),
             rssStartMb: rssBefore.now,
             rssEndMb: rssAfter.now,
             peakRssMb: rssAfter.peak,
