@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadServeModel, predictionOf, type ServeModel, wasmThreadsRefused } from "./model.ts";
 import { exportTestModel } from "./_test_model.ts";
+import { createApp } from "./app.ts";
 import { assertClose } from "../tests/util.ts";
 import { BACKEND_F32, FP16_LOGITS, INT8_LOGITS } from "../tests/tolerance.ts";
 
@@ -34,6 +35,11 @@ Deno.test({
       assert.equal(one.threads, 2, "onnxruntime-web starts once per isolate");
       assert.match(one.threadsNote!, /1 threads asked, 2 used: onnxruntime-web was already started/);
       assert.deepEqual(flat(await logitsOf(one)), flat(await logitsOf(two)));
+      const app = await createApp({ model: one, batchWindowMs: 0 });
+      const info = await (await app.fetch(new Request("http://x/model"))).json();
+      assert.deepEqual([info.backend, info.variant, info.threads], ["wasm", "int8", 2]);
+      assert.match(info.threadsNote, /already started/);
+      await app.close();
       await one.release();
       await two.release();
     } finally {
