@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { zipSync } from "npm:fflate@0.8.3";
 import { fuzzParser } from "../tests/fuzz.ts";
 import { Rng } from "../kernels/random.ts";
-import { listZipMembers, readZipMember } from "../train/data/zip.ts";
+import { readZipDirectory, readZipMember } from "../formats/_zip.ts";
+import { bertBaseUncasedDir, colaZipPath } from "../tests/data.ts";
 import { loadCola } from "../train/data/cola.ts";
 import { parseTable, type TableOptions } from "../train/data/tabular.ts";
 import { decodeUtf8 } from "../train/data/dataset.ts";
@@ -75,8 +76,8 @@ interface FileTarget {
   dispose(): Promise<void>;
 }
 
-const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
-const COLA = join(SHARED, "cola_public_1.1.zip");
+const COLA = await colaZipPath();
+const BERT_DIR = await bertBaseUncasedDir();
 const encoder = new TextEncoder();
 
 /** The bytes of case `index` of a mutation stream: fuzzParser's first case for a derived seed. */
@@ -115,7 +116,7 @@ async function zipTarget(): Promise<FileTarget> {
     seeds: [small, await Deno.readFile(COLA)],
     run(bytes, caseName) {
       const name = `${caseName}.zip`;
-      const members = listZipMembers(bytes, name);
+      const members = readZipDirectory(bytes, name).values();
       for (const m of members) if (!m.name.endsWith("/")) readZipMember(bytes, m.name, name);
       // Loaders ask for a member by its expected name: a mutated name must give a NotFound naming the zip.
       readZipMember(
@@ -437,8 +438,8 @@ async function runTokenizer(
   options: { cases: number; seed: number },
   onCase: (name: string, limitMs: number) => void,
 ): Promise<FuzzTargetReport> {
-  const uncased = await loadTokenizer(join(SHARED, "bert-base-uncased"));
-  const vocab = (await Deno.readTextFile(join(SHARED, "bert-base-uncased", "vocab.txt"))).split("\n");
+  const uncased = await loadTokenizer(BERT_DIR);
+  const vocab = (await Deno.readTextFile(join(BERT_DIR, "vocab.txt"))).split("\n");
   // The cased normalizer (no lowercasing or accent stripping) takes other code paths.
   const cased = tokenizerFromVocab(vocab.slice(0, vocab.at(-1) === "" ? -1 : undefined), {
     doLowerCase: false,

@@ -11,7 +11,9 @@
  * @module
  */
 
-import { spawnServer } from "../serve/spawn.ts";
+import { join } from "node:path";
+import { spawnServer } from "../tests/spawn.ts";
+import { bertBaseUncasedDir } from "../tests/data.ts";
 import { DEFAULT_CONFIG } from "../serve/config.ts";
 import { configToJson, parseBertConfig } from "../train/config.ts";
 import { initWeights } from "../train/weights.ts";
@@ -59,7 +61,6 @@ export interface ServeBenchResult {
   batchingSpeedup: Record<string, number>;
 }
 
-const SHARED_TOKENIZER = new URL("../../shared/data/bert-base-uncased/", import.meta.url).pathname;
 
 /** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
 async function randomModelFolder(quick: boolean): Promise<string> {
@@ -88,8 +89,9 @@ async function randomModelFolder(quick: boolean): Promise<string> {
     { shape: s.shape, data: weights.get(s.name)! },
   ]);
   await Deno.writeFile(`${dir}/model.safetensors`, serializeSafetensors(tensors));
+  const bert = await bertBaseUncasedDir();
   for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
-    await Deno.copyFile(`${SHARED_TOKENIZER}${f}`, `${dir}/${f}`);
+    await Deno.copyFile(join(bert, f), `${dir}/${f}`);
   }
   return dir;
 }

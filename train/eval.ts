@@ -8,7 +8,7 @@ import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { type Flag, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
-import { COLA_URL } from "./hub.ts";
+import { colaUrl } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
@@ -65,7 +65,7 @@ if (import.meta.main) {
       if (v.model === undefined) throw new UsageError("--model <folder> is required");
       let sets: Record<string, Dataset>;
       if (v.task === "cola") {
-        const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+        const cola = await loadCola((v.data as string | undefined) ?? colaUrl(), {
           cacheDir: v["cache-dir"] as string,
         });
         sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };

@@ -42,6 +42,18 @@ export interface DownloadOptions {
  */
 export const COLA_URL = "https://nyu-mll.github.io/CoLA/cola_public_1.1.zip";
 
+/**
+ * The CoLA zip's URL: `$BERT_WEBGPU_COLA_URL` (a mirror) when set, else {@linkcode COLA_URL}.
+ * @example
+ * ```ts
+ * import { colaUrl } from "./hub.ts";
+ * console.log(colaUrl().endsWith(".zip")); // true
+ * ```
+ */
+export function colaUrl(): string {
+  return Deno.env.get("BERT_WEBGPU_COLA_URL") || COLA_URL;
+}
+
 /** The hint every model download failure carries. */
 const MODEL_HINT = "pass --model <folder> with config.json, model.safetensors and tokenizer files";
 

@@ -11,7 +11,7 @@ import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { type Flag, helpText, parseFlags, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
-import { COLA_URL, downloadModelFiles } from "./hub.ts";
+import { colaUrl, downloadModelFiles } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
@@ -117,7 +117,7 @@ async function loadData(
     if (v.task !== "cola") {
       throw new UsageError(`--task "${v.task}" is unknown; the built-in recipe is "cola"`);
     }
-    const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+    const cola = await loadCola((v.data as string | undefined) ?? colaUrl(), {
       seed,
       valSplit,
       cacheDir: v["cache-dir"] as string | undefined,

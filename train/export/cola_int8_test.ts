@@ -1,5 +1,5 @@
 /**
- * A tiny BERT trained on CoLA (real tokenizer and data from ../shared/data), exported: the float32
+ * A tiny BERT trained on CoLA (real tokenizer and data through tests/data.ts), exported: the float32
  * ONNX logits equal the engine's, and int8 predictions agree with float32 on the CoLA dev sentences.
  */
 import { makeBatches } from "../data/batches.ts";

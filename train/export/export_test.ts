@@ -3,18 +3,19 @@ import { exportModel, type ServeManifest } from "./export.ts";
 import { fixtureDir, loadFixture, onnxCheck, runLogits, web } from "./_test_util.ts";
 import { assertClose } from "../../tests/util.ts";
 import { ONNX_F32 } from "../../tests/tolerance.ts";
+import { bertBaseUncasedDir } from "../../tests/data.ts";
 
-const SHARED_TOKENIZER = new URL("../../../shared/data/bert-base-uncased/", import.meta.url).pathname;
 
-/** A temporary model folder: a fixture's config and weights, plus the shared tokenizer files. */
+/** A temporary model folder: a fixture's config and weights, plus bert-base-uncased's tokenizer files. */
 async function modelFolder(fixture: string, withTokenizer: boolean): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "export_model_" });
   for (const f of ["config.json", "model.safetensors"]) {
     await Deno.copyFile(fixtureDir(fixture) + f, `${dir}/${f}`);
   }
   if (withTokenizer) {
+    const bert = await bertBaseUncasedDir();
     for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
-      await Deno.copyFile(SHARED_TOKENIZER + f, `${dir}/${f}`);
+      await Deno.copyFile(`${bert}/${f}`, `${dir}/${f}`);
     }
   }
   return dir;
