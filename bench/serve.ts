@@ -61,7 +61,6 @@ export interface ServeBenchResult {
   batchingSpeedup: Record<string, number>;
 }
 
-
 /** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
 async function randomModelFolder(quick: boolean): Promise<string> {
   const config = parseBertConfig(

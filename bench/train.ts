@@ -10,7 +10,7 @@
  * @module
  */
 
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { Gpu } from "../kernels/runtime.ts";
 import { Rng } from "../kernels/random.ts";

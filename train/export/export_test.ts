@@ -5,7 +5,6 @@ import { assertClose } from "../../tests/util.ts";
 import { ONNX_F32 } from "../../tests/tolerance.ts";
 import { bertBaseUncasedDir } from "../../tests/data.ts";
 
-
 /** A temporary model folder: a fixture's config and weights, plus bert-base-uncased's tokenizer files. */
 async function modelFolder(fixture: string, withTokenizer: boolean): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "export_model_" });
