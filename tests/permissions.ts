@@ -29,7 +29,9 @@ export const CACHE_DIR = "$HOME/.cache/bert-webgpu";
 
 /**
  * The npm cache folder, as a command substitution for deno.json's task shell: `deno info --json`
- * knows it whatever DENO_DIR, XDG_CACHE_HOME or the platform say.
+ * knows it whatever DENO_DIR, XDG_CACHE_HOME or the platform say. No plainer form exists: Deno has no
+ * variable or flag naming its npm cache, and the task shell has no portable filter (jq, grep, sed) to
+ * pick it out of `deno info`, so a nested `deno eval` is the one way to grant exactly that folder.
  */
 export const NPM_CACHE =
   `$(deno eval "console.log(JSON.parse(new TextDecoder().decode(new Deno.Command(Deno.execPath(), { args: ['info', '--json'] }).outputSync().stdout)).npmCache)")`;
@@ -53,18 +55,29 @@ export const SERVE_ENV = [
 export const FLAGS = {
   demo: "--allow-read=runs --allow-write=runs",
   train: `--allow-read --allow-write=runs,${CACHE_DIR} --allow-net=${DOWNLOAD_HOSTS} ` +
-    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT --allow-sys=homedir",
+    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
   eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
-    "--allow-env=BERT_WEBGPU_CACHE --allow-sys=homedir",
+    "--allow-env=BERT_WEBGPU_CACHE,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
   export: "--allow-read --allow-write=runs",
   serve: `--allow-read=runs,${NPM_CACHE} --allow-env=${SERVE_ENV}`,
 } as const;
 
+/**
+ * Each user-facing task checks its own lockfile, which lists only the npm packages its entry points
+ * import: Deno installs every package of the lockfile it reads on first use, so the shared deno.lock
+ * (tests and benches: onnxruntime-node, tokenizers) would make the demo download 514 MB instead of
+ * 13 MB. `--frozen` fails if a lockfile is out of date; `deno task locks` rewrites them.
+ */
+export const LOCKS = {
+  train: "--frozen --lock=locks/train.lock",
+  serve: "--frozen --lock=locks/serve.lock",
+} as const;
+
 /** The deno.json tasks these flags belong to (`bench`, `test` and `ok` stay as they are). */
 export const TASKS = {
-  demo: `deno run ${FLAGS.demo} train/demo/main.ts`,
-  train: `deno run ${FLAGS.train} train/main.ts`,
-  eval: `deno run ${FLAGS.eval} train/eval.ts`,
-  export: `deno run ${FLAGS.export} train/export/main.ts`,
-  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port 8000 serve/main.ts`,
+  demo: `deno run ${LOCKS.train} ${FLAGS.demo} train/demo/main.ts`,
+  train: `deno run ${LOCKS.train} ${FLAGS.train} train/main.ts`,
+  eval: `deno run ${LOCKS.train} ${FLAGS.eval} train/eval.ts`,
+  export: `deno run ${LOCKS.train} ${FLAGS.export} train/export/main.ts`,
+  serve: `deno serve ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port 8000 serve/main.ts`,
 } as const;
