@@ -64,9 +64,11 @@ export const FLAGS = {
 
 /**
  * Each user-facing task checks its own lockfile, which lists only the npm packages its entry points
- * import: Deno installs every package of the lockfile it reads on first use, so the shared deno.lock
- * (tests and benches: onnxruntime-node, tokenizers) would make the demo download 514 MB instead of
- * 13 MB. `--frozen` fails if a lockfile is out of date; `deno task locks` rewrites them.
+ * import. `deno task` installs every package of the configured lockfile before it runs a task, so
+ * deno.json sets `"lock": false` and names the lockfile per task: with the shared deno.lock (tests and
+ * benches: onnxruntime-node, tokenizers) the demo's first run downloaded 514 MB instead of 14 MB.
+ * `--frozen` fails on an out-of-date lockfile; `deno task locks` rewrites these two. `test`, `bench`
+ * and `ok` check deno.lock the same way.
  */
 export const LOCKS = {
   train: "--frozen --lock=locks/train.lock",
