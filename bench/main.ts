@@ -15,7 +15,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { type Flag, helpText, parseFlags, UsageError } from "../train/cli.ts";
+import { type Flag, helpText, parseFlags, UsageError, versionText } from "../train/cli.ts";
 import { type AdapterReport, describeAdapter } from "../kernels/device.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { benchKernels, type KernelsBenchResult, type TorchMatmulReference } from "./kernels.ts";
@@ -51,6 +51,7 @@ export const BENCH_FLAGS: Record<string, Flag> = {
   },
   "bert-base-batch": {
     type: "int",
+    min: 1,
     value: "n",
     help: "bert-base batch to time (default 32; 2 on a software adapter, where a step takes minutes)",
   },
@@ -428,9 +429,13 @@ export function formatReport(report: BenchReport): string {
 
 if (import.meta.main) {
   try {
-    const { values: v, help } = parseFlags(Deno.args, BENCH_FLAGS);
-    if (help) {
-      console.log(helpText("Run the performance suites.\n\nUsage: deno task bench [options]", BENCH_FLAGS));
+    const { values: v, help, version } = parseFlags(Deno.args, BENCH_FLAGS);
+    if (help || version) {
+      console.log(
+        version
+          ? versionText()
+          : helpText("Run the performance suites.\n\nUsage: deno task bench [options]", BENCH_FLAGS),
+      );
       Deno.exit(0);
     }
     const suites = parseSuites(v.suite as string);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Flag, runCli, UsageError } from "../cli.ts";
+import { checkPath, type Flag, runCli, UsageError } from "../cli.ts";
 import { exportModel, type ExportVariant, VARIANT_FILES } from "./export.ts";
 
 const FLAGS: Record<string, Flag> = {
@@ -20,6 +20,7 @@ const FLAGS: Record<string, Flag> = {
   },
   "max-length": {
     type: "int",
+    min: 1,
     help: "Longest input serve accepts before truncating (default: the run's training max length, " +
       "else max_position_embeddings capped at 512)",
   },
@@ -32,11 +33,18 @@ if (import.meta.main) {
     "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
     FLAGS,
     async (v) => {
-      if (v.model === undefined) throw new UsageError("--model <folder> is required");
+      const expected = "a model folder with config.json and model.safetensors (a run folder)";
+      if (v.model === undefined) throw new UsageError(`--model <folder> is required: ${expected}`);
+      await checkPath("model", v.model as string, "folder", expected);
+      await checkPath("model", `${v.model}/config.json`, "file", expected).catch(() => {
+        throw new UsageError(`--model "${v.model}" has no config.json; expected ${expected}`);
+      });
       const variants = (v.variants as string).split(",").map((s) => s.trim()) as ExportVariant[];
       for (const x of variants) {
         if (!(x in VARIANT_FILES)) {
-          throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 or both`);
+          throw new UsageError(
+            `--variants "${v.variants}" is not accepted: expected float32, int8 or float32,int8`,
+          );
         }
       }
       const r = await exportModel(v.model as string, {
