@@ -76,8 +76,7 @@ interface FileTarget {
   dispose(): Promise<void>;
 }
 
-const COLA = await colaZipPath();
-const BERT_DIR = await bertBaseUncasedDir();
+// Resolved when a target starts, not at import: the fuzz worker must set its onmessage before any await.
 const encoder = new TextEncoder();
 
 /** The bytes of case `index` of a mutation stream: fuzzParser's first case for a derived seed. */
@@ -113,7 +112,7 @@ async function zipTarget(): Promise<FileTarget> {
     "données/é.txt": [encoder.encode("é"), { level: 9 }],
   });
   return {
-    seeds: [small, await Deno.readFile(COLA)],
+    seeds: [small, await Deno.readFile(await colaZipPath())],
     run(bytes, caseName) {
       const name = `${caseName}.zip`;
       const members = readZipDirectory(bytes, name).values();
@@ -135,7 +134,7 @@ async function zipTarget(): Promise<FileTarget> {
 async function colaTarget(): Promise<FileTarget> {
   const dir = await tempDir("cola");
   return {
-    seeds: [await Deno.readFile(COLA)],
+    seeds: [await Deno.readFile(await colaZipPath())],
     async run(bytes, caseName) {
       const path = join(dir, `${caseName}.zip`);
       await Deno.writeFile(path, bytes);
@@ -438,8 +437,9 @@ async function runTokenizer(
   options: { cases: number; seed: number },
   onCase: (name: string, limitMs: number) => void,
 ): Promise<FuzzTargetReport> {
-  const uncased = await loadTokenizer(BERT_DIR);
-  const vocab = (await Deno.readTextFile(join(BERT_DIR, "vocab.txt"))).split("\n");
+  const bertDir = await bertBaseUncasedDir();
+  const uncased = await loadTokenizer(bertDir);
+  const vocab = (await Deno.readTextFile(join(bertDir, "vocab.txt"))).split("\n");
   // The cased normalizer (no lowercasing or accent stripping) takes other code paths.
   const cased = tokenizerFromVocab(vocab.slice(0, vocab.at(-1) === "" ? -1 : undefined), {
     doLowerCase: false,
