@@ -12,8 +12,7 @@ import { type BertConfig, numLabels } from "./config.ts";
 import { BertEngine } from "./model.ts";
 import { AdamW } from "./optimizer.ts";
 import { learningRateAt, LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
-import { parameterSpecs } from "./params.ts";
-import { numel, type Weights } from "./weights.ts";
+import type { Weights } from "./weights.ts";
 import { ReadbackRing } from "./readback.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { type Batch, type BatchTokenizer, makeBatches } from "./data/batches.ts";
@@ -251,8 +250,7 @@ export class Trainer {
       maxBatch,
       maxSeqLen: options.maxLength,
     });
-    const sizes = new Map(parameterSpecs(config).map((s) => [s.name, numel(s.shape)]));
-    this.optimizer = new AdamW(gpu, this.engine.params, this.engine.grads, sizes, {
+    this.optimizer = new AdamW(gpu, this.engine.parameters, this.engine.gradients, {
       eps: options.eps,
       weightDecay: options.weightDecay,
       maxGradNorm: options.maxGradNorm,
