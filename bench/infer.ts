@@ -65,7 +65,7 @@ const BATCHES = [1, 32];
 const SEQUENCE = 64;
 
 /** Writes a random HF model folder (config.json + model.safetensors) and returns its path. */
-async function randomModelFolder(quick: boolean, size: "small" | "bert-base" = "small"): Promise<string> {
+export async function randomModelFolder(quick: boolean, size: "small" | "bert-base" = "small"): Promise<string> {
   const config = parseBertConfig(
     size === "bert-base" && !quick ? {} : quick
       ? {
