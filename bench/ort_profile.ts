@@ -7,7 +7,8 @@
  * it is created, so this tool replaces console.log before the first session and collects the lines.
  *
  * Run: `deno run -A bench/ort_profile.ts [--bert-base] [--threads N] [--runs N] [--seq N] [file.onnx ...]`.
- * Without files it exports a random model (both graph forms, float32 and int8) to a temporary folder.
+ * Without files it writes a random model (small, or bert-base size) in every graph form of
+ * bench/infer.ts (fused, unfused, portable; int8 and float32) to a temporary folder.
  * Prints a table per file and one JSON line.
  * @module
  */
@@ -107,13 +108,23 @@ if (import.meta.main) {
     return (writeSync as any)(fd, data, ...rest);
   };
   const ort = await import("npm:onnxruntime-web@1.30.0");
-  const { exportGraphForms } = await import("./infer.ts") as unknown as { exportGraphForms: (s: string) => Promise<{ files: string[]; temps: string[] }> };
-  let files = positionals;
+  const { GRAPH_FORMS, randomModelFolder } = await import("./infer.ts");
+  const { loadModelFolder } = await import("../train/export/export.ts");
+  const { buildBertOnnx } = await import("../train/export/bert_onnx.ts");
+  const files = [...positionals];
   const temps: string[] = [];
   if (!files.length) {
-    const r = await exportGraphForms(values["bert-base"] ? "bert-base" : "small");
-    temps.push(...r.temps);
-    files = r.files;
+    const model = await randomModelFolder(false, values["bert-base"] ? "bert-base" : "small");
+    const out = await Deno.makeTempDir({ prefix: "ort_profile_" });
+    temps.push(model, out);
+    const { config, weights } = await loadModelFolder(model);
+    for (const quantize of ["int8", "none"] as const) {
+      for (const [form, o] of Object.entries(GRAPH_FORMS)) {
+        const file = `${out}/${form}.${quantize === "int8" ? "int8" : "float32"}.onnx`;
+        await Deno.writeFile(file, buildBertOnnx(config, weights, { ...o, quantize }));
+        files.push(file);
+      }
+    }
   }
   ort.env.wasm.numThreads = Number(values.threads);
   const runs = Number(values.runs);
@@ -122,7 +133,8 @@ if (import.meta.main) {
   const results: GraphProfile[] = [];
   for (const file of files) {
     const session = await ort.InferenceSession.create(file, { enableProfiling: true });
-    const t = (f: (i: number) => bigint) => new ort.Tensor("int64", BigInt64Array.from({ length: B * T }, (_, i) => f(i)), [B, T]);
+    const t = (f: (i: number) => bigint) =>
+      new ort.Tensor("int64", BigInt64Array.from({ length: B * T }, (_, i) => f(i)), [B, T]);
     const feeds = {
       input_ids: t((i) => BigInt(1000 + (i * 7919) % 20000)),
       attention_mask: t(() => 1n),
@@ -153,7 +165,11 @@ if (import.meta.main) {
     results.push(p);
     log(`\n${file}: wall ${p.wallMs.toFixed(1)} ms/run, kernels ${p.kernelMs.toFixed(1)} ms/run`);
     for (const o of p.ops) {
-      log(`  ${o.op.padEnd(28)} ${o.group.padEnd(18)} ${o.ms.toFixed(2).padStart(8)} ms ${(100 * o.share).toFixed(1).padStart(5)}% ${String(o.nodes).padStart(4)} nodes`);
+      log(
+        `  ${o.op.padEnd(28)} ${o.group.padEnd(18)} ${o.ms.toFixed(2).padStart(8)} ms ${
+          (100 * o.share).toFixed(1).padStart(5)
+        }% ${String(o.nodes).padStart(4)} nodes`,
+      );
     }
   }
   for (const t of temps) await Deno.remove(t, { recursive: true });

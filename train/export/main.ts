@@ -20,6 +20,10 @@ const FLAGS: Record<string, Flag> = {
   },
   "max-length": { type: "int", default: 128, help: "Longest input serve accepts before truncating" },
   variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
+  portable: {
+    type: "boolean",
+    help: "Standard ONNX ops only (no onnxruntime contrib ops): for other runtimes, slower on onnxruntime",
+  },
 };
 
 if (import.meta.main) {
@@ -39,6 +43,7 @@ if (import.meta.main) {
         output: v.output as string | undefined,
         maxLength: v["max-length"] as number,
         variants,
+        portable: v.portable === true,
       });
       for (const [variant, path] of Object.entries(r.files)) {
         console.log(`${variant.padEnd(8)} ${path} (${(r.bytes[variant]! / 1e6).toFixed(2)} MB)`);
