@@ -466,7 +466,8 @@ function formatGraphs(g: GraphBenchResult): string {
   }
   lines.push(`graph speed-up (unfused / fused median): ${fmt(g.graphSpeedup)}`);
   lines.push(`portable / fused median: ${fmt(g.portableSpeedup)}`);
-  lines.push(`max |logit - fused logit|: ${fmt(g.maxAbsDiff, 6)}`);
+  const diffs = Object.entries(g.maxAbsDiff).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(", ");
+  lines.push(`max |logit - fused logit|: ${diffs}`);
   return lines.join("\n");
 }
 
