@@ -52,8 +52,10 @@ export const SERVE_ENV = [
 /** The permission flags of each task. */
 export const FLAGS = {
   demo: "--allow-read=runs --allow-write=runs",
-  train: `--allow-read --allow-write=runs,${CACHE_DIR} --allow-net=${DOWNLOAD_HOSTS} ` +
-    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT --allow-sys=homedir",
+  train:
+    `--allow-read --allow-write=runs,${CACHE_DIR},$HOME/.cache/huggingface --allow-net=${DOWNLOAD_HOSTS} ` +
+    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT,HF_TOKEN,HUGGING_FACE_HUB_TOKEN,HF_TOKEN_PATH,HF_HOME,HF_HUB_CACHE," +
+    "HUGGINGFACE_HUB_CACHE,HF_HUB_OFFLINE,XDG_CACHE_HOME --allow-sys=homedir",
   eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
     "--allow-env=BERT_WEBGPU_CACHE --allow-sys=homedir",
   export: "--allow-read --allow-write=runs",
