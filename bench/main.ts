@@ -268,6 +268,8 @@ interface ServeResult {
     maxMs: number;
     throughput: number;
     errors: number;
+    paddingRatio: number;
+    peakRssMb: number;
   }[];
   batchingSpeedup: Record<string, number>;
   seconds: number;
@@ -351,7 +353,10 @@ function serveRows(r: ServeResult, rows: Row[], ratios: Ratio[]): void {
     });
     rows.push({ suite: "serve", what: `${cell}: latency p99`, median: m.p99Ms, unit: "ms" });
     rows.push({ suite: "serve", what: `${cell}: throughput`, median: m.throughput, unit: "req/s" });
+    rows.push({ suite: "serve", what: `${cell}: padding share`, median: m.paddingRatio, unit: "ratio" });
   }
+  const peak = Math.max(...r.measurements.map((m) => m.peakRssMb));
+  if (Number.isFinite(peak)) rows.push({ suite: "serve", what: "server peak RSS", median: peak, unit: "MB" });
   for (const [k, v] of Object.entries(r.batchingSpeedup)) {
     ratios.push({
       name: `serve micro-batching ${k}: on / off`,

@@ -17,7 +17,8 @@
  * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
  *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
  *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
- *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host).
+ *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host). It listens on
+ *   $PORT (default 8000), read by a `deno eval` in the task line.
  * - bench and test keep `-A`: they spawn subprocesses, run Python and write where they are told.
  *
  * Portability: `$HOME` is not set on Windows (use the flags with your profile folder there).
@@ -47,7 +48,15 @@ export const SERVE_ENV = [
   "MAX_BODY_BYTES",
   "MAX_TEXTS",
   "BODY_TIMEOUT_MS",
+  "CORS_ORIGINS",
+  "ACCESS_LOG",
 ].join(",");
+
+/**
+ * The serve task's port: $PORT, else 8000. The task shell has no `${PORT:-8000}`, and arguments after
+ * `deno task serve` go to the script, not to `deno serve`, so a `deno eval` reads it.
+ */
+export const SERVE_PORT = `$(deno eval "console.log(Deno.env.get('PORT') || 8000)")`;
 
 /** The permission flags of each task. */
 export const FLAGS = {
@@ -68,5 +77,5 @@ export const TASKS = {
   train: `deno run ${FLAGS.train} train/main.ts`,
   eval: `deno run ${FLAGS.eval} train/eval.ts`,
   export: `deno run ${FLAGS.export} train/export/main.ts`,
-  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port 8000 serve/main.ts`,
+  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
 } as const;
