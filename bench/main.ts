@@ -260,6 +260,7 @@ interface InferResult {
   int8Speedup: Record<string, number>;
   nodeSpeedup: Record<string, number>;
   nodeThreads: number;
+  graphs?: { graphSpeedup: Record<string, number>; portableSpeedup: Record<string, number> }[];
 }
 interface ServeResult {
   measurements: {
@@ -321,6 +322,24 @@ function inferRows(r: InferResult, rows: Row[], ratios: Ratio[]): void {
       reference: `onnxruntime-node, ${r.nodeThreads} thread(s)`,
       reading: "> 1: node is faster",
     });
+  }
+  for (const g of r.graphs ?? []) {
+    for (const [k, v] of Object.entries(g.graphSpeedup)) {
+      ratios.push({
+        name: `fused graph speed-up ${k}`,
+        value: v,
+        reference: "unfused graph (the export before fusion), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
+    for (const [k, v] of Object.entries(g.portableSpeedup)) {
+      ratios.push({
+        name: `portable / fused ${k}`,
+        value: v,
+        reference: "--portable graph (standard ONNX ops), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
   }
 }
 

@@ -50,6 +50,11 @@ export interface ExportOptions {
   maxLength?: number;
   /** Which models to write. @default ["float32", "int8"] */
   variants?: ExportVariant[];
+  /**
+   * Standard ONNX ops only (no onnxruntime com.microsoft ops), for runtimes other than onnxruntime;
+   * same logits as the default fused graph. @default false
+   */
+  portable?: boolean;
 }
 
 /** What {@linkcode exportModel} wrote. */
@@ -189,7 +194,10 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   const result: ExportResult = { files: {}, bytes: {}, maxLength, maxLengthSource };
   const models: ServeManifest["models"] = {};
   for (const variant of variants) {
-    const bytes = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
+    const bytes = buildBertOnnx(config, weights, {
+      quantize: variant === "int8" ? "int8" : "none",
+      portable: options.portable ?? false,
+    });
     const path = join(output, VARIANT_FILES[variant]);
     await writeFileAtomic(path, bytes);
     result.files[variant] = path;

@@ -25,6 +25,10 @@ const FLAGS: Record<string, Flag> = {
       "else max_position_embeddings capped at 512)",
   },
   variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
+  portable: {
+    type: "boolean",
+    help: "Standard ONNX ops only (no onnxruntime contrib ops), for runtimes other than onnxruntime",
+  },
 };
 
 if (import.meta.main) {
@@ -51,6 +55,7 @@ if (import.meta.main) {
         output: v.output as string | undefined,
         maxLength: v["max-length"] as number | undefined,
         variants,
+        portable: v.portable === true,
       });
       const why = {
         option: "from --max-length",
