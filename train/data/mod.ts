@@ -14,6 +14,6 @@ export { formatFromExtension, loadTable, parseTable } from "./tabular.ts";
 export type { TableOptions } from "./tabular.ts";
 export { batchOrder, makeBatch, makeBatches } from "./batches.ts";
 export type { Batch, BatchEncoding, BatchOptions, BatchOrderOptions, BatchTokenizer } from "./batches.ts";
-export { accuracy, f1Score, matthewsCorrcoef } from "./metrics.ts";
+export { accuracy, averageRanks, f1Score, matthewsCorrcoef, pearson, spearman } from "./metrics.ts";
 export type { F1Options } from "./metrics.ts";
 export { COLA_URL } from "../hub.ts";
