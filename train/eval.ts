@@ -14,14 +14,22 @@ import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";
 import { formatEval } from "./console.ts";
+import { formatGlueScores, type GlueTask, loadGlue } from "./data/glue.ts";
+import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 
 const FLAGS: Record<string, Flag> = {
   model: { type: "string", value: "folder", help: "Model folder (a run folder or any HF BERT classifier)" },
-  task: { type: "string", value: "name", help: '"cola": evaluate on in_domain_dev and out_of_domain_dev' },
+  task: {
+    type: "string",
+    value: "name",
+    help: "GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli): evaluate on its dev set(s) " +
+      "with its GLUE metric",
+  },
   data: {
     type: "string",
     value: "path|url",
-    help: "Labelled TSV/CSV/JSONL file (with --task cola: the CoLA zip)",
+    help: "Labelled TSV/CSV/JSONL file (with --task: the task's GLUE folder or zip, or the CoLA zip; " +
+      "default: download it)",
   },
   "text-column": { type: "string", default: "sentence", value: "name", help: "Text column" },
   "text-pair-column": { type: "string", value: "name", help: "Second text column" },
@@ -30,6 +38,19 @@ const FLAGS: Record<string, Flag> = {
   "max-length": { type: "int", default: 64, help: "Tokens per sequence" },
   "cache-dir": { type: "string", value: "folder", help: "Download cache" },
 };
+
+/** A model's label count must be the task's: GLUE ids are positions in the task's label list. */
+async function checkModelLabels(modelDir: string, task: GlueTask): Promise<void> {
+  const config = JSON.parse(await Deno.readTextFile(`${modelDir}/config.json`));
+  const n = Object.keys(config.id2label ?? {}).length || config.num_labels || 2;
+  if (n !== task.labels.length) {
+    throw new UsageError(
+      `Model "${modelDir}" has ${n} labels but GLUE ${task.dir} has ${task.labels.length} (${
+        task.labels.join(", ")
+      }); pass a model fine-tuned on ${task.name}`,
+    );
+  }
+}
 
 /** Evaluates a model folder on named data sets and returns the figures. */
 export async function evaluateModel(
@@ -59,18 +80,24 @@ export async function evaluateModel(
 if (import.meta.main) {
   await runCli(
     Deno.args,
-    "Evaluate a model: accuracy, MCC, F1.\n\nUsage: deno task eval --model <folder> --data <file>",
+    "Evaluate a model: accuracy, MCC, F1, or a GLUE task's metric.\n\n" +
+      "Usage: deno task eval --model <folder> --data <file>\n       deno task eval --model <folder> --task <GLUE task>",
     FLAGS,
     async (v) => {
       if (v.model === undefined) throw new UsageError("--model <folder> is required");
       let sets: Record<string, Dataset>;
-      if (v.task === "cola") {
+      const task = v.task === undefined ? undefined : taskOrUsage(v.task as string);
+      if (task?.name === "cola" && isColaPublic(v.data as string | undefined)) {
         const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
           cacheDir: v["cache-dir"] as string,
         });
         sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
-      } else if (v.task !== undefined) throw new UsageError(`--task "${v.task}" is unknown; use "cola"`);
-      else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task cola");
+      } else if (task !== undefined) {
+        sets = (await loadGlue(task.name, v.data as string | undefined, {
+          cacheDir: v["cache-dir"] as string | undefined,
+        })).dev;
+        await checkModelLabels(v.model as string, task);
+      } else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task <GLUE task>");
       else {
         // String labels map through the model's own label2id, as it was trained.
         const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
@@ -87,6 +114,9 @@ if (import.meta.main) {
         maxLength: v["max-length"] as number,
       });
       for (const [name, r] of Object.entries(results)) console.log(`${name}: ${formatEval(r)}`);
+      if (task) {
+        for (const line of formatGlueScores(glueScoresOf(task.name, results, sets))) console.log(line);
+      }
     },
   );
 }

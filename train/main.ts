@@ -16,6 +16,8 @@ import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { splitTrainValidation } from "./data/cola.ts";
+import { formatGlueScores, type GlueScores, loadGlue } from "./data/glue.ts";
+import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, validateTrainOptions } from "./trainer.ts";
 import { type RunData, runTraining } from "./run.ts";
 import { consoleProgress, formatEval, installInterrupt } from "./console.ts";
@@ -33,12 +35,15 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   task: {
     type: "string",
     value: "name",
-    help: 'Built-in recipe: "cola" (official CoLA zip, 90/10 split, dev sets as tests)',
+    help:
+      "GLUE task: cola (the tutorial's CoLA zip, 90/10 split), sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli " +
+      "(train.tsv, reported on the dev set(s) with the task's GLUE metric)",
   },
   data: {
     type: "string",
     value: "path|url",
-    help: "Training data: TSV/CSV/JSONL file or URL (with --task cola: the CoLA zip or its folder)",
+    help: "Training data: TSV/CSV/JSONL file or URL (with --task: the task's GLUE folder or zip; " +
+      "default: download it)",
   },
   "text-column": { type: "string", default: "sentence", value: "name", help: "Text column of --data" },
   "text-pair-column": { type: "string", value: "name", help: "Second text column for sentence-pair tasks" },
@@ -71,8 +76,8 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   },
   "val-split": {
     type: "number",
-    default: 0.1,
-    help: "Fraction of the training data held out for validation",
+    help: "Fraction of the training data held out for per-epoch validation (default: 0.1; 0 for GLUE " +
+      "tasks other than cola, which report their dev sets)",
   },
   dropout: { type: "number", help: "Overrides both dropout probabilities (0 turns dropout off)" },
   "no-shuffle": { type: "boolean", help: "Keep the data file's order" },
@@ -89,7 +94,7 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
 
 const USAGE = `Fine-tune BERT for sequence classification on WebGPU.
 
-Usage: deno task train --task cola [options]
+Usage: deno task train --task cola|sst2|mrpc|stsb|qqp|mnli|qnli|rte|wnli [options]
        deno task train --data <file> --text-column <name> --label-column <name> [options]`;
 
 async function resolveModelDir(model: string, cacheDir?: string): Promise<string> {
@@ -107,16 +112,35 @@ async function resolveModelDir(model: string, cacheDir?: string): Promise<string
 async function loadData(
   v: Record<string, unknown>,
   seed: number,
-): Promise<{ data: RunData; labels: string[] }> {
-  const valSplit = v["val-split"] as number;
+): Promise<{ data: RunData; labels: string[]; glue?: string }> {
+  const glue = v.task === undefined ? undefined : taskOrUsage(v.task as string).name;
+  const valSplit = (v["val-split"] as number | undefined) ??
+    (glue === undefined || glue === "cola" ? 0.1 : 0);
   if (!(valSplit >= 0 && valSplit < 1)) {
     throw new UsageError(`--val-split must be in [0, 1), got ${valSplit}`);
   }
   const shuffle = !v["no-shuffle"];
-  if (v.task !== undefined) {
-    if (v.task !== "cola") {
-      throw new UsageError(`--task "${v.task}" is unknown; the built-in recipe is "cola"`);
+  if (glue !== undefined && !(glue === "cola" && isColaPublic(v.data as string | undefined))) {
+    const splits = await loadGlue(glue, v.data as string | undefined, {
+      cacheDir: v["cache-dir"] as string | undefined,
+    });
+    for (const { file, lines } of splits.skipped) {
+      console.log(
+        `Skipped ${lines.length} row(s) of ${file} with missing fields, as GLUE's readers do (lines ${
+          lines.slice(0, 10).join(", ")
+        }${lines.length > 10 ? ", ..." : ""})`,
+      );
     }
+    const split = valSplit === 0
+      ? null
+      : splitTrainValidation({ ...splits.train, name: glue }, valSplit, seed);
+    return {
+      data: { train: split?.train ?? splits.train, validation: split?.validation ?? null, tests: splits.dev },
+      labels: splits.train.labels,
+      glue,
+    };
+  }
+  if (v.task !== undefined) {
     const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
       seed,
       valSplit,
@@ -130,6 +154,7 @@ async function loadData(
         tests: { out_of_domain_dev: cola.outOfDomainDev, in_domain_dev: cola.inDomainDev },
       },
       labels: cola.train.labels,
+      glue,
     };
   }
   if (v.data === undefined) {
@@ -180,7 +205,7 @@ export async function main(args: string[]): Promise<number> {
   if (dropout !== undefined && !(dropout >= 0 && dropout < 1)) {
     throw new UsageError(`--dropout must be in [0, 1), got ${dropout}`);
   }
-  const { data, labels } = await loadData(v, recipe.seed);
+  const { data, labels, glue } = await loadData(v, recipe.seed);
   const modelDir = await resolveModelDir(v.model as string, v["cache-dir"] as string | undefined);
   const model = await loadModel(modelDir, { labels, dropout, seed: recipe.seed });
   if (model.initialized.length) {
@@ -206,6 +231,7 @@ export async function main(args: string[]): Promise<number> {
     }; run folder ${output}`,
   );
   const stop = installInterrupt();
+  let scores: GlueScores | undefined;
   const result = await runTraining(gpu, model, tokenizer, data, {
     ...recipe,
     output,
@@ -215,6 +241,11 @@ export async function main(args: string[]): Promise<number> {
     ...consoleProgress(recipe.epochs),
     shouldStop: stop.requested,
     onMessage: (m) => console.log(m),
+    onTestResults: (results) => {
+      if (glue === undefined) return;
+      scores = glueScoresOf(glue, results, data.tests ?? {});
+      return { glue: scores };
+    },
   });
   stop.dispose();
   if (result.stopped) {
@@ -226,6 +257,7 @@ export async function main(args: string[]): Promise<number> {
     return 130;
   }
   for (const [name, r] of Object.entries(result.tests)) console.log(`${name}: ${formatEval(r)}`);
+  if (scores) { for (const line of formatGlueScores(scores)) console.log(line); }
   console.log(`Model folder: ${output} (export with: deno task export --model ${output})`);
   return 0;
 }
