@@ -6,7 +6,7 @@
 
 import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { type Flag, runCli, UsageError } from "./cli.ts";
+import { type Flag, type FlagValues, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
 import { COLA_URL } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
@@ -17,7 +17,8 @@ import { formatEval } from "./console.ts";
 import { formatGlueScores, type GlueTask, loadGlue } from "./data/glue.ts";
 import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 
-const FLAGS: Record<string, Flag> = {
+/** The flags of `deno task eval`. */
+export const EVAL_FLAGS: Record<string, Flag> = {
   model: { type: "string", value: "folder", help: "Model folder (a run folder or any HF BERT classifier)" },
   task: {
     type: "string",
@@ -77,46 +78,46 @@ export async function evaluateModel(
   return out;
 }
 
+const USAGE = "Evaluate a model: accuracy, MCC, F1, or a GLUE task's metric.\n\n" +
+  "Usage: deno task eval --model <folder> --data <file>\n       deno task eval --model <folder> --task <GLUE task>";
+
+/** Runs `deno task eval` on parsed flags, printing each set's figures (and GLUE scores) with `print`. */
+export async function runEval(v: FlagValues, print: (line: string) => void = console.log): Promise<void> {
+  if (v.model === undefined) throw new UsageError("--model <folder> is required");
+  let sets: Record<string, Dataset>;
+  const task = v.task === undefined ? undefined : taskOrUsage(v.task as string);
+  if (task?.name === "cola" && isColaPublic(v.data as string | undefined)) {
+    const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+      cacheDir: v["cache-dir"] as string,
+    });
+    sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
+  } else if (task !== undefined) {
+    sets = (await loadGlue(task.name, v.data as string | undefined, {
+      cacheDir: v["cache-dir"] as string | undefined,
+    })).dev;
+    await checkModelLabels(v.model as string, task);
+  } else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task <GLUE task>");
+  else {
+    // String labels map through the model's own label2id, as it was trained.
+    const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
+    const ds = await loadTable(v.data as string, {
+      label2id,
+      textColumn: v["text-column"] as string,
+      textPairColumn: v["text-pair-column"] as string | undefined,
+      labelColumn: v["label-column"] as string,
+    });
+    sets = { [ds.name]: ds };
+  }
+  const results = await evaluateModel(v.model as string, sets, {
+    batchSize: v["batch-size"] as number,
+    maxLength: v["max-length"] as number,
+  });
+  for (const [name, r] of Object.entries(results)) print(`${name}: ${formatEval(r)}`);
+  if (task) {
+    for (const line of formatGlueScores(glueScoresOf(task.name, results, sets))) print(line);
+  }
+}
+
 if (import.meta.main) {
-  await runCli(
-    Deno.args,
-    "Evaluate a model: accuracy, MCC, F1, or a GLUE task's metric.\n\n" +
-      "Usage: deno task eval --model <folder> --data <file>\n       deno task eval --model <folder> --task <GLUE task>",
-    FLAGS,
-    async (v) => {
-      if (v.model === undefined) throw new UsageError("--model <folder> is required");
-      let sets: Record<string, Dataset>;
-      const task = v.task === undefined ? undefined : taskOrUsage(v.task as string);
-      if (task?.name === "cola" && isColaPublic(v.data as string | undefined)) {
-        const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
-          cacheDir: v["cache-dir"] as string,
-        });
-        sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
-      } else if (task !== undefined) {
-        sets = (await loadGlue(task.name, v.data as string | undefined, {
-          cacheDir: v["cache-dir"] as string | undefined,
-        })).dev;
-        await checkModelLabels(v.model as string, task);
-      } else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task <GLUE task>");
-      else {
-        // String labels map through the model's own label2id, as it was trained.
-        const { label2id } = JSON.parse(await Deno.readTextFile(`${v.model}/config.json`));
-        const ds = await loadTable(v.data as string, {
-          label2id,
-          textColumn: v["text-column"] as string,
-          textPairColumn: v["text-pair-column"] as string | undefined,
-          labelColumn: v["label-column"] as string,
-        });
-        sets = { [ds.name]: ds };
-      }
-      const results = await evaluateModel(v.model as string, sets, {
-        batchSize: v["batch-size"] as number,
-        maxLength: v["max-length"] as number,
-      });
-      for (const [name, r] of Object.entries(results)) console.log(`${name}: ${formatEval(r)}`);
-      if (task) {
-        for (const line of formatGlueScores(glueScoresOf(task.name, results, sets))) console.log(line);
-      }
-    },
-  );
+  await runCli(Deno.args, USAGE, EVAL_FLAGS, (v) => runEval(v));
 }

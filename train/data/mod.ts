@@ -16,4 +16,6 @@ export { batchOrder, makeBatch, makeBatches } from "./batches.ts";
 export type { Batch, BatchEncoding, BatchOptions, BatchOrderOptions, BatchTokenizer } from "./batches.ts";
 export { accuracy, averageRanks, f1Score, matthewsCorrcoef, pearson, spearman } from "./metrics.ts";
 export type { F1Options } from "./metrics.ts";
+export { formatGlueScores, GLUE, GLUE_TASKS, glueScores, glueTask, loadGlue } from "./glue.ts";
+export type { GlueMetric, GlueOptions, GlueScores, GlueSplits, GlueTask, GlueTaskName } from "./glue.ts";
 export { COLA_URL } from "../hub.ts";
