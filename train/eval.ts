@@ -92,10 +92,11 @@ export async function runEval(v: FlagValues, print: (line: string) => void = con
     });
     sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
   } else if (task !== undefined) {
+    await checkModelLabels(v.model as string, task);
     sets = (await loadGlue(task.name, v.data as string | undefined, {
       cacheDir: v["cache-dir"] as string | undefined,
+      devOnly: true,
     })).dev;
-    await checkModelLabels(v.model as string, task);
   } else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task <GLUE task>");
   else {
     // String labels map through the model's own label2id, as it was trained.

@@ -233,6 +233,8 @@ export interface GlueOptions {
   fetch?: typeof fetch;
   /** Download progress. */
   onProgress?: (done: number, total: number | null) => void;
+  /** Read only the dev set(s) (evaluation); `train` is then empty. @default false */
+  devOnly?: boolean;
 }
 
 /** A place to read named files from: a folder, or a zip's members under a prefix. */
@@ -278,7 +280,9 @@ export async function loadGlue(
     const { bytes, file } = await from.read(name);
     return parseGlueTsv(task, bytes, file, `${task.name}/${split}`, skipped);
   };
-  const train = await read("train.tsv", "train");
+  const train = options.devOnly
+    ? { name: `${task.name}/train`, labels: [...task.labels], examples: [] }
+    : await read("train.tsv", "train");
   const dev: Record<string, Dataset> = {};
   for (const [split, file] of Object.entries(task.dev)) dev[split] = await read(file, split);
   return { task, train, dev, skipped };
