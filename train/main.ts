@@ -158,7 +158,7 @@ async function loadData(
     };
   }
   if (v.data === undefined) {
-    throw new UsageError("Pass --task cola or --data <file>: run with --help for the flags");
+    throw new UsageError("Pass --task <GLUE task> or --data <file>: run with --help for the flags");
   }
   const all: Dataset = await loadTable(v.data as string, {
     textColumn: v["text-column"] as string,
