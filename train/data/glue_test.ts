@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { zipSync } from "npm:fflate@0.8.3";
 import { formatGlueScores, GLUE, GLUE_TASKS, glueScores, glueTask, loadGlue, tsvLines } from "./glue.ts";
 import { startTestServer } from "../_test_server.ts";
+import { makeBatch } from "./batches.ts";
+import { tokenizerFromVocab } from "../../tokenizer/mod.ts";
 import { GLUE_LAYOUT as LAYOUT } from "../../tests/glue_layout.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -251,4 +253,26 @@ Deno.test("glueScores() gives each task's metrics with the headline named", () =
   assert.deepEqual(formatGlueScores(mrpc), ["GLUE MRPC dev: F1 0.8000 (headline), accuracy 0.7500"]);
   const cola = glueScores("cola", { dev: { predictions: [1, 0, 1, 0], gold: [1, 0, 1, 0] } });
   assert.deepEqual(cola.sets.dev, { matthews_correlation: 1 });
+});
+
+Deno.test("GLUE pairs batch with token_type_ids and Hugging Face's longest-first pair truncation", async () => {
+  const dir = await writeFolder({
+    "train.tsv":
+      "index\tsentence1\tsentence2\tlabel\n0\ta b c d e f\tg h\tentailment\n1\ta\tb c d e f g\tnot_entailment\n",
+    "dev.tsv": LAYOUT.rte["dev.tsv"],
+  });
+  try {
+    const g = await loadGlue("rte", dir);
+    const tokenizer = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", ..."abcdefgh"]);
+    const batch = makeBatch(g.train, [0, 1], tokenizer, { maxLength: 7 });
+    const id = (t: string) => ["[PAD]", "[UNK]", "[CLS]", "[SEP]", ..."abcdefgh"].indexOf(t);
+    const row = (r: number) => Array.from(batch.inputIds.subarray(r * 7, r * 7 + 7));
+    // 4 tokens of room: the longer sequence gives up tokens first (6 + 2 -> 2 + 2; 1 + 6 -> 1 + 3).
+    assert.deepEqual(row(0), ["[CLS]", "a", "b", "[SEP]", "g", "h", "[SEP]"].map(id));
+    assert.deepEqual(row(1), ["[CLS]", "a", "[SEP]", "b", "c", "d", "[SEP]"].map(id));
+    assert.deepEqual(Array.from(batch.tokenTypeIds), [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]);
+    assert.deepEqual(Array.from(batch.labels), [0, 1]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
