@@ -1,12 +1,12 @@
 /**
- * `deno task eval --model <run folder> --data <file>` (or `--task cola`): accuracy, MCC and F1 of a
- * trained model on a labelled data set, on WebGPU.
+ * `deno task eval --model <run folder> --data <file>` (or `--task <GLUE task>`): accuracy, MCC and F1
+ * of a trained model on a labelled data set, or the task's GLUE metric on its dev set(s), on WebGPU.
  * @module
  */
 
 import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { type Flag, type FlagValues, runCli, UsageError } from "./cli.ts";
+import { checkPath, type Flag, type FlagValues, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
 import { COLA_URL } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
@@ -16,6 +16,8 @@ import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";
 import { formatEval } from "./console.ts";
 import { formatGlueScores, type GlueTask, loadGlue } from "./data/glue.ts";
 import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
+
+const MODEL_FOLDER = "a model folder with config.json and model.safetensors or pytorch_model.bin";
 
 /** The flags of `deno task eval`. */
 export const EVAL_FLAGS: Record<string, Flag> = {
@@ -35,8 +37,9 @@ export const EVAL_FLAGS: Record<string, Flag> = {
   "text-column": { type: "string", default: "sentence", value: "name", help: "Text column" },
   "text-pair-column": { type: "string", value: "name", help: "Second text column" },
   "label-column": { type: "string", default: "label", value: "name", help: "Label column" },
-  "batch-size": { type: "int", default: 32, help: "Examples per batch" },
-  "max-length": { type: "int", default: 64, help: "Tokens per sequence" },
+  "batch-size": { type: "int", min: 1, default: 32, help: "Examples per batch" },
+  "max-length": { type: "int", min: 2, default: 64, help: "Tokens per sequence" },
+  "max-eval-samples": { type: "int", min: 1, help: "Evaluate on the first N examples of each set only" },
   "cache-dir": { type: "string", value: "folder", help: "Download cache" },
 };
 
@@ -83,20 +86,42 @@ const USAGE = "Evaluate a model: accuracy, MCC, F1, or a GLUE task's metric.\n\n
 
 /** Runs `deno task eval` on parsed flags, printing each set's figures (and GLUE scores) with `print`. */
 export async function runEval(v: FlagValues, print: (line: string) => void = console.log): Promise<void> {
-  if (v.model === undefined) throw new UsageError("--model <folder> is required");
-  let sets: Record<string, Dataset>;
+  if (v.model === undefined) throw new UsageError(`--model <folder> is required: ${MODEL_FOLDER}`);
+  await checkPath("model", v.model as string, "folder", MODEL_FOLDER);
+  await checkPath("model", `${v.model}/config.json`, "file", MODEL_FOLDER).catch(() => {
+    throw new UsageError(`--model "${v.model}" has no config.json; expected ${MODEL_FOLDER}`);
+  });
+  const data = v.data as string | undefined;
   const task = v.task === undefined ? undefined : taskOrUsage(v.task as string);
-  if (task?.name === "cola" && isColaPublic(v.data as string | undefined)) {
-    const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+  const colaZip = task?.name === "cola" && isColaPublic(data);
+  if (data !== undefined && !/^https?:\/\//i.test(data)) {
+    const info = await checkPath(
+      "data",
+      data,
+      "any",
+      colaZip
+        ? "the CoLA zip or its folder"
+        : task
+        ? `GLUE ${task.dir}'s folder or zip`
+        : "a labelled TSV, CSV or JSONL file",
+    );
+    if (colaZip && info.isFile && !data.toLowerCase().endsWith(".zip")) {
+      throw new UsageError(
+        `--data "${data}" is not a zip: with --task cola, expected the CoLA zip (cola_public_1.1.zip) or its folder`,
+      );
+    }
+  }
+  let sets: Record<string, Dataset>;
+  if (colaZip) {
+    const cola = await loadCola(data ?? COLA_URL, {
       cacheDir: v["cache-dir"] as string,
     });
     sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
   } else if (task !== undefined) {
     await checkModelLabels(v.model as string, task);
-    sets = (await loadGlue(task.name, v.data as string | undefined, {
-      cacheDir: v["cache-dir"] as string | undefined,
-      devOnly: true,
-    })).dev;
+    sets =
+      (await loadGlue(task.name, data, { cacheDir: v["cache-dir"] as string | undefined, devOnly: true }))
+        .dev;
   } else if (v.data === undefined) throw new UsageError("Pass --data <file> or --task <GLUE task>");
   else {
     // String labels map through the model's own label2id, as it was trained.
@@ -108,6 +133,10 @@ export async function runEval(v: FlagValues, print: (line: string) => void = con
       labelColumn: v["label-column"] as string,
     });
     sets = { [ds.name]: ds };
+  }
+  const max = v["max-eval-samples"] as number | undefined;
+  if (max !== undefined) {
+    for (const [k, ds] of Object.entries(sets)) sets[k] = { ...ds, examples: ds.examples.slice(0, max) };
   }
   const results = await evaluateModel(v.model as string, sets, {
     batchSize: v["batch-size"] as number,
