@@ -324,3 +324,19 @@ Deno.test("every GLUE task has a recipe: layout, labels, dev sets and metrics", 
     assert.equal(t.regression, name === "stsb");
   }
 });
+
+Deno.test("train --task <GLUE task> names a --data that is not the task's folder or zip", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".tsv" });
+  try {
+    await assert.rejects(main(["--task", "rte", "--data", file]), {
+      name: "UsageError",
+      message: /is not a zip: with --task rte, expected GLUE RTE's folder or zip/,
+    });
+    await assert.rejects(main(["--task", "qqp", "--data", "/no/such/glue"]), {
+      name: "UsageError",
+      message: /--data "\/no\/such\/glue": no such file or folder; expected GLUE QQP's folder or zip/,
+    });
+  } finally {
+    await Deno.remove(file);
+  }
+});

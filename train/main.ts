@@ -222,7 +222,20 @@ async function loadData(
   const shuffle = !v["no-shuffle"];
   let data: RunData;
   let labels: string[];
-  if (glue !== undefined && !(glue === "cola" && isColaPublic(v.data as string | undefined))) {
+  const source = v.data as string | undefined;
+  if (glue !== undefined && source !== undefined && !isUrl(source)) {
+    const dir = GLUE[glue as keyof typeof GLUE].dir;
+    const expected = glue === "cola"
+      ? `${COLA_SOURCE}, or GLUE's CoLA folder or zip`
+      : `GLUE ${dir}'s folder or zip`;
+    const info = await checkPath("data", source, "any", expected);
+    if (info.isFile && !source.toLowerCase().endsWith(".zip")) {
+      throw new UsageError(
+        `--data "${source}" is not a zip: with --task ${glue}, expected ${expected} (for your own file, leave out --task)`,
+      );
+    }
+  }
+  if (glue !== undefined && !(glue === "cola" && isColaPublic(source))) {
     const splits = await loadGlue(glue, v.data as string | undefined, {
       cacheDir: v["cache-dir"] as string | undefined,
       onProgress: downloadProgress(GLUE[glue as keyof typeof GLUE].dir),
