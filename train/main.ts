@@ -167,7 +167,8 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   "cache-dir": {
     type: "string",
     value: "folder",
-    help: "Download cache (default: the Hugging Face hub cache for models, ~/.cache/bert-webgpu for CoLA)",
+    help:
+      "Download cache (default: the Hugging Face hub cache for models, ~/.cache/bert-webgpu for CoLA and GLUE)",
   },
 };
 
