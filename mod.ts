@@ -5,9 +5,10 @@
  *
  * - Tokenize: {@linkcode loadTokenizer} (folder, tokenizer.json, vocab.txt or URL),
  *   {@linkcode tokenizerFromVocab}; Hugging Face's exact ids.
- * - Data: {@linkcode loadCola}, {@linkcode loadTable} / {@linkcode parseTable} (TSV, CSV, JSONL),
- *   {@linkcode splitTrainValidation}, {@linkcode makeBatches}; metrics {@linkcode accuracy},
- *   {@linkcode matthewsCorrcoef}, {@linkcode f1Score}.
+ * - Data: {@linkcode loadCola}, {@linkcode loadGlue} (the nine GLUE tasks), {@linkcode loadTable} /
+ *   {@linkcode parseTable} (TSV, CSV, JSONL), {@linkcode splitTrainValidation}, {@linkcode makeBatches};
+ *   metrics {@linkcode accuracy}, {@linkcode matthewsCorrcoef}, {@linkcode f1Score}, {@linkcode pearson},
+ *   {@linkcode spearman}, and each task's GLUE metrics with {@linkcode glueScores}.
  * - Models: {@linkcode createModelConfig} + {@linkcode initWeights} (from scratch), {@linkcode loadModel}
  *   (a Hugging Face folder, e.g. from {@linkcode downloadModelFiles}), {@linkcode saveModelFolder}.
  * - Train and evaluate: {@linkcode fineTune} (the tutorial's recipe, progress callbacks, AbortSignal),

@@ -46,7 +46,30 @@ export {
   makeBatch,
   makeBatches,
 } from "./train/data/batches.ts";
-export { accuracy, type F1Options, f1Score, matthewsCorrcoef } from "./train/data/metrics.ts";
+export {
+  accuracy,
+  averageRanks,
+  type F1Options,
+  f1Score,
+  matthewsCorrcoef,
+  pearson,
+  spearman,
+} from "./train/data/metrics.ts";
+export {
+  GLUE,
+  GLUE_TASKS,
+  type GlueMetric,
+  type GlueOptions,
+  type GlueScores,
+  glueScores,
+  type GlueSplits,
+  type GlueTask,
+  glueTask,
+  type GlueTaskName,
+  loadGlue,
+  type ScoredSet,
+  type SkippedRows,
+} from "./train/data/glue.ts";
 
 // Models: configs, weights, model folders
 export type { BertConfig, ConfigOverrides } from "./train/config.ts";

@@ -8,11 +8,11 @@
  * - WebGPU needs no permission in Deno 2.9 (`navigator.gpu` works with none; no --allow-ffi).
  * - demo: reads and writes its run folder under `runs/` (it generates its data and vocabulary).
  * - train: reads anything (`--model` and `--data` are the user's paths), writes run folders under
- *   `runs/` and the download cache, reaches only the Hugging Face hub and its CDNs and the CoLA site,
+ *   `runs/` and the download cache, reaches only the Hugging Face hub and its CDNs, the CoLA site and GLUE's file host,
  *   reads the cache and hub variables, and asks the OS for the home folder (node:os homedir(), for
  *   the default cache). With `--output` outside `runs/`, `--cache-dir` or `$BERT_WEBGPU_CACHE`
  *   elsewhere, an `HF_ENDPOINT` mirror or a `--data` URL, run `deno run` with the matching flags.
- * - eval: reads anything, writes only the cache (CoLA download), reaches only the CoLA site.
+ * - eval: reads anything, writes only the cache (CoLA and GLUE downloads), reaches only those two hosts.
  * - export: reads anything, writes under `runs/`.
  * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
  *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
@@ -37,8 +37,9 @@ export const CACHE_DIR = "$HOME/.cache/bert-webgpu";
 export const NPM_CACHE =
   `$(deno eval "console.log(JSON.parse(new TextDecoder().decode(new Deno.Command(Deno.execPath(), { args: ['info', '--json'] }).outputSync().stdout)).npmCache)")`;
 
-/** Where downloads come from: the hub, the CDNs it redirects to (*.huggingface.co, *.hf.co), and CoLA. */
-export const DOWNLOAD_HOSTS = "huggingface.co,*.huggingface.co,*.hf.co,nyu-mll.github.io";
+/** Where downloads come from: the hub, the CDNs it redirects to (*.huggingface.co, *.hf.co), CoLA and the GLUE zips. */
+export const DOWNLOAD_HOSTS =
+  "huggingface.co,*.huggingface.co,*.hf.co,nyu-mll.github.io,dl.fbaipublicfiles.com";
 
 /** The environment variables serve reads (`serve/config.ts` ENV_NAMES). */
 export const SERVE_ENV = [
@@ -67,7 +68,7 @@ export const FLAGS = {
     `--allow-read --allow-write=runs,${CACHE_DIR},$HOME/.cache/huggingface --allow-net=${DOWNLOAD_HOSTS} ` +
     "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT,HF_TOKEN,HUGGING_FACE_HUB_TOKEN,HF_TOKEN_PATH,HF_HOME,HF_HUB_CACHE," +
     "HUGGINGFACE_HUB_CACHE,HF_HUB_OFFLINE,XDG_CACHE_HOME,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
-  eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
+  eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io,dl.fbaipublicfiles.com ` +
     "--allow-env=BERT_WEBGPU_CACHE,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
   export: "--allow-read --allow-write=runs",
   serve: `--allow-read=runs,${NPM_CACHE} --allow-env=${SERVE_ENV}`,
