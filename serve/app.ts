@@ -5,7 +5,8 @@
  * Routes:
  * - `POST /classify` with `{"text": "..."}`, `{"texts": [...]}`, or pairs `{"text", "text_pair"}` /
  *   `{"texts", "text_pairs"}` -> `{"results": [...], "model": {variant, file}}`; each result is
- *   `{label, score, probabilities, truncated}` (classification) or `{value, truncated}` (regression).
+ *   `{label, score, probabilities, truncated}` (classification) or `{label, score, value, truncated}`
+ *   (regression: the model's output as score and value).
  *   An empty string is a valid text (it is classified from [CLS] [SEP] alone). Texts longer than
  *   serve.json's maxLength are truncated and say `"truncated": true`. The response header
  *   `X-Batch-Size` gives the size of the largest session run that served the request.

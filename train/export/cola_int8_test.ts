@@ -1,5 +1,5 @@
 /**
- * A tiny BERT trained on CoLA (real tokenizer and data from ../shared/data), exported: the float32
+ * A tiny BERT trained on CoLA (real tokenizer and data through tests/data.ts), exported: the float32
  * ONNX logits equal the engine's, and int8 and float16 predictions agree with float32 on the CoLA dev
  * sentences (float16 is WebGPU's variant; its numerics are checked on onnxruntime-web's CPU kernels).
  */
@@ -18,7 +18,8 @@ function softmax2(l0: number, l1: number): number {
 }
 
 Deno.test({
-  name: "exportModel() of a CoLA-trained tiny model: float32 equals the engine, int8 agrees on >= 99% of dev",
+  name:
+    "exportModel() of a CoLA-trained tiny model: float32 equals the engine, int8 agrees on >= 99.5% of dev",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -88,7 +89,7 @@ Deno.test({
       await fp16.release();
       if (agree16 / total < 0.995) throw new Error(`float16 agrees on ${agree16}/${total}`);
       const rate = agree / total;
-      if (total !== 1043 || rate < 0.99 || probDiff > 0.05) {
+      if (total !== 1043 || rate < 0.995 || probDiff > 0.05) {
         throw new Error(
           `int8 agrees on ${agree}/${total} (${rate}); largest probability difference ${probDiff}`,
         );
