@@ -301,6 +301,9 @@ function free(bytes: Uint8Array): void {
   }
 }
 
+/** The native backend's module, imported only when MODEL_BACKEND=native. */
+const NATIVE_MODULE = "npm:onnxruntime-node@1.30.0";
+
 /** Threads of the first onnxruntime-web initialisation in this isolate (it cannot change later). */
 let wasmThreadsInForce: number | null = null;
 
@@ -328,10 +331,21 @@ async function loadRuntime(backend: Backend, variant: ModelVariant, prefix: stri
     return await import("npm:onnxruntime-web@1.30.0/webgpu");
   }
   try {
-    // Loaded only when chosen: the default path never downloads the native addon.
-    return (await import("npm:onnxruntime-node@1.30.0")) as unknown as Runtime;
+    // Loaded only when chosen: a specifier in a variable is outside Deno's static module graph, so the
+    // default path never resolves or downloads the native addon (a literal would put it in the graph
+    // and in the serve task's frozen lockfile).
+    const specifier = NATIVE_MODULE;
+    return (await import(specifier)) as unknown as Runtime;
   } catch (e) {
     const refused = e instanceof Deno.errors.NotCapable || /--allow-ffi|ffi access/i.test(String(e));
+    if (/lockfile is out of date/i.test(String(e))) {
+      throw new Error(
+        `${prefix}: MODEL_BACKEND native needs onnxruntime-node@1.30.0, which the frozen lockfile does not ` +
+          `list (locks/serve.lock holds only the default wasm path); start deno serve without ` +
+          `--frozen --lock=locks/serve.lock (or with --frozen=false), or use MODEL_BACKEND wasm`,
+        { cause: e },
+      );
+    }
     throw new Error(
       refused
         ? `${prefix}: MODEL_BACKEND native needs native addons, which these permissions refuse ` +
@@ -546,6 +560,14 @@ export async function loadServeModel(
     [probe] = await model.run([longestInput(tokenizer, manifest.maxLength)]);
   } catch (e) {
     await session.release();
+    if (backend === "webgpu") {
+      throw new RangeError(
+        `${prefix}: MODEL_BACKEND webgpu cannot run "${where(loc, file)}" (${(e as Error).message ?? e}); ` +
+          `its provider lacks some onnxruntime contrib ops: re-export with --portable, use MODEL_VARIANT ` +
+          `float16 (always portable), or MODEL_BACKEND wasm`,
+        { cause: e },
+      );
+    }
     throw new RangeError(
       `${prefix}: "${where(loc, file)}" cannot run an input of ${manifest.maxLength} tokens, the maxLength ` +
         `of "${where(loc, "serve.json")}" (${(e as Error).message ?? e}); re-export the model`,
