@@ -12,7 +12,7 @@ Deno.test("toFloat16Bytes() rounds to nearest and clamps beyond float16's range"
   assert.equal(FLOAT16_CLAMP, 32768);
 });
 
-Deno.test("float16Model() makes every float initializer and cast float16, logits stay float32", () => {
+Deno.test("float16Model() of the portable graph makes every float initializer and cast float16, logits stay float32", () => {
   const config = parseBertConfig({
     hidden_size: 8,
     num_hidden_layers: 1,
@@ -21,8 +21,8 @@ Deno.test("float16Model() makes every float initializer and cast float16, logits
     vocab_size: 20,
     max_position_embeddings: 8,
   });
-  const f32 = decodeModel(buildBertOnnx(config, initWeights(config, 1)));
-  const model = decodeModel(float16Model(buildBertOnnx(config, initWeights(config, 1))));
+  const f32 = decodeModel(buildBertOnnx(config, initWeights(config, 1), { portable: true }));
+  const model = decodeModel(float16Model(buildBertOnnx(config, initWeights(config, 1), { portable: true })));
   const floats = f32.graph.initializer.filter((t) => t.data_type === DataType.FLOAT).map((t) => t.name);
   assert.ok(floats.length > 10);
   for (const t of model.graph.initializer) {
