@@ -6,6 +6,7 @@ import { throws } from "node:assert/strict";
 import {
   chooseMatmulKernel,
   matmul,
+  type MatmulActivation,
   matmulExtents,
   type MatmulKernel,
   type MatmulLayout,
@@ -199,9 +200,8 @@ Deno.test({
       () => matmul(gpu, { ...l, activation: "gelu", aux: gpu.buffer("small", 16) }),
       /aux spans 16 float32 elements/,
     );
-    // deno-lint-ignore no-explicit-any
     throws(
-      () => matmul(gpu, { ...l, activation: "relu" as any, aux }),
+      () => matmul(gpu, { ...l, activation: "relu" as MatmulActivation, aux }),
       /activation must be "gelu" or "geluGrad"/,
     );
   },
