@@ -80,6 +80,12 @@ export interface MatmulArgs {
   activation?: MatmulActivation;
   /** (M, N) with out's layout: written pre-activation ("gelu") or read GELU input ("geluGrad"). */
   aux?: GPUBuffer;
+  /**
+   * (M): rowSum[i] = Σ_k op(A)[i, k], plus rowSum[i] when beta != 0 (accumulating like out). With
+   * op(A) = dYᵀ this is the bias gradient fused into the weight gradient dW = dYᵀ·X, one dispatch
+   * instead of two. Only for batch 1.
+   */
+  rowSum?: GPUBuffer;
 }
 
 /** Which kernel runs a {@linkcode matmul}. */
@@ -95,6 +101,8 @@ export interface MatmulShader {
   beta: boolean;
   /** Fused epilogue function; absent for a plain matmul. */
   activation?: MatmulActivation;
+  /** Also writes the row sums of op(A) (a fused bias gradient). */
+  rowSum?: boolean;
 }
 
 /** Every shape number resolved to its default, validated, plus the elements each operand spans. */
@@ -121,7 +129,7 @@ interface Layout {
 }
 
 /** The shape part of {@linkcode MatmulArgs}: everything but the buffers. */
-export type MatmulLayout = Omit<MatmulArgs, "a" | "b" | "out" | "bias" | "aux">;
+export type MatmulLayout = Omit<MatmulArgs, "a" | "b" | "out" | "bias" | "aux" | "rowSum">;
 
 const U32_MAX = 0xffffffff;
 
@@ -295,19 +303,21 @@ function params(l: Layout): Param[] {
 /** Binding declarations: params, a, b, bias?, out; `elem` is the array element type. */
 function bindings(s: MatmulShader, elem: string, dtype: string): string {
   const biasElem = s.kernel === "vec4" || s.kernel === "vec4-wide" ? `vec4<${dtype}>` : dtype;
+  const decls = [
+    `var<storage, read> A: array<${elem}>;`,
+    `var<storage, read> B: array<${elem}>;`,
+  ];
+  if (s.bias) decls.push(`var<storage, read> bias: array<${biasElem}>;`);
+  if (s.activation) {
+    decls.push(`var<storage, ${s.activation === "gelu" ? "read_write" : "read"}> Aux: array<${elem}>;`);
+  }
+  if (s.rowSum) decls.push(`var<storage, read_write> RS: array<${dtype}>;`);
+  decls.push(`var<storage, read_write> C: array<${elem}>;`);
   return `${PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<${elem}>;
-@group(0) @binding(2) var<storage, read> B: array<${elem}>;
-${s.bias ? `@group(0) @binding(3) var<storage, read> bias: array<${biasElem}>;\n` : ""}${
-    s.activation
-      ? `@group(0) @binding(${s.bias ? 4 : 3}) var<storage, ${
-        s.activation === "gelu" ? "read_write" : "read"
-      }> Aux: array<${elem}>;\n`
-      : ""
-  }@group(0) @binding(${
-    3 + (s.bias ? 1 : 0) + (s.activation ? 1 : 0)
-  }) var<storage, read_write> C: array<${elem}>;${s.activation ? activationWgsl(dtype) : ""}`;
+${decls.map((d, i) => `@group(0) @binding(${i + 1}) ${d}`).join("\n")}${
+    s.activation ? activationWgsl(dtype) : ""
+  }`;
 }
 
 /**
@@ -485,7 +495,17 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
     store.push(`}`);
   }
 
+  if (s.rowSum) {
+    for (const kk of range(kc)) for (const r of range(REG_ROWS)) fma.push(`rs${r} += ${aAt(r, kk)};`);
+    // The threads of the first column block own the row sums (clamped rows past M are never stored).
+    store.push(`if (j0 == 0u) {`);
+    for (const r of range(REG_ROWS)) {
+      store.push(`  if (i0 + ${r}u < p.M) { RS[i0 + ${r}u] = ${s.beta ? `RS[i0 + ${r}u] + ` : ""}rs${r}; }`);
+    }
+    store.push(`}`);
+  }
   const accs = range(REG_ROWS).flatMap((r) => range(VEC_COLS).map((h) => `var acc${r}_${h} = ${v4}();`));
+  if (s.rowSum) accs.push(...range(REG_ROWS).map((r) => `var rs${r} = ${dtype}(0);`));
   return /* wgsl */ `
 // matmul ${s.kernel}: out(M, N) = alpha * op(A)·op(B)${s.bias ? " + bias" : ""}${
     s.beta ? " + beta * out" : ""
@@ -569,7 +589,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var acc0 = ${v4}();
   var acc1 = ${v4}();
   var acc2 = ${v4}();
-  var acc3 = ${v4}();
+  var acc3 = ${v4}();${s.rowSum ? `\n  var rs = ${v4}();` : ""}
   for (var k0 = 0u; k0 < p.K; k0 += ${TILE_K}u) {
     {
       let kk = t ${s.transA ? "/" : "%"} ${TILE_K}u;
@@ -592,12 +612,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       acc0 += a.x * b;
       acc1 += a.y * b;
       acc2 += a.z * b;
-      acc3 += a.w * b;
+      acc3 += a.w * b;${s.rowSum ? "\n      rs += a;" : ""}
     }
     workgroupBarrier();
   }
   if (z >= p.batch) { return; }
-  ${store.join("\n  ")}
+  ${store.join("\n  ")}${
+    s.rowSum
+      ? `
+  if (bj == 0u && lid.x == 0u) {
+${
+        range(4).map((r) =>
+          `    if (i0 + ${r}u < p.M) { RS[i0 + ${r}u] = ${s.beta ? `RS[i0 + ${r}u] + ` : ""}rs.${LANE[r]}; }`
+        ).join("\n")
+      }
+  }`
+      : ""
+  }
 }`;
 }
 
@@ -675,6 +706,13 @@ export function matmul(
   } else if (args.aux) {
     throw new RangeError(`matmul: "aux" is only used with an activation (${shapes}); drop it or set one`);
   }
+  if (args.rowSum) {
+    if (layout.batch !== 1) throw new RangeError(`matmul: rowSum needs batch 1 (${shapes})`);
+    checkBuffer("rowSum", args.rowSum, layout.M, shapes);
+    if ([args.a, args.b, args.bias, args.aux, args.out].includes(args.rowSum)) {
+      throw new RangeError(`matmul: rowSum must not alias A, B, bias, aux or out (${shapes})`);
+    }
+  }
   const kernel = chooseMatmulKernel(args, variant, gpu.isFallback);
   const shader: MatmulShader = {
     kernel,
@@ -683,6 +721,7 @@ export function matmul(
     bias: args.bias !== undefined,
     beta: layout.beta !== 0,
     ...(args.activation ? { activation: args.activation } : {}),
+    ...(args.rowSum ? { rowSum: true } : {}),
   };
   const workgroups: [number, number, number] = kernel === "tiled"
     ? [Math.ceil(layout.N / TILE), Math.ceil(layout.M / TILE), layout.batch]
@@ -694,6 +733,7 @@ export function matmul(
   const buffers = [args.a, args.b];
   if (args.bias) buffers.push(args.bias);
   if (args.aux) buffers.push(args.aux);
+  if (args.rowSum) buffers.push(args.rowSum);
   buffers.push(args.out);
   return gpu.dispatch(
     args.label ?? `matmul.${kernel}`,
@@ -708,7 +748,8 @@ export function matmul(
  * float64 CPU reference with the semantics of {@linkcode matmul}: updates `out` in place
  * (out = alpha * op(A)·op(B) + bias + beta * out; beta 0 never reads out) and returns it. With an
  * `activation`, "gelu" also writes the pre-activation into `aux` and out = gelu(pre); "geluGrad"
- * multiplies by gelu'(aux) (the float64 {@linkcode geluRef} / {@linkcode geluBackwardRef}).
+ * multiplies by gelu'(aux) (the float64 {@linkcode geluRef} / {@linkcode geluBackwardRef}). With
+ * `rowSum`, also rowSum[i] = Σ_k op(A)[i, k] (+ rowSum[i] when beta != 0).
  *
  * @example
  * ```ts
@@ -721,7 +762,7 @@ export function matmulRef(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
   out: Float64Array,
-  args: MatmulLayout & { bias?: ArrayLike<number>; aux?: Float64Array },
+  args: MatmulLayout & { bias?: ArrayLike<number>; aux?: Float64Array; rowSum?: Float64Array },
 ): Float64Array {
   const l = resolveLayout(args);
   const shapes = describe(args);
@@ -739,6 +780,15 @@ export function matmulRef(
   if (args.activation) {
     if (!args.aux) throw new RangeError(`matmulRef: activation "${args.activation}" needs "aux" (${shapes})`);
     check("aux", args.aux.length, l.extentC);
+  }
+  if (args.rowSum) {
+    if (l.batch !== 1) throw new RangeError(`matmulRef: rowSum needs batch 1 (${shapes})`);
+    check("rowSum", args.rowSum.length, l.M);
+    for (let i = 0; i < l.M; i++) {
+      let sum = 0;
+      for (let k = 0; k < l.K; k++) sum += a[i * (l.transA ? 1 : l.lda) + k * (l.transA ? l.lda : 1)];
+      args.rowSum[i] = (l.beta !== 0 ? args.rowSum[i] : 0) + sum;
+    }
   }
   // Element (i, k) of op(A) sits at i*sai + k*sak from the matrix base; likewise for op(B).
   const [sai, sak] = l.transA ? [1, l.lda] : [l.lda, 1];

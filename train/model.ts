@@ -10,7 +10,6 @@
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
-import { biasGrad } from "../kernels/bias_grad.ts";
 import { layerNormBackward, layerNormForward, layerNormScratchBytes } from "../kernels/layernorm.ts";
 import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
 import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
@@ -477,9 +476,9 @@ function record(
       transA: true,
       ldb: o.lda,
       beta: 1,
+      rowSum: G(`${name}.bias`), // db += colsum(dY), in the same dispatch
       label: `${name}.dW`,
     }));
-    bwd.push(...biasGrad(gpu, { dy: dY, dbias: G(`${name}.bias`), rows, cols: out, accumulate: true }));
     if (dX) {
       bwd.push(matmul(gpu, {
         a: dY,

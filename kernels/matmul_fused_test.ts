@@ -1,6 +1,7 @@
 /**
- * The GELU fused into matmul's epilogue: "gelu" (the first FFN linear: pre = x·Wᵀ + b saved, out =
- * gelu(pre)) and "geluGrad" (the FFN's dgrad: out = (dY·W) ⊙ gelu'(pre)), on every kernel.
+ * What is fused into matmul: the GELU in the epilogue, "gelu" (the first FFN linear: pre = x·Wᵀ + b
+ * saved, out = gelu(pre)) and "geluGrad" (the FFN's dgrad: out = (dY·W) ⊙ gelu'(pre)); and the bias
+ * gradient in the weight gradient (rowSum: db (+)= colsum(dY) while dW (+)= dYᵀ·X), on every kernel.
  */
 import { throws } from "node:assert/strict";
 import {
@@ -13,6 +14,7 @@ import {
   matmulRef,
 } from "./matmul.ts";
 import { geluBackward, geluForward, geluRef } from "./gelu.ts";
+import { biasGrad } from "./bias_grad.ts";
 import { Rng } from "./random.ts";
 import type { Gpu } from "./runtime.ts";
 import {
@@ -204,5 +206,109 @@ Deno.test({
       () => matmul(gpu, { ...l, activation: "relu" as MatmulActivation, aux }),
       /activation must be "gelu" or "geluGrad"/,
     );
+  },
+});
+
+/** dW (+)= dYᵀ·X with db (+)= colsum(dY) per kernel: (rows, out, in), ragged for "scalar". */
+const DW_SHAPES: [MatmulKernel, Variant, [number, number, number]][] = [
+  ["scalar", "fallback", [21, 33, 45]],
+  ["vec4", "fallback", [24, 36, 44]],
+  ["vec4-wide", "fallback", [12, 132, 136]],
+  ["tiled", "tiled", [70, 66, 33]],
+];
+
+Deno.test({
+  name: "matmul() rowSum (fused bias gradient) matches matmulRef and biasGrad() on every kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(44);
+    for (const [kernel, variant, [rows, out, inp]] of DW_SHAPES) {
+      for (const beta of [0, 1]) {
+        const layout: MatmulLayout = { M: out, N: inp, K: rows, transA: true, beta };
+        if (chooseMatmulKernel(layout, variant, true) !== kernel) {
+          throw new Error(`${kernel}: wrong kernel picked`);
+        }
+        const [dy, x] = [f32(randn(rng, rows * out)), f32(randn(rng, rows * inp))];
+        const [dw0, db0] = [f32(randn(rng, out * inp)), f32(randn(rng, out))];
+        const [dyb, xb] = [gpu.upload("dy", dy), gpu.upload("x", x)];
+        const dw = gpu.upload("dw", dw0);
+        const db = gpu.upload("db", db0);
+        const db2 = gpu.upload("db2", db0);
+        if (!beta) gpu.poison(db);
+        gpu.run([
+          matmul(gpu, { ...layout, a: dyb, b: xb, out: dw, rowSum: db }, variant),
+          biasGrad(gpu, { dy: dyb, dbias: db2, rows, cols: out, accumulate: beta !== 0 }),
+        ].flat());
+        const wantDb = Float64Array.from(db0);
+        const wantDw = matmulRef(dy, x, Float64Array.from(dw0), { ...layout, rowSum: wantDb });
+        const what = `${kernel} beta ${beta}`;
+        assertClose(await gpu.readF32(dw, out * inp), wantDw, REDUCTION_F32, `${what}: dW`);
+        const gotDb = await gpu.readF32(db, out);
+        assertClose(gotDb, wantDb, REDUCTION_F32, `${what}: db vs matmulRef`);
+        assertClose(gotDb, await gpu.readF32(db2, out), REDUCTION_F32, `${what}: db vs biasGrad()`);
+      }
+    }
+  },
+});
+
+Deno.test("matmulRef() rowSum of dYᵀ is the finite-difference gradient of x·Wᵀ + b w.r.t. b", () => {
+  const rng = new Rng(45);
+  const [rows, out, inp] = [5, 4, 3];
+  const [x, w, b, dy] = [
+    randn(rng, rows * inp),
+    randn(rng, out * inp),
+    randn(rng, out),
+    randn(rng, rows * out),
+  ];
+  const loss = (bias: Float64Array) =>
+    dot(dy, matmulRef(x, w, new Float64Array(rows * out), { M: rows, N: out, K: inp, transB: true, bias }));
+  const db = new Float64Array(out);
+  matmulRef(dy, x, new Float64Array(out * inp), { M: out, N: inp, K: rows, transA: true, rowSum: db });
+  assertClose(db, finiteDifference(loss, b), FINITE_DIFF, "db");
+});
+
+Deno.test({
+  name: "matmul() dW with rowSum matches PyTorch F.linear's autograd weight and bias gradients",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const t = await fixtureTensors(
+      new URL("../tests/fixtures/kernels/matmul.safetensors", import.meta.url).pathname,
+      "/usr/bin/python3 tests/torch/fixtures_matmul.py",
+    );
+    const [BT, N, K] = [21, 33, 45]; // x (21, 45), w (33, 45)
+    const layout: MatmulLayout = { M: N, N: K, K: BT, transA: true };
+    const [dy, x] = [t("linear.dy"), t("linear.x")];
+    const ref = new Float64Array(N);
+    matmulRef(dy, x, new Float64Array(N * K), { ...layout, rowSum: ref });
+    assertClose(ref, t("linear.db"), REF_F64, "ref db");
+    for (const variant of ["fallback", "tiled"] as const) {
+      const [dw, db] = [gpu.buffer("dw", N * K * 4), gpu.buffer("db", N * 4)];
+      gpu.poison(dw);
+      gpu.poison(db);
+      gpu.run([
+        matmul(gpu, {
+          ...layout,
+          a: gpu.upload("dy", f32(dy)),
+          b: gpu.upload("x", f32(x)),
+          out: dw,
+          rowSum: db,
+        }, variant),
+      ]);
+      assertClose(await gpu.readF32(dw, N * K), t("linear.dw"), REDUCTION_F32, `dw [${variant}]`);
+      assertClose(await gpu.readF32(db, N), t("linear.db"), REDUCTION_F32, `db [${variant}]`);
+    }
+  },
+});
+
+Deno.test({
+  name: "matmul() rejects rowSum on batches and aliased with an operand",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const [a, b, out, rs] = ["a", "b", "out", "rs"].map((l) => gpu.buffer(l, 256));
+    throws(() => matmul(gpu, { a, b, out, M: 2, N: 2, K: 2, batch: 2, rowSum: rs }), /rowSum needs batch 1/);
+    throws(() => matmul(gpu, { a, b, out, M: 2, N: 2, K: 2, rowSum: a }), /rowSum must not alias/);
   },
 });
