@@ -4,8 +4,8 @@
  * memory-bound row kernels in GB/s: LayerNorm forward with the fused residual add (2,048 rows of 768,
  * as every encoder layer runs it) and the attention softmax forward (32·12 heads of 64x64); and each
  * fused kernel against the unfused pair it replaces in the engine (reference: the unfused pair, same
- * run, same shapes): FFN matmul + GELU, its dgrad + GELU backward, softmax + attention dropout and
- * their backward.
+ * run, same shapes): FFN matmul + GELU, its dgrad + GELU backward, the weight gradient + bias
+ * gradient, softmax + attention dropout and their backward.
  *
  * Timing: the row kernels use {@linkcode GpuTimer} (timestamp queries around the compute pass when the
  * device has `timestamp-query`, else wall clock to `onSubmittedWorkDone`); benchMatmul uses the wall
@@ -23,6 +23,7 @@ import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/so
 import { matmul as matmulDispatch } from "../kernels/matmul.ts";
 import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { dropout } from "../kernels/dropout.ts";
+import { biasGrad } from "../kernels/bias_grad.ts";
 import { benchMatmul, type MatmulTiming } from "./matmul.ts";
 import { GpuTimer, type TimerMethod } from "./_timer.ts";
 import { mapSummary, summarize, type Summary } from "./_stats.ts";
@@ -260,6 +261,21 @@ export async function benchKernels(gpu: Gpu, options: BenchKernelsOptions = {}):
       ],
       matmulDispatch(gpu, { ...dgrad, out: ffn.d, activation: "geluGrad", aux: ffn.pre }),
     );
+    // Weight and bias gradients of the FFN's first linear: dW += dYᵀ·X and db += colsum(dY).
+    const dw = { a: ffn.d, b: ffn.x, M: I, N: C, K: tokens, transA: true, beta: 1 };
+    const dwOut = gpu.buffer("bench.ffn.dw", I * C * 4);
+    const db = gpu.buffer("bench.ffn.db", I * 4);
+    await compare(
+      "dW matmul + bias gradient",
+      `${tokens} tokens, ${I} x ${C}`,
+      [
+        matmulDispatch(gpu, { ...dw, out: dwOut }),
+        ...biasGrad(gpu, { dy: ffn.d, dbias: db, rows: tokens, cols: I, accumulate: true }),
+      ],
+      matmulDispatch(gpu, { ...dw, out: dwOut, rowSum: db }),
+    );
+    gpu.free(dwOut);
+    gpu.free(db);
     for (const b of Object.values(ffn)) gpu.free(b);
 
     const n = B * H * T * T;
