@@ -15,7 +15,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { type Flag, helpText, parseFlags, UsageError } from "../train/cli.ts";
+import { type Flag, helpText, parseFlags, UsageError, versionText } from "../train/cli.ts";
 import { type AdapterReport, describeAdapter } from "../kernels/device.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { benchKernels, type KernelsBenchResult, type TorchMatmulReference } from "./kernels.ts";
@@ -51,6 +51,7 @@ export const BENCH_FLAGS: Record<string, Flag> = {
   },
   "bert-base-batch": {
     type: "int",
+    min: 1,
     value: "n",
     help: "bert-base batch to time (default 32; 2 on a software adapter, where a step takes minutes)",
   },
@@ -192,6 +193,28 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
       unit: "MiB (bytesAllocated)",
     });
   }
+  for (const a of r.accounts) {
+    const at = `${a.model} ${a.batch}x${a.seq}`;
+    const count = (what: string, median: number, unit: string) =>
+      rows.push({ suite: "train", what, median, unit });
+    count(`${at} dispatches/step`, a.dispatches, `(per-tensor path: ${a.perTensorDispatches})`);
+    count(`${at} distinct pipelines`, a.pipelines, "pipelines");
+    rows.push(row("train", `${at} encode one step (host)`, a.encodeMs, "ms"));
+    count(`${at} est. ${a.estimate.gpu.name} roofline`, a.estimate.ms, "ms");
+    if (a.measuredMs !== undefined) count(`${at} measured GPU time (pass per dispatch)`, a.measuredMs, "ms");
+    for (const f of a.families) {
+      const measured = f.measuredMs === undefined
+        ? ""
+        : `; measured ${(f.measuredMs * 1000).toPrecision(3)} µs`;
+      count(
+        `${at} ${f.family}: ${f.dispatches} disp, ${(f.flops / 1e9).toFixed(2)} GFLOP, ${
+          (f.bytes / 2 ** 20).toFixed(1)
+        } MiB`,
+        f.estimateMs * 1000,
+        `µs est. ${a.estimate.gpu.name}${measured}`,
+      );
+    }
+  }
   if (r.padding) {
     for (const kind of ["fixed", "dynamic"] as const) {
       const p = r.padding[kind];
@@ -254,6 +277,8 @@ interface ServeResult {
     maxMs: number;
     throughput: number;
     errors: number;
+    paddingRatio: number;
+    peakRssMb: number;
   }[];
   batchingSpeedup: Record<string, number>;
   seconds: number;
@@ -319,7 +344,10 @@ function serveRows(r: ServeResult, rows: Row[], ratios: Ratio[]): void {
     });
     rows.push({ suite: "serve", what: `${cell}: latency p99`, median: m.p99Ms, unit: "ms" });
     rows.push({ suite: "serve", what: `${cell}: throughput`, median: m.throughput, unit: "req/s" });
+    rows.push({ suite: "serve", what: `${cell}: padding share`, median: m.paddingRatio, unit: "ratio" });
   }
+  const peak = Math.max(...r.measurements.map((m) => m.peakRssMb));
+  if (Number.isFinite(peak)) rows.push({ suite: "serve", what: "server peak RSS", median: peak, unit: "MB" });
   for (const [k, v] of Object.entries(r.batchingSpeedup)) {
     ratios.push({
       name: `serve micro-batching ${k}: on / off`,
@@ -438,9 +466,13 @@ export function formatReport(report: BenchReport): string {
 
 if (import.meta.main) {
   try {
-    const { values: v, help } = parseFlags(Deno.args, BENCH_FLAGS);
-    if (help) {
-      console.log(helpText("Run the performance suites.\n\nUsage: deno task bench [options]", BENCH_FLAGS));
+    const { values: v, help, version } = parseFlags(Deno.args, BENCH_FLAGS);
+    if (help || version) {
+      console.log(
+        version
+          ? versionText()
+          : helpText("Run the performance suites.\n\nUsage: deno task bench [options]", BENCH_FLAGS),
+      );
       Deno.exit(0);
     }
     const suites = parseSuites(v.suite as string);

@@ -55,6 +55,11 @@ Deno.test({
       const train = report.suites.train;
       assert.deepEqual(train.steps.map((s: { model: string }) => s.model), ["tiny"]);
       assert.ok(train.steps[0].trainingBytes > train.steps[0].engineBytes);
+      // The cost account: clear, norm and AdamW are a handful of dispatches, not three per tensor.
+      const account = train.accounts[0];
+      assert.equal(train.dispatchesPerStep.tiny, account.dispatches);
+      assert.ok(account.dispatches < account.perTensorDispatches - 100, JSON.stringify(account.phases));
+      assert.ok(train.encodeMsPerStep.tiny > 0 && train.estimate.tiny.ms > 0);
       if (train.torchCpu) {
         assert.ok(report.ratios.some((r: { name: string }) => r.name.includes("PyTorch CPU")));
       } else assert.ok(train.notes.some((n: string) => n.includes("PyTorch CPU reference skipped")));

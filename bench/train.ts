@@ -2,7 +2,8 @@
  * Training suite: one optimizer step as the Trainer runs it (upload the batch, clear gradients,
  * forward, backward, gradient norm + clip, AdamW, in one command encoder; wall clock from setBatch to
  * `onSubmittedWorkDone`) for a tiny config and for bert-base at batch 32, sequence 64; the bytes the
- * engine holds; fixed (pad to 64) vs dynamic padding over one CoLA epoch; and the same tiny step in
+ * engine holds; the per-step cost account of both at 32 x 64 (dispatches, pipelines, host encode time,
+ * per-family FLOPs and bytes, an H100 roofline estimate: bench/_cost.ts); fixed (pad to 64) vs dynamic padding over one CoLA epoch; and the same tiny step in
  * PyTorch eager float32 on the CPU (bench/torch_step.py) as the same-run reference.
  *
  * Dropout is on (0.1) in every timed step, as in training. Batches for the step timings are random
@@ -18,10 +19,11 @@ import { type BertConfig, parseBertConfig } from "../train/config.ts";
 import { type BatchInput, BertEngine } from "../train/model.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { parameterSpecs } from "../train/params.ts";
-import { initWeights, numel } from "../train/weights.ts";
+import { initWeights } from "../train/weights.ts";
 import { stepSeed } from "../train/trainer.ts";
 import { type Batch, makeBatches } from "../train/data/batches.ts";
 import { mapSummary, type Ratio, summarize, type Summary } from "./_stats.ts";
+import { costOf, H100_SXM, type StepAccount, type StepEstimate, timeEncode, timeFamilies } from "./_cost.ts";
 
 /** The tiny config: 2 layers, hidden 32, 4 heads, FFN 64, bert-base-uncased's vocabulary (CoLA ids fit). */
 export const TINY_CONFIG = {
@@ -112,6 +114,14 @@ export interface TorchStepResult {
 export interface TrainBenchResult {
   adapter: string;
   steps: StepTiming[];
+  /** The per-step cost account of each model at batch 32, sequence 64 (bench/_cost.ts). */
+  accounts: StepAccount[];
+  /** Dispatches of one step, by model. */
+  dispatchesPerStep: Record<string, number>;
+  /** Median host ms to encode one step into a command buffer (no submit), by model. */
+  encodeMsPerStep: Record<string, number>;
+  /** Roofline estimate of one step on an H100 SXM, by model. */
+  estimate: Record<string, StepEstimate>;
   padding: PaddingResult | null;
   torchCpu: TorchStepResult | null;
   torchGpu: TorchGpuTrainReference | null;
@@ -144,8 +154,7 @@ async function trainer(config: BertConfig, allocBatch: number) {
     maxSeqLen: SEQ,
   });
   const engineBytes = gpu.bytesAllocated;
-  const sizes = new Map(parameterSpecs(config).map((s) => [s.name, numel(s.shape)]));
-  const optimizer = new AdamW(gpu, engine.params, engine.grads, sizes, { eps: 1e-8, maxGradNorm: 1 });
+  const optimizer = new AdamW(gpu, engine.parameters, engine.gradients, { eps: 1e-8, maxGradNorm: 1 });
   let counter = 0;
   /** One training step on `batch`, resolved when the GPU has finished it. */
   const step = async (batch: BatchInput) => {
@@ -163,7 +172,52 @@ async function trainer(config: BertConfig, allocBatch: number) {
     await gpu.device.queue.onSubmittedWorkDone();
     gpu.checkErrors();
   };
-  return { gpu, engine, engineBytes, step };
+  return { gpu, engine, optimizer, engineBytes, step };
+}
+
+/**
+ * The cost account of one training step of `batch`'s shape: recorded and encoded, not submitted (so
+ * bert-base at batch 32 costs only host time on a software adapter); with `measure`, the step also runs
+ * once with a timestamp around every dispatch for the measured time per family.
+ */
+async function stepAccount(
+  model: string,
+  t: Awaited<ReturnType<typeof trainer>>,
+  batch: BatchInput,
+  repeats: number,
+  measure: boolean,
+): Promise<StepAccount> {
+  const { gpu, engine, optimizer } = t;
+  const { batchSize: B, seqLen: T } = batch;
+  const plan = engine.plan(B, T);
+  const build = () => [...engine.clearGradients(), ...plan.forward, ...plan.backward, ...optimizer.next(LR)];
+  const { encodeMs, dispatches, pipelines } = timeEncode(gpu, build, 2, repeats);
+  const phases = {
+    clear: engine.clearGradients().length,
+    forward: plan.forward.length,
+    backward: plan.backward.length,
+    optimizer: optimizer.next(LR).length,
+  };
+  const tensors = parameterSpecs(engine.config).length;
+  const list = build();
+  const cost = costOf(list, H100_SXM);
+  let measuredMs: number | null = null;
+  if (measure) {
+    engine.setBatch(batch);
+    measuredMs = await timeFamilies(gpu, list, cost.families);
+  }
+  return {
+    model,
+    batch: B,
+    seq: T,
+    dispatches,
+    phases,
+    perTensorDispatches: phases.forward + phases.backward + 3 * tensors + 1,
+    pipelines,
+    encodeMs,
+    ...cost,
+    ...(measuredMs === null ? {} : { measuredMs }),
+  };
 }
 
 async function timeSteps(
@@ -300,6 +354,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
   const notes: string[] = [];
   const ratios: Ratio[] = [];
   const steps: StepTiming[] = [];
+  const accounts: StepAccount[] = [];
   const rng = new Rng(3);
 
   // Tiny config: step timing, then the padding study on the same engine.
@@ -328,6 +383,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       trainingBytes: tiny.gpu.bytesAllocated,
       allocatedFor: { batch: BATCH, seq: SEQ },
     });
+    const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
+    accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
     const dataDir = options.dataDir ? pathToFileURL(`${resolve(options.dataDir)}/`) : DEFAULT_DATA;
     if (await Deno.stat(new URL("cola_public_1.1.zip", dataDir)).then(() => true, () => false)) {
       padding = await paddingStudy(tiny.step, dataDir, quick);
@@ -396,6 +453,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         allocatedFor: { batch: Math.max(batch, BATCH), seq: SEQ },
         ...(reduced ? { note: reduced } : {}),
       });
+      const full = randomBatch(rng, BATCH, SEQ, config.vocab_size);
+      accounts.push(await stepAccount("bert-base", base, full, 9, !isFallback)); // ~15 min on a software adapter
     } finally {
       base.gpu.device.destroy();
     }
@@ -428,5 +487,34 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       );
     }
   }
-  return { adapter, steps, padding, torchCpu, torchGpu, ratios, notes };
+  const timedBase = steps.find((s) => s.model === "bert-base" && s.batch === BATCH);
+  const baseAccount = accounts.find((a) => a.model === "bert-base");
+  if (!isFallback && timedBase && baseAccount) {
+    ratios.push({
+      name: "bert-base step: measured / roofline estimate",
+      value: timedBase.stepMs.median / baseAccount.estimate.ms,
+      reference: `${baseAccount.estimate.gpu.name} roofline (bench/_cost.ts); measured on ${adapter}`,
+      reading: "how far the step is from the named GPU's roofline floor",
+    });
+  }
+  notes.push(
+    "cost account: one step at 32x64 recorded and encoded (not submitted); encode ms = build the list + " +
+      "encode + finish; bytes = storage bindings moved once; FLOPs where kernels declare them; " +
+      "estimate = sum of per-dispatch rooflines on H100 SXM (67 TFLOP/s fp32, 3.35 TB/s), no launch overhead; " +
+      "measured = one run with a timestamp pass per dispatch on this adapter (tiny always, bert-base on a GPU)",
+  );
+  const byModel = <V>(f: (a: StepAccount) => V) => Object.fromEntries(accounts.map((a) => [a.model, f(a)]));
+  return {
+    adapter,
+    steps,
+    accounts,
+    dispatchesPerStep: byModel((a) => a.dispatches),
+    encodeMsPerStep: byModel((a) => a.encodeMs.median),
+    estimate: byModel((a) => a.estimate),
+    padding,
+    torchCpu,
+    torchGpu,
+    ratios,
+    notes,
+  };
 }

@@ -138,6 +138,7 @@ export function gradNorm(
         [["u32", g.n], ["u32", offset], ["u32", partials]],
         [g.buffer, a.scratch],
         grid(partials, 1),
+        { family: "gradNorm", flops: 2 * g.n },
       ),
     );
     offset += partials;

@@ -741,6 +741,7 @@ export function matmul(
     params(layout),
     buffers,
     workgroups,
+    { family: "matmul", flops: 2 * layout.M * layout.N * layout.K * layout.batch },
   );
 }
 

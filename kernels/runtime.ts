@@ -10,10 +10,22 @@
 
 import { type AdapterReport, requestDevice, type RequestDeviceOptions } from "./device.ts";
 
+/** What one dispatch costs, for the bench's per-step account (kernels declare FLOPs where they know them). */
+export interface Cost {
+  /** Kernel family, e.g. "matmul", "layerNormForward" (default: the label up to its first "."). */
+  family: string;
+  /** Floating-point operations, when the kernel declares them (0 = not counted: bandwidth-bound). */
+  flops: number;
+  /** Bytes of every storage binding (each bound byte read or written once: a lower bound of traffic). */
+  bytes: number;
+}
+
 /** One prepared compute dispatch. */
 export interface Dispatch {
   /** The kernel's name, in error messages. */
   label: string;
+  /** Its cost record. */
+  cost: Cost;
   /** The compiled compute pipeline (cached by WGSL source). */
   pipeline: GPUComputePipeline;
   /** The kernel's uniform parameters and storage buffers. */
@@ -43,6 +55,58 @@ export function packParams(fields: readonly Param[]): ArrayBuffer {
   return buf;
 }
 
+/**
+ * A tensor inside a larger buffer (a flat parameter arena): kernels take it where they take a
+ * buffer and {@linkcode Gpu.dispatch} binds it as (buffer, offset, size). It cannot be mapped or
+ * destroyed; {@linkcode Gpu.write} and the reads resolve its offset.
+ */
+export class BufferView implements GPUBuffer {
+  /** The buffer that holds the tensor. */
+  readonly buffer: GPUBuffer;
+  /** Byte offset in `buffer` (a multiple of minStorageBufferOffsetAlignment). */
+  readonly offset: number;
+  /** Bytes of the tensor. */
+  readonly size: number;
+  label: string;
+
+  constructor(buffer: GPUBuffer, offset: number, size: number, label: string) {
+    if (offset % 4 !== 0 || size % 4 !== 0 || size < 4 || offset + size > buffer.size) {
+      throw new RangeError(
+        `View "${label}" [${offset}, ${
+          offset + size
+        }) does not fit buffer "${buffer.label}" (${buffer.size} bytes) in whole words`,
+      );
+    }
+    this.buffer = buffer;
+    this.offset = offset;
+    this.size = size;
+    this.label = label;
+  }
+  get usage(): GPUFlagsConstant {
+    return this.buffer.usage;
+  }
+  get mapState(): GPUBufferMapState {
+    return this.buffer.mapState;
+  }
+  mapAsync(): Promise<undefined> {
+    return Promise.reject(new Error(`View "${this.label}" cannot be mapped; read it with Gpu.read()`));
+  }
+  getMappedRange(): never {
+    throw new Error(`View "${this.label}" cannot be mapped; read it with Gpu.read()`);
+  }
+  unmap(): never {
+    throw new Error(`View "${this.label}" cannot be mapped`);
+  }
+  destroy(): never {
+    throw new Error(`View "${this.label}" is part of "${this.buffer.label}": free that buffer instead`);
+  }
+}
+
+/** The buffer and byte offset a buffer or view stands for. */
+export function resolveBuffer(b: GPUBuffer): { buffer: GPUBuffer; offset: number } {
+  return b instanceof BufferView ? { buffer: b.buffer, offset: b.offset } : { buffer: b, offset: 0 };
+}
+
 /** Storage usage for buffers kernels read and write. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -67,6 +131,8 @@ export class Gpu {
   #errors: string[] = [];
   /** Bytes currently allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.uniform}. */
   bytesAllocated = 0;
+  /** Dispatches recorded by {@linkcode Gpu.encode} so far (the bench counts a step with it). */
+  dispatchesEncoded = 0;
 
   /**
    * Wraps a device; {@linkcode Gpu.create} requests one with the limits training needs.
@@ -134,12 +200,15 @@ export class Gpu {
     return p;
   }
 
-  /** Allocates a storage buffer of `byteSize` bytes (rounded up to 16); checks the device limits. */
-  buffer(label: string, byteSize: number, usage = STORAGE): GPUBuffer {
+  /**
+   * Allocates a storage buffer of `byteSize` bytes (rounded up to 16); checks the device limits.
+   * `bindWhole: false` (arenas bound through views) lifts the check against maxStorageBufferBindingSize.
+   */
+  buffer(label: string, byteSize: number, usage = STORAGE, bindWhole = true): GPUBuffer {
     this.checkAlive();
     const size = Math.max(16, Math.ceil(byteSize / 16) * 16);
     const limits = this.device.limits;
-    if (size > limits.maxStorageBufferBindingSize || size > limits.maxBufferSize) {
+    if ((bindWhole && size > limits.maxStorageBufferBindingSize) || size > limits.maxBufferSize) {
       const limit = size > limits.maxBufferSize ? "maxBufferSize" : "maxStorageBufferBindingSize";
       throw new RangeError(
         `Buffer "${label}" needs ${size} bytes but the device's ${limit} is ${
@@ -158,8 +227,11 @@ export class Gpu {
     return buf;
   }
 
-  /** Writes `data` into `buffer` at byte `offset` (queued before the next submit). */
-  write(buffer: GPUBuffer, data: ArrayBufferView | ArrayBuffer, offset = 0): void {
+  /** Writes `data` into `buffer` (or a view) at byte `offset` (queued before the next submit). */
+  write(target: GPUBuffer, data: ArrayBufferView | ArrayBuffer, offset = 0): void {
+    const r = resolveBuffer(target);
+    const buffer = r.buffer;
+    offset += r.offset;
     if (data instanceof ArrayBuffer) this.device.queue.writeBuffer(buffer, offset, data);
     else this.device.queue.writeBuffer(buffer, offset, data as ArrayBufferView<ArrayBuffer>);
   }
@@ -179,7 +251,8 @@ export class Gpu {
 
   /**
    * Prepares a dispatch of `code`. Binding 0 is the uniform `params` (when given), then the
-   * storage `buffers` in order from binding 1 (or 0 without params).
+   * storage `buffers` in order from binding 1 (or 0 without params); a {@linkcode BufferView} binds
+   * its range. `cost` declares the kernel family and FLOPs for the bench's account.
    */
   dispatch(
     label: string,
@@ -187,12 +260,25 @@ export class Gpu {
     params: readonly Param[] | null,
     buffers: readonly GPUBuffer[],
     workgroups: [number, number?, number?],
+    cost: { family?: string; flops?: number } = {},
   ): Dispatch {
     const pipeline = this.pipeline(label, code);
     const entries: GPUBindGroupEntry[] = [];
     if (params) entries.push({ binding: 0, resource: { buffer: this.uniform(`${label}.params`, params) } });
     const first = params ? 1 : 0;
-    buffers.forEach((buffer, i) => entries.push({ binding: first + i, resource: { buffer } }));
+    const align = this.device.limits.minStorageBufferOffsetAlignment;
+    let bytes = 0;
+    buffers.forEach((b, i) => {
+      bytes += b.size;
+      if (b instanceof BufferView) {
+        if (b.offset % align !== 0) {
+          throw new RangeError(
+            `Kernel "${label}": view "${b.label}" starts at byte ${b.offset}, not a multiple of minStorageBufferOffsetAlignment ${align}`,
+          );
+        }
+        entries.push({ binding: first + i, resource: { buffer: b.buffer, offset: b.offset, size: b.size } });
+      } else entries.push({ binding: first + i, resource: { buffer: b } });
+    });
     const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     const wg: [number, number, number] = [workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1];
@@ -203,17 +289,27 @@ export class Gpu {
         );
       }
     }
-    return { label, pipeline, bindGroup, workgroups: wg };
+    const family = cost.family ?? label.split(".")[0];
+    return { label, pipeline, bindGroup, workgroups: wg, cost: { family, flops: cost.flops ?? 0, bytes } };
   }
 
-  /** Records dispatches into one compute pass of `encoder`. Zero-size dispatches are skipped. */
+  /**
+   * Records dispatches into one compute pass of `encoder`. Zero-size dispatches are skipped, and so
+   * is a setPipeline that repeats the previous one. Counts into {@linkcode Gpu.dispatchesEncoded}.
+   */
   encode(encoder: GPUCommandEncoder, dispatches: readonly Dispatch[]): void {
     const pass = encoder.beginComputePass();
+    let pipeline: GPUComputePipeline | null = null;
     for (const d of dispatches) {
-      if (d.workgroups[0] === 0 || d.workgroups[1] === 0 || d.workgroups[2] === 0) continue;
-      pass.setPipeline(d.pipeline);
+      const [x, y, z] = d.workgroups;
+      if (x === 0 || y === 0 || z === 0) continue;
+      if (d.pipeline !== pipeline) {
+        pass.setPipeline(d.pipeline);
+        pipeline = d.pipeline;
+      }
       pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+      pass.dispatchWorkgroups(x, y, z);
+      this.dispatchesEncoded++;
     }
     pass.end();
   }
@@ -227,8 +323,10 @@ export class Gpu {
   }
 
   /** Copies `byteLength` bytes of `buffer` (from `offset`) back to the CPU. */
-  async read(buffer: GPUBuffer, byteLength = buffer.size, offset = 0): Promise<ArrayBuffer> {
+  async read(target: GPUBuffer, byteLength = target.size, offset = 0): Promise<ArrayBuffer> {
     this.checkAlive();
+    const { buffer, offset: base } = resolveBuffer(target);
+    offset += base;
     const size = Math.ceil(byteLength / 4) * 4;
     const staging = this.device.createBuffer({
       size,
@@ -275,7 +373,8 @@ export class Gpu {
       const encoder = this.device.createCommandEncoder();
       let at = 0;
       for (let k = start; k < i; k++) {
-        encoder.copyBufferToBuffer(items[k].buffer, 0, staging, at, items[k].count * 4);
+        const { buffer, offset } = resolveBuffer(items[k].buffer);
+        encoder.copyBufferToBuffer(buffer, offset, staging, at, items[k].count * 4);
         at += items[k].count * 4;
       }
       this.device.queue.submit([encoder.finish()]);
@@ -299,8 +398,11 @@ export class Gpu {
     this.write(buffer, data);
   }
 
-  /** Frees a buffer and its byte count. */
+  /** Frees a buffer and its byte count (not a view: free the buffer that holds it). */
   free(buffer: GPUBuffer): void {
+    if (buffer instanceof BufferView) {
+      throw new Error(`View "${buffer.label}" is part of "${buffer.buffer.label}": free that buffer instead`);
+    }
     this.bytesAllocated -= buffer.size;
     buffer.destroy();
   }

@@ -77,6 +77,7 @@ Deno.test({
     const dir = await exportTestModel();
     const files: Record<string, { body: Uint8Array<ArrayBuffer> }> = {};
     for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile) continue; // onnx/ (the transformers.js layout) is not what serve reads
       files[`/export/${e.name}`] = { body: await Deno.readFile(`${dir}/${e.name}`) };
     }
     const server = startTestServer(files);

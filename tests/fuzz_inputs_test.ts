@@ -59,7 +59,9 @@ Deno.test({
 /** A copy of an exported model folder with model.int8.onnx replaced by `bytes`. */
 async function withModelFile(source: string, bytes: Uint8Array): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "fuzz_onnx_" });
-  for await (const e of Deno.readDir(source)) await Deno.copyFile(join(source, e.name), join(dir, e.name));
+  for await (const e of Deno.readDir(source)) {
+    if (e.isFile) await Deno.copyFile(join(source, e.name), join(dir, e.name)); // onnx/ is not needed
+  }
   await Deno.writeFile(join(dir, "model.int8.onnx"), bytes);
   return dir;
 }

@@ -17,7 +17,8 @@
  * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
  *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
  *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
- *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host).
+ *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host). It listens on
+ *   $PORT (default 8000), read by a `deno eval` in the task line.
  * - bench and test keep `-A`: they spawn subprocesses, run Python and write where they are told.
  *
  * Portability: `$HOME` is not set on Windows (use the flags with your profile folder there).
@@ -47,13 +48,23 @@ export const SERVE_ENV = [
   "MAX_BODY_BYTES",
   "MAX_TEXTS",
   "BODY_TIMEOUT_MS",
+  "CORS_ORIGINS",
+  "ACCESS_LOG",
 ].join(",");
+
+/**
+ * The serve task's port: $PORT, else 8000. The task shell has no `${PORT:-8000}`, and arguments after
+ * `deno task serve` go to the script, not to `deno serve`, so a `deno eval` reads it.
+ */
+export const SERVE_PORT = `$(deno eval "console.log(Deno.env.get('PORT') || 8000)")`;
 
 /** The permission flags of each task. */
 export const FLAGS = {
   demo: "--allow-read=runs --allow-write=runs",
-  train: `--allow-read --allow-write=runs,${CACHE_DIR} --allow-net=${DOWNLOAD_HOSTS} ` +
-    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT --allow-sys=homedir",
+  train:
+    `--allow-read --allow-write=runs,${CACHE_DIR},$HOME/.cache/huggingface --allow-net=${DOWNLOAD_HOSTS} ` +
+    "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT,HF_TOKEN,HUGGING_FACE_HUB_TOKEN,HF_TOKEN_PATH,HF_HOME,HF_HUB_CACHE," +
+    "HUGGINGFACE_HUB_CACHE,HF_HUB_OFFLINE,XDG_CACHE_HOME --allow-sys=homedir",
   eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
     "--allow-env=BERT_WEBGPU_CACHE --allow-sys=homedir",
   export: "--allow-read --allow-write=runs",
@@ -66,5 +77,5 @@ export const TASKS = {
   train: `deno run ${FLAGS.train} train/main.ts`,
   eval: `deno run ${FLAGS.eval} train/eval.ts`,
   export: `deno run ${FLAGS.export} train/export/main.ts`,
-  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port 8000 serve/main.ts`,
+  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
 } as const;

@@ -6,7 +6,7 @@
 
 import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { type Flag, runCli, UsageError } from "./cli.ts";
+import { checkPath, type Flag, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
 import { COLA_URL } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
@@ -14,6 +14,8 @@ import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";
 import { formatEval } from "./console.ts";
+
+const MODEL_FOLDER = "a model folder with config.json and model.safetensors or pytorch_model.bin";
 
 const FLAGS: Record<string, Flag> = {
   model: { type: "string", value: "folder", help: "Model folder (a run folder or any HF BERT classifier)" },
@@ -26,8 +28,9 @@ const FLAGS: Record<string, Flag> = {
   "text-column": { type: "string", default: "sentence", value: "name", help: "Text column" },
   "text-pair-column": { type: "string", value: "name", help: "Second text column" },
   "label-column": { type: "string", default: "label", value: "name", help: "Label column" },
-  "batch-size": { type: "int", default: 32, help: "Examples per batch" },
-  "max-length": { type: "int", default: 64, help: "Tokens per sequence" },
+  "batch-size": { type: "int", min: 1, default: 32, help: "Examples per batch" },
+  "max-length": { type: "int", min: 2, default: 64, help: "Tokens per sequence" },
+  "max-eval-samples": { type: "int", min: 1, help: "Evaluate on the first N examples of each set only" },
   "cache-dir": { type: "string", value: "folder", help: "Download cache" },
 };
 
@@ -62,10 +65,28 @@ if (import.meta.main) {
     "Evaluate a model: accuracy, MCC, F1.\n\nUsage: deno task eval --model <folder> --data <file>",
     FLAGS,
     async (v) => {
-      if (v.model === undefined) throw new UsageError("--model <folder> is required");
+      if (v.model === undefined) throw new UsageError(`--model <folder> is required: ${MODEL_FOLDER}`);
+      await checkPath("model", v.model as string, "folder", MODEL_FOLDER);
+      await checkPath("model", `${v.model}/config.json`, "file", MODEL_FOLDER).catch(() => {
+        throw new UsageError(`--model "${v.model}" has no config.json; expected ${MODEL_FOLDER}`);
+      });
+      const data = v.data as string | undefined;
+      if (data !== undefined && !/^https?:\/\//i.test(data)) {
+        const info = await checkPath(
+          "data",
+          data,
+          "any",
+          v.task === "cola" ? "the CoLA zip or its folder" : "a labelled TSV, CSV or JSONL file",
+        );
+        if (v.task === "cola" && info.isFile && !data.toLowerCase().endsWith(".zip")) {
+          throw new UsageError(
+            `--data "${data}" is not a zip: with --task cola, expected the CoLA zip (cola_public_1.1.zip) or its folder`,
+          );
+        }
+      }
       let sets: Record<string, Dataset>;
       if (v.task === "cola") {
-        const cola = await loadCola((v.data as string | undefined) ?? COLA_URL, {
+        const cola = await loadCola(data ?? COLA_URL, {
           cacheDir: v["cache-dir"] as string,
         });
         sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };
@@ -81,6 +102,10 @@ if (import.meta.main) {
           labelColumn: v["label-column"] as string,
         });
         sets = { [ds.name]: ds };
+      }
+      const max = v["max-eval-samples"] as number | undefined;
+      if (max !== undefined) {
+        for (const [k, ds] of Object.entries(sets)) sets[k] = { ...ds, examples: ds.examples.slice(0, max) };
       }
       const results = await evaluateModel(v.model as string, sets, {
         batchSize: v["batch-size"] as number,

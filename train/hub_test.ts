@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { isAbsolute, join, relative } from "node:path";
-import { cachePath, download, DownloadError, downloadModelFiles, hubFileUrl } from "./hub.ts";
+import { dirname, isAbsolute, join, relative } from "node:path";
+import {
+  cachePath,
+  download,
+  DownloadError,
+  downloadModelFiles,
+  hubDownload,
+  hubFileUrl,
+  hubToken,
+} from "./hub.ts";
+import { gitBlobSha1, type HubRepo, sha256Hex, startHubServer } from "../tests/hub_server.ts";
 import { startTestServer } from "./_test_server.ts";
 import type { TestServer } from "./_test_server.ts";
 import { assertRejectsWith, assertThrowsWith } from "./data/_assertions.ts";
@@ -260,62 +269,242 @@ Deno.test("download() names the URL on 404 and on network failure", async () => 
   }
 });
 
-const hubFile = (text: string) => ({ body: new TextEncoder().encode(text) });
+const text = (t: string) => new TextEncoder().encode(t);
 
-Deno.test("downloadModelFiles() falls back to pytorch_model.bin and vocab.txt, then works from the cache", async () => {
-  await withServer({
-    "/org/tiny/resolve/main/config.json": hubFile('{"hidden_size": 8}'),
-    "/org/tiny/resolve/main/pytorch_model.bin": hubFile("PK-bin"),
-    "/org/tiny/resolve/main/vocab.txt": hubFile("[PAD]\n[UNK]\n"),
-  }, async (server, cacheDir) => {
-    const folder = await downloadModelFiles("org/tiny", { cacheDir, endpoint: server.origin });
+/** Runs `fn` with a hub server and a fresh HF cache folder, cleaning both up. */
+async function withHub(
+  repos: Record<string, HubRepo>,
+  fn: (hub: ReturnType<typeof startHubServer>, cacheDir: string) => Promise<void>,
+): Promise<void> {
+  const hub = startHubServer(repos);
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    await fn(hub, cacheDir);
+  } finally {
+    await hub.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+}
+
+const weights = randomBytes(5000, 7);
+const tinyRepo = (): HubRepo => ({
+  files: {
+    "config.json": text('{"hidden_size": 8}'),
+    "model.safetensors": weights,
+    "vocab.txt": text("[PAD]\n"),
+  },
+  lfs: ["model.safetensors"],
+  commit: "a".repeat(40),
+  refs: { v1: "b".repeat(40) },
+  private: true,
+});
+
+Deno.test("downloadModelFiles() writes huggingface_hub's cache layout: blobs by etag, snapshot links, refs", async () => {
+  await withHub({ "org/tiny": tinyRepo() }, async (hub, cacheDir) => {
+    const folder = await downloadModelFiles("org/tiny", { cacheDir, endpoint: hub.origin, token: hub.token });
+    const storage = join(cacheDir, "models--org--tiny");
+    assert.equal(folder, join(storage, "snapshots", "a".repeat(40)));
+    assert.equal(await Deno.readTextFile(join(storage, "refs", "main")), "a".repeat(40));
+    // LFS file: blob named by its sha256; small file: by its git blob sha1; snapshots link relatively.
+    assert.deepEqual(await Deno.readFile(join(storage, "blobs", sha256Hex(weights))), weights);
+    const configBlob = gitBlobSha1(text('{"hidden_size": 8}'));
+    assert.equal(await Deno.readLink(join(folder, "config.json")), join("..", "..", "blobs", configBlob));
+    assert.equal(await Deno.readTextFile(join(folder, "config.json")), '{"hidden_size": 8}');
     const names = [...Deno.readDirSync(folder)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["config.json", "pytorch_model.bin", "vocab.txt"]);
-    assert.equal(await Deno.readTextFile(join(folder, "pytorch_model.bin")), "PK-bin");
-    assert.deepEqual(server.requests.map((r) => r.path.split("/").at(-1)), [
-      "config.json",
-      "model.safetensors",
-      "pytorch_model.bin",
-      "tokenizer.json",
-      "vocab.txt",
-      "tokenizer_config.json",
-    ]);
-    server.requests.length = 0;
-    assert.equal(await downloadModelFiles("org/tiny", { cacheDir, endpoint: server.origin }), folder);
-    assert.deepEqual(server.requests.map((r) => r.path.split("/").at(-1)), ["tokenizer_config.json"]);
+    assert.deepEqual(names, ["config.json", "model.safetensors", "vocab.txt"]);
+    // 404s are remembered like huggingface_hub does, so the fallbacks cost nothing next time.
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+      await Deno.stat(join(storage, ".no_exist", "a".repeat(40), f));
+    }
+    // The token went to the hub on every request and never to the CDN.
+    for (const r of hub.requests) {
+      assert.equal(r.authorization, r.path.startsWith("/cdn/") ? null : `Bearer ${hub.token}`, r.path);
+    }
+    assert.ok(
+      hub.requests.some((r) => r.method === "HEAD") && hub.requests.some((r) => r.path.startsWith("/cdn/")),
+    );
+    hub.requests.length = 0;
+    assert.equal(
+      await downloadModelFiles("org/tiny", { cacheDir, endpoint: hub.origin, token: hub.token }),
+      folder,
+    );
+    assert.deepEqual(hub.requests, [], "a cached revision is served without any request");
   });
 });
 
-Deno.test("downloadModelFiles() prefers model.safetensors and tokenizer.json when present", async () => {
-  await withServer({
-    "/m/resolve/main/config.json": hubFile("{}"),
-    "/m/resolve/main/model.safetensors": hubFile("st"),
-    "/m/resolve/main/pytorch_model.bin": hubFile("bin"),
-    "/m/resolve/main/tokenizer.json": hubFile("{}"),
-    "/m/resolve/main/tokenizer_config.json": hubFile("{}"),
-  }, async (server, cacheDir) => {
-    const folder = await downloadModelFiles("m", { cacheDir, endpoint: server.origin });
-    const names = [...Deno.readDirSync(folder)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+Deno.test("downloadModelFiles() reuses a cache laid out by Python's huggingface_hub, offline", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    // What hf_hub_download leaves: blobs/<etag>, snapshots/<commit>/<file> -> ../../blobs/<etag>, refs/main.
+    const storage = join(cacheDir, "models--google--bert_uncased_L-2_H-128_A-2");
+    const commit = "30b0a37ccaaa32f332884b96992754e246e48c5f";
+    await Deno.mkdir(join(storage, "blobs"), { recursive: true });
+    await Deno.mkdir(join(storage, "snapshots", commit), { recursive: true });
+    await Deno.mkdir(join(storage, "refs"));
+    await Deno.writeTextFile(join(storage, "refs", "main"), commit);
+    for (const [file, body] of [["config.json", "{}"], ["model.safetensors", "st"], ["vocab.txt", "v"]]) {
+      const etag = gitBlobSha1(text(body));
+      await Deno.writeTextFile(join(storage, "blobs", etag), body);
+      await Deno.symlink(join("..", "..", "blobs", etag), join(storage, "snapshots", commit, file));
+    }
+    await Deno.mkdir(join(storage, ".no_exist", commit), { recursive: true });
+    await Deno.writeTextFile(join(storage, ".no_exist", commit, "tokenizer.json"), "");
+    await Deno.writeTextFile(join(storage, ".no_exist", commit, "tokenizer_config.json"), "");
+    const failingFetch = (() => Promise.reject(new Error("no network in this test"))) as typeof fetch;
+    const folder = await downloadModelFiles("google/bert_uncased_L-2_H-128_A-2", {
+      cacheDir,
+      fetch: failingFetch,
+    });
+    assert.equal(folder, join(storage, "snapshots", commit));
+    // HF_HUB_OFFLINE: a file not in the cache names the cache instead of trying the network.
+    Deno.env.set("HF_HUB_OFFLINE", "1");
+    try {
+      await assertRejectsWith(
+        () => downloadModelFiles("org/other", { cacheDir, fetch: failingFetch }),
+        DownloadError,
+        "is not in the cache",
+        "HF_HUB_OFFLINE",
+      );
+    } finally {
+      Deno.env.delete("HF_HUB_OFFLINE");
+    }
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("hubDownload() needs the token for a private repo: --token, HF_TOKEN, or the token file", async () => {
+  await withHub({ "org/tiny": tinyRepo() }, async (hub, cacheDir) => {
+    const saved = ["HF_TOKEN", "HF_HOME", "HF_TOKEN_PATH"].map((k) => [k, Deno.env.get(k)] as const);
+    try {
+      for (const k of ["HF_TOKEN", "HF_TOKEN_PATH"]) Deno.env.delete(k);
+      Deno.env.set("HF_HOME", cacheDir); // no token file there
+      await assertRejectsWith(
+        () => hubDownload("org/tiny", "config.json", { cacheDir, endpoint: hub.origin }),
+        DownloadError,
+        "HTTP 401",
+        "set HF_TOKEN (or pass --token)",
+      );
+      await assertRejectsWith(
+        () => hubDownload("org/tiny", "config.json", { cacheDir, endpoint: hub.origin, token: "hf_wrong" }),
+        DownloadError,
+        "a token was sent",
+      );
+      assert.equal(await hubToken(), undefined);
+      Deno.env.set("HF_TOKEN", hub.token);
+      assert.equal(await hubToken(), hub.token);
+      await hubDownload("org/tiny", "config.json", { cacheDir, endpoint: hub.origin });
+      Deno.env.delete("HF_TOKEN");
+      await Deno.writeTextFile(join(cacheDir, "token"), `${hub.token}\n`);
+      assert.equal(await hubToken(), hub.token);
+      await hubDownload("org/tiny", "vocab.txt", { cacheDir, endpoint: hub.origin });
+    } finally {
+      for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    }
+  });
+});
+
+Deno.test("hubDownload() resumes blobs/<sha256>.incomplete with a Range request to the CDN, and takes revisions", async () => {
+  await withHub({ "org/tiny": tinyRepo() }, async (hub, cacheDir) => {
+    const storage = join(cacheDir, "models--org--tiny");
+    const blob = join(storage, "blobs", sha256Hex(weights));
+    await Deno.mkdir(dirname(blob), { recursive: true });
+    await Deno.writeFile(`${blob}.incomplete`, weights.slice(0, 1234));
+    const seen: number[] = [];
+    const path = await hubDownload("org/tiny", "model.safetensors", {
+      cacheDir,
+      endpoint: hub.origin,
+      token: hub.token,
+      revision: "v1",
+      onProgress: (done) => seen.push(done),
+    });
+    assert.equal(path, join(storage, "snapshots", "b".repeat(40), "model.safetensors"));
+    assert.deepEqual(await Deno.readFile(path), weights);
+    assert.equal(seen[0], 1234);
+    assert.deepEqual(hub.requests.filter((r) => r.path.startsWith("/cdn/")).map((r) => r.range), [
+      "bytes=1234-",
+    ]);
+    assert.equal(await Deno.readTextFile(join(storage, "refs", "v1")), "b".repeat(40));
+    // A commit hash as the revision writes no ref and is reused without a request.
+    hub.requests.length = 0;
+    const byCommit = await hubDownload("org/tiny", "model.safetensors", {
+      cacheDir,
+      revision: "b".repeat(40),
+    });
+    assert.equal(byCommit, path);
+    assert.deepEqual(hub.requests, []);
+    await assertRejectsWith(
+      () =>
+        hubDownload("org/tiny", "config.json", {
+          cacheDir,
+          endpoint: hub.origin,
+          token: hub.token,
+          revision: "nope",
+        }),
+      DownloadError,
+      "HTTP 404",
+    );
+  });
+});
+
+Deno.test("hubDownload() refuses a server without the hub's headers (a wrong HF_ENDPOINT)", async () => {
+  await withServer({ "/m/resolve/main/config.json": { body: text("{}") } }, async (server, cacheDir) => {
+    await assertRejectsWith(
+      () => hubDownload("m", "config.json", { cacheDir, endpoint: server.origin, token: "x" }),
+      DownloadError,
+      "is not a Hugging Face hub",
+      "HF_ENDPOINT",
+    );
   });
 });
 
 Deno.test("downloadModelFiles() without any weights names the model and the local alternative", async () => {
-  await withServer({
-    "/m/resolve/main/config.json": hubFile("{}"),
-    "/m/resolve/main/tokenizer.json": hubFile("{}"),
-  }, async (server, cacheDir) => {
+  await withHub({
+    m: { files: { "config.json": text("{}"), "tokenizer.json": text("{}") } },
+  }, async (hub, cacheDir) => {
     await assertRejectsWith(
-      () => downloadModelFiles("m", { cacheDir, endpoint: server.origin }),
+      () => downloadModelFiles("m", { cacheDir, endpoint: hub.origin }),
       DownloadError,
-      `Model "m" has neither model.safetensors nor pytorch_model.bin at ${server.origin}/m/resolve/main/`,
+      `Model "m" has neither model.safetensors nor pytorch_model.bin at ${hub.origin}/m/resolve/main/`,
       "pass --model <folder> with config.json, model.safetensors and tokenizer files",
     );
     await assertRejectsWith(
-      () => downloadModelFiles("absent", { cacheDir, endpoint: server.origin }),
+      () => downloadModelFiles("absent", { cacheDir, endpoint: hub.origin }),
       DownloadError,
-      `Model "absent" has no config.json at ${server.origin}/absent/resolve/main/ (HTTP 404)`,
+      `Model "absent" has no config.json at ${hub.origin}/absent/resolve/main/ (HTTP 404)`,
       "pass --model <folder>",
     );
+  });
+});
+
+Deno.test("downloadModelFiles() under path-scoped --allow-write hard-links snapshots to their blobs", async () => {
+  await withHub({ "org/tiny": tinyRepo() }, async (hub, cacheDir) => {
+    const script = join(cacheDir, "fetch.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { downloadModelFiles } from ${JSON.stringify(new URL("./hub.ts", import.meta.url).href)};
+console.log(await downloadModelFiles("org/tiny", { cacheDir: ${
+        JSON.stringify(cacheDir)
+      }, endpoint: "${hub.origin}", token: "${hub.token}" }));`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        `--allow-write=${cacheDir}`,
+        "--allow-net=127.0.0.1",
+        "--allow-env",
+        "--allow-sys=homedir",
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const folder = new TextDecoder().decode(out.stdout).trim();
+    const snapshot = await Deno.lstat(join(folder, "model.safetensors"));
+    const blob = await Deno.stat(join(cacheDir, "models--org--tiny", "blobs", sha256Hex(weights)));
+    assert.ok(snapshot.isFile && !snapshot.isSymlink);
+    if (Deno.build.os !== "windows") assert.equal(snapshot.ino, blob.ino, "a hard link, not a copy");
   });
 });

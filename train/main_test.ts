@@ -2,6 +2,7 @@
  * `deno task train` end to end, in process: the PyTorch parity run through the real CLI, tokenizer and
  * data loader; flag errors; an unwritable output folder; a non-finite loss.
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main, TRAIN_FLAGS } from "./main.ts";
 import { helpText, UsageError } from "./cli.ts";
@@ -73,9 +74,37 @@ Deno.test({
 Deno.test("deno task train names the flag at fault", async () => {
   const data = ["--data", join(fixture, "train.tsv"), "--model", fixture, "--max-length", "8"];
   await expectUsage(["--bogus"], /Unknown flag --bogus/);
-  await expectUsage(["--batch-size", "0", ...data], /--batch-size must be an integer >= 1, got 0/);
-  await expectUsage(["--lr=-1", ...data], /--lr must be a positive number, got -1/);
-  await expectUsage(["--epochs", "two", ...data], /--epochs must be an integer, got "two"/);
+  await expectUsage(["--epoch", "3"], /Unknown flag --epoch: did you mean --epochs\?/);
+  await expectUsage(["--learning_rate", "1e-5"], /did you mean --lr\?/);
+  await expectUsage(
+    ["--batch-size", "0", ...data],
+    /--batch-size "0" is not accepted: expected an integer >= 1/,
+  );
+  await expectUsage(["--lr=-1", ...data], /--lr "-1" is not accepted: expected a number > 0/);
+  await expectUsage(["--lr", "-1", ...data], /--lr "-1" is not accepted: expected a number > 0/);
+  await expectUsage(["--epochs", "two", ...data], /--epochs "two" is not accepted: expected an integer >= 1/);
+  await expectUsage(["--epochs", "0", ...data], /--epochs "0" is not accepted: expected an integer >= 1/);
+  await expectUsage(
+    ["--lr-scheduler", "step"],
+    /--lr-scheduler "step" is not accepted: expected one of linear, constant, cosine/,
+  );
+  await expectUsage(
+    ["--task", "cola", "--data", join(fixture, "train.tsv")],
+    /is not a zip: with --task cola, expected the CoLA zip/,
+  );
+  await expectUsage(
+    ["--data", "nowhere.tsv"],
+    /--data "nowhere.tsv": no such file or folder; expected a TSV, CSV or JSONL file/,
+  );
+  await expectUsage(
+    ["--model", "./nowhere", ...data.slice(0, 2)],
+    /--model ".\/nowhere": no such file or folder; expected a model folder with config.json/,
+  );
+  await expectUsage([...data, "--test-data", "dev=missing.tsv"], /--test-data "missing.tsv": no such file/);
+  await expectUsage(
+    [...data, "--val-split", "0", "--load-best-model-at-end"],
+    /--load-best-model-at-end needs validation data/,
+  );
   await expectUsage(
     [...data, "--max-length", "17"],
     /--max-length 17 exceeds the model's max_position_embeddings 16/,
@@ -104,6 +133,19 @@ Deno.test("deno task train names the flag at fault", async () => {
       "--grad-accum",
       "--output",
       "--resume",
+      "--validation-data",
+      "--test-data",
+      "--eval-batch-size",
+      "--max-train-samples",
+      "--max-eval-samples",
+      "--logging-steps",
+      "--eval-steps",
+      "--save-steps",
+      "--lr-scheduler",
+      "--load-best-model-at-end",
+      "--metric-for-best-model",
+      "--token",
+      "--revision",
     ]
   ) {
     if (!help.includes(flag)) throw new Error(`--help lacks ${flag}`);
@@ -166,12 +208,12 @@ Deno.test({
   name: "deno task train downloads a hub model id through HF_ENDPOINT into the cache, then trains",
   ...GPU_TEST,
   fn: async () => {
-    const { startTestServer } = await import("./_test_server.ts");
-    const files: Record<string, { body: Uint8Array<ArrayBuffer> }> = {};
+    const { startHubServer } = await import("../tests/hub_server.ts");
+    const files: Record<string, Uint8Array<ArrayBuffer>> = {};
     for (const f of ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"]) {
-      files[`/test-org/tiny-bert/resolve/main/${f}`] = { body: await Deno.readFile(join(fixture, f)) };
+      files[f] = await Deno.readFile(join(fixture, f));
     }
-    const server = startTestServer(files);
+    const server = startHubServer({ "test-org/tiny-bert": { files, lfs: ["model.safetensors"] } });
     const tmp = await Deno.makeTempDir();
     const previous = Deno.env.get("HF_ENDPOINT");
     Deno.env.set("HF_ENDPOINT", server.origin);
@@ -221,6 +263,72 @@ Deno.test({
       else Deno.env.set("HF_ENDPOINT", previous);
       await server.close();
       await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task train: validation/test files, sample caps, eval/save/logging steps, cosine, best model",
+  ...GPU_TEST,
+  fn: async () => {
+    const out = await Deno.makeTempDir();
+    const tsv = join(fixture, "train.tsv");
+    try {
+      const { code, out: printed } = await run([
+        ...["--model", fixture, "--data", tsv, "--validation-data", tsv, "--validation-data", `more=${tsv}`],
+        ...["--test-data", `dev=${tsv}`],
+        ...[
+          "--max-train-samples",
+          "16",
+          "--max-eval-samples",
+          "8",
+          "--batch-size",
+          "4",
+          "--eval-batch-size",
+          "8",
+        ],
+        ...["--epochs", "2", "--max-length", "8", "--lr", "1e-3", "--lr-scheduler", "cosine", "--no-shuffle"],
+        ...["--eval-steps", "3", "--save-steps", "3", "--logging-steps", "2", "--output", out],
+        ...["--load-best-model-at-end", "--metric-for-best-model", "loss"],
+      ]);
+      assert.equal(code, 0);
+      const metrics = JSON.parse(await Deno.readTextFile(join(out, "metrics.json")));
+      assert.deepEqual(metrics.steps.map((s: { step: number }) => s.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+      // cosine (num_cycles 0.5, no warmup) over 8 steps
+      metrics.steps.forEach((s: { step: number; learning_rate: number }) => {
+        const want = 1e-3 * 0.5 * (1 + Math.cos(Math.PI * (s.step - 1) / 8));
+        assert.ok(Math.abs(s.learning_rate - want) < 1e-12, `step ${s.step}: ${s.learning_rate} vs ${want}`);
+      });
+      // every 3 steps mid-epoch, plus each epoch end; 8 validation examples
+      const main = metrics.evaluations.filter((e: { set?: string }) => e.set === undefined);
+      assert.deepEqual(main.map((e: { step: number }) => e.step), [3, 4, 6, 8]);
+      assert.ok(metrics.evaluations.every((e: { examples: number }) => e.examples === 8));
+      // the second validation set is evaluated at the same steps, with the same figures (same file)
+      const more = metrics.evaluations.filter((e: { set?: string }) => e.set === "more");
+      assert.deepEqual(
+        more.map((e: { step: number; loss: number }) => [e.step, e.loss]),
+        main.map((e: { step: number; loss: number }) => [e.step, e.loss]),
+      );
+      assert.match(printed, /Validation \(more\) at step 4: accuracy/);
+      const best = main.reduce((
+        a: { loss: number },
+        b: { loss: number },
+      ) => (b.loss < a.loss ? b : a));
+      assert.deepEqual(metrics.final.best_model, { step: best.step, metric: "loss", value: best.loss });
+      assert.equal(metrics.final.tests.dev.examples, 8);
+      // The run folder ends with the best weights.
+      const [final, kept] = [await loadModel(out), await loadModel(join(out, "checkpoints", "best"))];
+      for (const [name, w] of kept.weights) assert.deepEqual(final.weights.get(name), w, name);
+      // Without a terminal: a line per logging step (2, 4, 6, 8) and at each epoch start and end.
+      const lines = printed.split("\n").filter((l) => /^\s+step \d+\/4 \(\d+\/8 overall\)/.test(l));
+      assert.deepEqual(lines.map((l) => Number(l.match(/\((\d+)\/8/)![1])), [1, 2, 4, 5, 6, 8]);
+      assert.match(lines[1], /samples\/s {2}ETA \S+/);
+      assert.match(printed, /Validation at step 3: accuracy/);
+      const args = JSON.parse(await Deno.readTextFile(join(out, "training_args.json")));
+      assert.equal(args.lrScheduler, "cosine");
+      assert.equal(args.train_examples, 16);
+    } finally {
+      await Deno.remove(out, { recursive: true });
     }
   },
 });

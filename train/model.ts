@@ -27,7 +27,8 @@ import {
 } from "../kernels/embedding.ts";
 import { fill } from "../kernels/fill.ts";
 import { type BertConfig, numLabels } from "./config.ts";
-import { layerNames, parameterSpecs } from "./params.ts";
+import { flatLayout, layerNames, parameterSpecs } from "./params.ts";
+import { FlatTensors } from "./flat.ts";
 import { numel, type Weights } from "./weights.ts";
 
 /** One batch as the engine takes it: [B, T] row-major token ids, mask and types; labels [B]. */
@@ -99,10 +100,14 @@ export class BertEngine {
   readonly config: BertConfig;
   readonly maxBatch: number;
   readonly maxSeqLen: number;
-  /** Parameters by HF name. */
-  readonly params = new Map<string, GPUBuffer>();
-  /** Gradients by HF name (accumulated; see {@linkcode BertEngine.clearGradients}). */
-  readonly grads = new Map<string, GPUBuffer>();
+  /** Every parameter in one flat arena (AdamW updates it in one pass). */
+  readonly parameters: FlatTensors;
+  /** Every gradient in one flat arena of the same layout (accumulated; see {@linkcode BertEngine.clearGradients}). */
+  readonly gradients: FlatTensors;
+  /** Parameters by HF name: views into {@linkcode BertEngine.parameters}. */
+  readonly params: Map<string, GPUBuffer>;
+  /** Gradients by HF name: views into {@linkcode BertEngine.gradients}. */
+  readonly grads: Map<string, GPUBuffer>;
   /** The dropout seed buffer (u32[0]); written by {@linkcode BertEngine.setDropoutSeed}. */
   readonly seed: GPUBuffer;
   /** Loss (f32[1]) of the last forward, summed over micro-batches when accumulating. */
@@ -111,7 +116,7 @@ export class BertEngine {
   readonly logits: GPUBuffer;
   #plans = new Map<string, Plan>();
   #b: ReturnType<typeof allocate>;
-  #clearGrads: Dispatch[] = [];
+  #clearGrads: Dispatch[];
 
   private constructor(gpu: Gpu, config: BertConfig, weights: Weights, options: EngineOptions) {
     this.gpu = gpu;
@@ -129,7 +134,8 @@ export class BertEngine {
       );
     }
     checkDeviceLimits(gpu, config, options.maxBatch, options.maxSeqLen);
-    for (const spec of parameterSpecs(config)) {
+    const specs = parameterSpecs(config);
+    for (const spec of specs) {
       const data = weights.get(spec.name);
       if (!data) throw new RangeError(`Weights are missing parameter "${spec.name}"`);
       if (data.length !== numel(spec.shape)) {
@@ -137,11 +143,14 @@ export class BertEngine {
           `Parameter "${spec.name}" has ${data.length} values, expected shape [${spec.shape}]`,
         );
       }
-      this.params.set(spec.name, gpu.upload(spec.name, data));
-      const g = gpu.buffer(`grad:${spec.name}`, data.length * 4);
-      this.grads.set(spec.name, g);
-      this.#clearGrads.push(fill(gpu, g, data.length, 0));
     }
+    const layout = flatLayout(specs);
+    this.parameters = new FlatTensors(gpu, layout, "params");
+    this.gradients = new FlatTensors(gpu, layout, "grads");
+    this.parameters.write(new Map(specs.map((s) => [s.name, weights.get(s.name)!])));
+    this.params = this.parameters.views;
+    this.grads = this.gradients.views;
+    this.#clearGrads = this.gradients.clear();
     this.seed = gpu.upload("dropout-seed", new Uint32Array(4));
     this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen);
     this.loss = this.#b.loss;
@@ -158,7 +167,7 @@ export class BertEngine {
     return this.gpu.bytesAllocated;
   }
 
-  /** Dispatches that zero every gradient (start of an optimizer step's accumulation). */
+  /** Dispatches that zero every gradient (start of an optimizer step's accumulation): one per arena window. */
   clearGradients(): Dispatch[] {
     return this.#clearGrads;
   }
@@ -253,29 +262,17 @@ export class BertEngine {
 
   /** Reads every parameter back (checkpoints). */
   async readParams(): Promise<Weights> {
-    return await this.#readAll(this.params);
+    return await this.parameters.read();
   }
 
   /** Reads every gradient back (tests). */
   async readGrads(): Promise<Weights> {
-    return await this.#readAll(this.grads);
-  }
-
-  async #readAll(from: Map<string, GPUBuffer>): Promise<Weights> {
-    const specs = parameterSpecs(this.config);
-    const values = await this.gpu.readManyF32(
-      specs.map((spec) => ({ buffer: from.get(spec.name)!, count: numel(spec.shape) })),
-    );
-    return new Map(specs.map((spec, i) => [spec.name, values[i]]));
+    return await this.gradients.read();
   }
 
   /** Overwrites parameters from host weights (resume, tests). */
   writeParams(weights: Weights): void {
-    for (const [name, data] of weights) {
-      const buf = this.params.get(name);
-      if (!buf) throw new RangeError(`Unknown parameter "${name}"`);
-      this.gpu.write(buf, data);
-    }
+    this.parameters.write(weights);
   }
 }
 

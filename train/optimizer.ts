@@ -1,14 +1,16 @@
 /**
  * The optimizer step on the GPU: global gradient norm (pre-clip, kept for logging), torch's clip
- * coefficient, and AdamW with the tutorial's two parameter groups. Recorded once; each step only
- * rewrites the small hyper-parameter buffer.
+ * coefficient, and AdamW with the tutorial's two parameter groups, over the flat arenas of
+ * train/flat.ts: a constant number of dispatches per step (per arena window: one gradient-norm
+ * partial pass and one AdamW pass, plus one norm total), not one per tensor. Recorded once; each
+ * step only rewrites the small hyper-parameter buffer.
  * @module
  */
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { gradNorm, gradNormScratchBytes } from "../kernels/grad_norm.ts";
-import { ADAM_HYPER_BYTES, adamwStep, writeAdamHyper } from "../kernels/adamw.ts";
-import { fill } from "../kernels/fill.ts";
+import { ADAM_HYPER_BYTES, adamwFlatStep, adamwSegmentTable, writeAdamHyper } from "../kernels/adamw.ts";
+import { FlatTensors } from "./flat.ts";
 import { usesWeightDecay } from "./schedule.ts";
 
 /** AdamW hyper-parameters (the tutorial's defaults: lr 2e-5, eps 1e-8, weight decay 0). */
@@ -31,7 +33,7 @@ export interface MomentState {
   expAvgSq: Float32Array;
 }
 
-/** AdamW over named parameter/gradient buffers of equal sizes. */
+/** AdamW over a parameter arena and its gradient arena (same layout). */
 export class AdamW {
   readonly gpu: Gpu;
   readonly options: Required<AdamWOptions>;
@@ -39,20 +41,14 @@ export class AdamW {
   readonly normResult: GPUBuffer;
   /** Optimizer steps taken (torch's state["step"]). */
   step = 0;
-  #names: string[];
-  #sizes: Map<string, number>;
-  #m = new Map<string, GPUBuffer>();
-  #v = new Map<string, GPUBuffer>();
+  /** First moments (exp_avg), one arena. */
+  readonly expAvg: FlatTensors;
+  /** Second moments (exp_avg_sq), one arena. */
+  readonly expAvgSq: FlatTensors;
   #hyper: GPUBuffer;
   #dispatches: Dispatch[];
 
-  constructor(
-    gpu: Gpu,
-    params: Map<string, GPUBuffer>,
-    grads: Map<string, GPUBuffer>,
-    sizes: Map<string, number>,
-    options: AdamWOptions = {},
-  ) {
+  constructor(gpu: Gpu, params: FlatTensors, grads: FlatTensors, options: AdamWOptions = {}) {
     this.gpu = gpu;
     this.options = {
       beta1: options.beta1 ?? 0.9,
@@ -65,36 +61,40 @@ export class AdamW {
     if (!(o.weightDecay >= 0)) throw new RangeError(`Weight decay must be >= 0, got ${o.weightDecay}`);
     if (!(o.eps >= 0)) throw new RangeError(`AdamW eps must be >= 0, got ${o.eps}`);
     if (!(o.maxGradNorm >= 0)) throw new RangeError(`Max gradient norm must be >= 0, got ${o.maxGradNorm}`);
-    this.#names = [...params.keys()];
-    this.#sizes = sizes;
+    if (params.layout !== grads.layout || params.windows.length !== grads.windows.length) {
+      throw new RangeError("AdamW: parameters and gradients must share one flat layout and its windows");
+    }
+    const layout = params.layout;
     this.#hyper = gpu.buffer("adam.hyper", ADAM_HYPER_BYTES);
     this.normResult = gpu.buffer("grad.norm", 16);
-    const list = this.#names.map((name) => ({ buffer: grads.get(name)!, n: sizes.get(name)! }));
-    const scratch = gpu.buffer("grad.norm.scratch", gradNormScratchBytes(list.map((g) => g.n)));
+    // zeroed at creation, as torch's state; the same windows as the gradients
+    this.expAvg = new FlatTensors(gpu, layout, "adam.m", grads.windowBytes);
+    this.expAvgSq = new FlatTensors(gpu, layout, "adam.v", grads.windowBytes);
+    const windows = grads.windows;
+    const sizes = windows.map((w) => w.length);
+    const scratch = gpu.buffer("grad.norm.scratch", gradNormScratchBytes(sizes));
     this.#dispatches = gradNorm(gpu, {
-      grads: list,
+      grads: windows.map((w) => ({ buffer: w.view, n: w.length })),
       result: this.normResult,
       maxNorm: o.maxGradNorm,
       scratch,
     });
-    for (const name of this.#names) {
-      const n = sizes.get(name)!;
-      const m = gpu.buffer(`adam.m:${name}`, n * 4);
-      const v = gpu.buffer(`adam.v:${name}`, n * 4);
-      gpu.run([fill(gpu, m, n), fill(gpu, v, n)]);
-      this.#m.set(name, m);
-      this.#v.set(name, v);
-      this.#dispatches.push(adamwStep(gpu, {
-        param: params.get(name)!,
-        grad: grads.get(name)!,
-        expAvg: m,
-        expAvgSq: v,
-        n,
-        weightDecay: usesWeightDecay(name) ? o.weightDecay : 0,
+    const segments = layout.entries.map((e) => ({ ...e, decay: usesWeightDecay(e.name) }));
+    const table = gpu.upload("adam.segments", adamwSegmentTable(segments, layout.total));
+    windows.forEach((w, i) => {
+      this.#dispatches.push(adamwFlatStep(gpu, {
+        param: params.windows[i].view,
+        grad: w.view,
+        expAvg: this.expAvg.windows[i].view,
+        expAvgSq: this.expAvgSq.windows[i].view,
+        table,
+        first: w.first,
+        n: w.length,
+        weightDecay: o.weightDecay,
         hyper: this.#hyper,
         clip: this.normResult,
       }));
-    }
+    });
   }
 
   /**
@@ -116,27 +116,26 @@ export class AdamW {
 
   /** Reads the moments back (checkpoints). */
   async readState(): Promise<Map<string, MomentState>> {
-    const items = this.#names.flatMap((name) => {
-      const count = this.#sizes.get(name)!;
-      return [{ buffer: this.#m.get(name)!, count }, { buffer: this.#v.get(name)!, count }];
-    });
-    const values = await this.gpu.readManyF32(items);
-    return new Map(
-      this.#names.map((name, i) => [name, { expAvg: values[2 * i], expAvgSq: values[2 * i + 1] }]),
-    );
+    const m = await this.expAvg.read();
+    const v = await this.expAvgSq.read();
+    return new Map([...m].map(([name, expAvg]) => [name, { expAvg, expAvgSq: v.get(name)! }]));
   }
 
   /** Restores moments and the step count (resume). */
   writeState(state: Map<string, MomentState>, step: number): void {
-    for (const name of this.#names) {
+    for (const { name, length } of this.expAvg.layout.entries) {
       const s = state.get(name);
       if (!s) throw new RangeError(`Optimizer state is missing parameter "${name}"`);
-      const n = this.#sizes.get(name)!;
-      if (s.expAvg.length !== n || s.expAvgSq.length !== n) {
-        throw new RangeError(`Optimizer state for "${name}" has ${s.expAvg.length} values, expected ${n}`);
+      if (s.expAvg.length !== length || s.expAvgSq.length !== length) {
+        throw new RangeError(
+          `Optimizer state for "${name}" has ${s.expAvg.length} values, expected ${length}`,
+        );
       }
-      this.gpu.write(this.#m.get(name)!, s.expAvg);
-      this.gpu.write(this.#v.get(name)!, s.expAvgSq);
+    }
+    for (const { name } of this.expAvg.layout.entries) {
+      const s = state.get(name)!;
+      this.gpu.write(this.expAvg.views.get(name)!, s.expAvg);
+      this.gpu.write(this.expAvgSq.views.get(name)!, s.expAvgSq);
     }
     this.step = step;
   }

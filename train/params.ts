@@ -79,3 +79,35 @@ export function parameterSpecs(config: BertConfig): ParamSpec[] {
 export function parameterCount(config: BertConfig): number {
   return parameterSpecs(config).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
 }
+
+/** Bytes every tensor of a flat arena is aligned to: WebGPU's largest minStorageBufferOffsetAlignment. */
+export const FLAT_ALIGN_BYTES = 256;
+
+/** Where each parameter sits in a flat arena (parameters, gradients and both moments share it). */
+export interface FlatLayout {
+  /** In state_dict order: element offset (a multiple of FLAT_ALIGN_BYTES / 4) and element count. */
+  entries: { name: string; offset: number; length: number }[];
+  /** Elements of the arena, padding included (a multiple of FLAT_ALIGN_BYTES / 4). */
+  total: number;
+}
+
+/**
+ * The flat layout of `specs`: state_dict order, each tensor at the next aligned offset.
+ * @example
+ * ```ts
+ * import { flatLayout } from "./params.ts";
+ * const l = flatLayout([{ name: "w", shape: [3, 5], init: "normal" }, { name: "b", shape: [3], init: "zeros" }]);
+ * // l.entries[1].offset === 64 (15 floats padded to 256 bytes); l.total === 128
+ * ```
+ */
+export function flatLayout(specs: readonly ParamSpec[]): FlatLayout {
+  const align = FLAT_ALIGN_BYTES / 4;
+  let at = 0;
+  const entries = specs.map((spec) => {
+    const length = spec.shape.reduce((a, b) => a * b, 1);
+    const entry = { name: spec.name, offset: at, length };
+    at += Math.ceil(length / align) * align;
+    return entry;
+  });
+  return { entries, total: at };
+}

@@ -34,13 +34,37 @@ export interface RunTokenizer extends BatchTokenizer {
 export interface RunData {
   train: Dataset;
   validation: Dataset | null;
+  /** More validation sets by name, evaluated whenever `validation` is (it alone picks the best model). */
+  moreValidation?: Record<string, Dataset>;
   /** Evaluated once at the end, by name (e.g. in_domain_dev, out_of_domain_dev). */
   tests?: Record<string, Dataset>;
 }
 
+/** Validation metrics `metricForBestModel` can name; loss is better lower, the others higher. */
+export const BEST_MODEL_METRICS = ["loss", "accuracy", "mcc", "f1"] as const;
+
+/** One validation evaluation, as metrics.json's `evaluations` lists it. */
+export type EvaluationLog =
+  & {
+    step: number;
+    epoch: number;
+    /** The name of an additional validation set (`moreValidation`); absent for the main one. */
+    set?: string;
+  }
+  & Omit<EvalResult, "predictions">;
+
+/** The best evaluation so far (`loadBestModelAtEnd`). */
+export interface BestModel {
+  step: number;
+  metric: typeof BEST_MODEL_METRICS[number];
+  value: number;
+}
+
 /** Hooks a CLI or a library user passes. */
-export interface RunHooks extends Omit<TrainCallbacks, "onCheckpoint" | "onEpoch"> {
+export interface RunHooks extends Omit<TrainCallbacks, "onCheckpoint" | "onEpoch" | "onEvaluate"> {
   onEpoch?(log: EpochLog): void;
+  /** After each validation evaluation (every `evalSteps` and at each epoch end). */
+  onEvaluate?(evaluation: EvaluationLog): void;
   /** Messages worth showing a person ("resuming from step 120", "checkpoint written"). */
   onMessage?(message: string): void;
 }
@@ -53,10 +77,27 @@ export interface RunResult {
   tests: Record<string, Omit<EvalResult, "predictions">>;
   /** Set when the run was interrupted: where `resume` will continue. */
   stopped: TrainPosition | null;
+  /** The best evaluation, when `loadBestModelAtEnd` was set and there was validation data. */
+  best?: BestModel;
+}
+
+/** Options of a run beyond the recipe. */
+export interface RunOptions {
+  output: string;
+  resume?: boolean;
+  extraArgs?: Record<string, unknown>;
+  /**
+   * Keep the weights of the best validation evaluation (checkpoints/best/) and end with them: the
+   * run folder's model and the test figures are the best model's. @default false
+   */
+  loadBestModelAtEnd?: boolean;
+  /** The validation metric that picks the best model. @default "loss" */
+  metricForBestModel?: BestModel["metric"];
 }
 
 const CHECKPOINTS = "checkpoints";
 const LATEST = "latest.json";
+const BEST = "best";
 
 /** Runs training end to end; see the module doc. */
 export async function runTraining(
@@ -64,7 +105,7 @@ export async function runTraining(
   model: { config: BertConfig; weights: Weights },
   tokenizer: RunTokenizer,
   data: RunData,
-  options: TrainOptions & { output: string; resume?: boolean; extraArgs?: Record<string, unknown> },
+  options: TrainOptions & RunOptions,
   hooks: RunHooks = {},
 ): Promise<RunResult> {
   const out = options.output;
@@ -77,7 +118,13 @@ export async function runTraining(
   let steps: StepLog[] = [];
   let epochs: EpochLog[] = [];
   let resumeState: Awaited<ReturnType<typeof loadTrainingState>> | null = null;
-  const { extraArgs, output: _o, resume: _r, ...recipe } = options;
+  const { extraArgs, output: _o, resume: _r, loadBestModelAtEnd, metricForBestModel, ...recipe } = options;
+  const metric = metricForBestModel ?? "loss";
+  if (!BEST_MODEL_METRICS.includes(metric)) {
+    throw new RangeError(`metricForBestModel must be one of ${BEST_MODEL_METRICS.join(", ")}, got ${metric}`);
+  }
+  let evaluations: EvaluationLog[] = [];
+  let best: BestModel | undefined;
   if (options.resume) {
     const dir = await latestCheckpoint(out);
     if (!dir) {
@@ -100,12 +147,15 @@ export async function runTraining(
         "gradAccum",
         "epochs",
         "lr",
+        "lrScheduler",
       ]
     ) {
-      if (saved && saved[key] !== (recipe as Record<string, unknown>)[key]) {
+      const now = (recipe as Record<string, unknown>)[key] ?? (key === "lrScheduler" ? "linear" : undefined);
+      const then = saved?.[key] ?? (key === "lrScheduler" ? "linear" : undefined);
+      if (saved && then !== now) {
         throw new Error(
-          `Cannot resume "${out}": ${key} was ${JSON.stringify(saved[key])}, now ${
-            JSON.stringify((recipe as Record<string, unknown>)[key])
+          `Cannot resume "${out}": ${key} was ${JSON.stringify(then)}, now ${
+            JSON.stringify(now)
           }; resume with the same options`,
         );
       }
@@ -113,19 +163,30 @@ export async function runTraining(
     start = { step: resumeState.step, epoch: resumeState.epoch, batchInEpoch: resumeState.batchInEpoch };
     steps = (resumeState.info.steps as StepLog[]) ?? [];
     epochs = (resumeState.info.epochs as EpochLog[]) ?? [];
+    evaluations = (resumeState.info.evaluations as EvaluationLog[]) ?? [];
+    best = resumeState.info.best as BestModel | undefined;
     say(`resuming from ${dir} (step ${start.step}, epoch ${start.epoch + 1}, batch ${start.batchInEpoch})`);
   }
   const trainer = new Trainer(gpu, config, weights, tokenizer, recipe);
   if (resumeState) trainer.optimizer.writeState(resumeState.moments, resumeState.step);
   await writeFileAtomic(
     join(out, "training_args.json"),
-    JSON.stringify({ ...recipe, ...extraArgs, train_examples: data.train.examples.length }, null, 2) + "\n",
+    JSON.stringify(
+      {
+        ...recipe,
+        ...(loadBestModelAtEnd ? { loadBestModelAtEnd, metricForBestModel: metric } : {}),
+        ...extraArgs,
+        train_examples: data.train.examples.length,
+      },
+      null,
+      2,
+    ) + "\n",
   );
   const tokenizerFiles = tokenizer.files?.();
   const writeMetrics = async (final?: Record<string, unknown>) => {
     await writeFileAtomic(
       join(out, "metrics.json"),
-      JSON.stringify({ steps, epochs, ...final }, null, 2) + "\n",
+      JSON.stringify({ steps, epochs, evaluations, ...final }, null, 2) + "\n",
     );
     const perEpoch = trainer.stepsPerEpoch(data.train.examples.length);
     await writeFileAtomic(
@@ -147,13 +208,33 @@ export async function runTraining(
       epochs.push(log);
       hooks.onEpoch?.(log);
     },
+    onEvaluate: async ({ step, epoch, validation }) => {
+      const entry = { step, epoch, ...validation };
+      evaluations.push(entry);
+      hooks.onEvaluate?.(entry);
+      for (const [set, ds] of Object.entries(data.moreValidation ?? {})) {
+        const { predictions: _, ...r } = await trainer.evaluate(ds);
+        const more = { step, epoch, set, ...r };
+        evaluations.push(more);
+        hooks.onEvaluate?.(more);
+      }
+      if (!loadBestModelAtEnd) return;
+      const value = validation[metric];
+      const better = best === undefined ||
+        (metric === "loss" ? value < best.value : value > best.value);
+      if (!better || Number.isNaN(value)) return;
+      best = { step, metric, value };
+      await saveModel(join(out, CHECKPOINTS, BEST), config, await trainer.weights());
+      await writeFileAtomic(join(out, CHECKPOINTS, BEST, "best.json"), JSON.stringify(best) + "\n");
+      say(`best model so far: step ${step}, ${metric} ${value.toFixed(4)} (${join(out, CHECKPOINTS, BEST)})`);
+    },
     onCheckpoint: async (position) => {
       const dir = join(out, CHECKPOINTS, `step-${String(position.step).padStart(6, "0")}`);
       const current = await trainer.weights();
       await saveModel(dir, config, current);
       await saveTrainingState(dir, {
         ...position,
-        info: { recipe, steps, epochs },
+        info: { recipe, steps, epochs, evaluations, best },
         moments: await trainer.optimizer.readState(),
       });
       // The pointer is written last: a crash before this keeps the previous checkpoint current.
@@ -170,16 +251,33 @@ export async function runTraining(
     },
   }, start);
   const tests: RunResult["tests"] = {};
+  if (!result.stopped && loadBestModelAtEnd && best) {
+    const loaded = await loadModel(join(out, CHECKPOINTS, BEST));
+    trainer.engine.writeParams(loaded.weights);
+    await saveModel(out, config, loaded.weights, tokenizerFiles);
+    say(`loaded the best model: step ${best.step}, validation ${best.metric} ${best.value.toFixed(4)}`);
+  }
   if (!result.stopped) {
     for (const [name, ds] of Object.entries(data.tests ?? {})) {
       const { predictions: _, ...r } = await trainer.evaluate(ds);
       tests[name] = r;
     }
     await writeMetrics({
-      final: { ...(epochs.at(-1)?.validation ? { validation: epochs.at(-1)!.validation } : {}), tests },
+      final: {
+        ...(epochs.at(-1)?.validation ? { validation: epochs.at(-1)!.validation } : {}),
+        tests,
+        ...(loadBestModelAtEnd && best ? { best_model: best } : {}),
+      },
     });
   }
-  return { output: out, steps, epochs, tests, stopped: result.stopped };
+  return {
+    output: out,
+    steps,
+    epochs,
+    tests,
+    stopped: result.stopped,
+    ...(loadBestModelAtEnd && best ? { best } : {}),
+  };
 }
 
 /** Deletes the step folders in `checkpoints` other than `keep`. */

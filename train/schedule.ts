@@ -1,6 +1,7 @@
 /**
- * The learning-rate schedule of Hugging Face's `get_linear_schedule_with_warmup` (a LambdaLR
- * multiplier: linear warmup from 0, then linear decay to 0 at `totalSteps`), and the weight-decay
+ * The learning-rate schedules of Hugging Face's `get_linear_schedule_with_warmup`,
+ * `get_constant_schedule_with_warmup` and `get_cosine_schedule_with_warmup` (LambdaLR multipliers
+ * after a linear warmup from 0), and the weight-decay
  * parameter groups of the BERT fine-tuning tutorial and `run_glue.py`.
  * @module
  */
@@ -31,9 +32,54 @@ export function linearWarmupDecay(step: number, warmupSteps: number, totalSteps:
 }
 
 /**
- * The learning rate optimizer step `step` (0-based) runs at: `lr * linearWarmupDecay(step, ...)`,
- * what `scheduler.get_last_lr()` returns before that step's `scheduler.step()`. With warmup the
- * first step runs at 0.
+ * `get_constant_schedule_with_warmup`'s multiplier: step / max(1, warmup) during warmup, then 1.
+ * (transformers' plain "constant" type ignores warmup; with no warmup the two are the same.)
+ * @example
+ * ```ts
+ * import { constantWithWarmup } from "./schedule.ts";
+ * constantWithWarmup(1, 4); // 0.25
+ * constantWithWarmup(9, 4); // 1
+ * ```
+ */
+export function constantWithWarmup(step: number, warmupSteps: number): number {
+  checkSteps("step", step);
+  checkSteps("warmupSteps", warmupSteps);
+  return step < warmupSteps ? step / Math.max(1, warmupSteps) : 1;
+}
+
+/**
+ * `get_cosine_schedule_with_warmup`'s multiplier with num_cycles 0.5: linear warmup, then
+ * max(0, 0.5 * (1 + cos(pi * 2 * 0.5 * progress))), progress = (step - warmup) / max(1, total - warmup).
+ * @example
+ * ```ts
+ * import { cosineWithWarmup } from "./schedule.ts";
+ * cosineWithWarmup(6, 2, 10); // 0.5 (halfway down the half cosine)
+ * ```
+ */
+export function cosineWithWarmup(
+  step: number,
+  warmupSteps: number,
+  totalSteps: number,
+  numCycles = 0.5,
+): number {
+  checkSteps("step", step);
+  checkSteps("warmupSteps", warmupSteps);
+  checkSteps("totalSteps", totalSteps);
+  if (step < warmupSteps) return step / Math.max(1, warmupSteps);
+  const progress = (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps);
+  return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * numCycles * 2 * progress)));
+}
+
+/** The schedules `--lr-scheduler` offers, as transformers names them. */
+export const LR_SCHEDULERS = ["linear", "constant", "cosine"] as const;
+
+/** One of {@linkcode LR_SCHEDULERS}. */
+export type LrScheduler = typeof LR_SCHEDULERS[number];
+
+/**
+ * The learning rate optimizer step `step` (0-based) runs at: `lr` times the schedule's multiplier
+ * (linear by default), what `scheduler.get_last_lr()` returns before that step's `scheduler.step()`.
+ * With warmup the first step runs at 0.
  * @example
  * ```ts
  * import { learningRateAt } from "./schedule.ts";
@@ -42,12 +88,21 @@ export function linearWarmupDecay(step: number, warmupSteps: number, totalSteps:
  */
 export function learningRateAt(
   step: number,
-  o: { lr: number; warmupSteps: number; totalSteps: number },
+  o: { lr: number; warmupSteps: number; totalSteps: number; scheduler?: LrScheduler },
 ): number {
   if (!(o.lr >= 0) || !Number.isFinite(o.lr)) {
     throw new RangeError(`Schedule lr must be a finite number >= 0, got ${o.lr}`);
   }
-  return o.lr * linearWarmupDecay(step, o.warmupSteps, o.totalSteps);
+  switch (o.scheduler ?? "linear") {
+    case "linear":
+      return o.lr * linearWarmupDecay(step, o.warmupSteps, o.totalSteps);
+    case "constant":
+      return o.lr * constantWithWarmup(step, o.warmupSteps);
+    case "cosine":
+      return o.lr * cosineWithWarmup(step, o.warmupSteps, o.totalSteps);
+    default:
+      throw new RangeError(`Unknown lr scheduler "${o.scheduler}"; use ${LR_SCHEDULERS.join(", ")}`);
+  }
 }
 
 /** Substrings of parameter names that get no weight decay (run_glue.py's `no_decay`). */

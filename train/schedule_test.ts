@@ -1,4 +1,10 @@
-import { learningRateAt, linearWarmupDecay, usesWeightDecay } from "./schedule.ts";
+import {
+  learningRateAt,
+  linearWarmupDecay,
+  LR_SCHEDULERS,
+  type LrScheduler,
+  usesWeightDecay,
+} from "./schedule.ts";
 import { assertThrows } from "../tests/util.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/schedule.json", import.meta.url);
@@ -52,4 +58,37 @@ Deno.test("usesWeightDecay() matches run_glue's no_decay parameter groups", asyn
   for (const { name, decay } of params) {
     if (usesWeightDecay(name) !== decay) throw new Error(`usesWeightDecay("${name}") should be ${decay}`);
   }
+});
+
+Deno.test("learningRateAt() equals transformers' linear, constant and cosine lambdas at every step", async () => {
+  const { cases } = JSON.parse(
+    await Deno.readTextFile(new URL("../tests/fixtures/schedules/lr.json", import.meta.url)),
+  ) as {
+    cases: { scheduler: LrScheduler; warmupSteps: number; totalSteps: number; lr: number; lrs: number[] }[];
+  };
+  for (const name of LR_SCHEDULERS) {
+    if (!cases.some((c) => c.scheduler === name && c.warmupSteps > 0)) throw new Error(`no ${name} case`);
+  }
+  for (const c of cases) {
+    c.lrs.forEach((want, step) => {
+      const got = learningRateAt(step, c);
+      // float64 on both sides; Math.cos and Python's math.cos may differ in the last bit
+      if (Math.abs(got - want) > 1e-15 * c.lr) {
+        throw new Error(
+          `${c.scheduler} warmup ${c.warmupSteps} step ${step}: got ${got}, transformers ${want}`,
+        );
+      }
+    });
+  }
+  // the shapes differ where they should: constant stays at lr, cosine is above linear mid-decay
+  const at = (scheduler: LrScheduler) =>
+    learningRateAt(4, { lr: 1, warmupSteps: 2, totalSteps: 12, scheduler });
+  if (!(at("constant") === 1 && at("cosine") > at("linear") && at("linear") === 0.8)) {
+    throw new Error(`constant ${at("constant")}, cosine ${at("cosine")}, linear ${at("linear")}`);
+  }
+  assertThrows(
+    () => learningRateAt(0, { lr: 1, warmupSteps: 0, totalSteps: 2, scheduler: "step" as LrScheduler }),
+    RangeError,
+    /Unknown lr scheduler "step"/,
+  );
 });

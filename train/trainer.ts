@@ -11,9 +11,8 @@ import type { Gpu } from "../kernels/runtime.ts";
 import { type BertConfig, numLabels } from "./config.ts";
 import { BertEngine } from "./model.ts";
 import { AdamW } from "./optimizer.ts";
-import { learningRateAt } from "./schedule.ts";
-import { parameterSpecs } from "./params.ts";
-import { numel, type Weights } from "./weights.ts";
+import { learningRateAt, LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
+import type { Weights } from "./weights.ts";
 import { ReadbackRing } from "./readback.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { type Batch, type BatchTokenizer, makeBatches } from "./data/batches.ts";
@@ -47,6 +46,14 @@ export interface TrainOptions {
   dynamicPadding: boolean;
   /** Micro-batches per optimizer step. */
   gradAccum: number;
+  /** Learning-rate schedule after warmup, as transformers defines it. @default "linear" */
+  lrScheduler?: LrScheduler;
+  /** Examples per evaluation batch. @default batchSize */
+  evalBatchSize?: number;
+  /** Also evaluate the validation data every this many optimizer steps (it is evaluated every epoch). */
+  evalSteps?: number;
+  /** Also write a checkpoint every this many optimizer steps (one is written every epoch). */
+  saveSteps?: number;
 }
 
 /**
@@ -125,9 +132,23 @@ export interface TrainPosition {
   batchInEpoch: number;
 }
 
+/** Where a step stands, for progress displays. */
+export interface StepProgress {
+  /** Optimizer steps done in this epoch (1-based). */
+  epochStep: number;
+  epochSteps: number;
+  totalSteps: number;
+  /** Training examples this step consumed. */
+  samples: number;
+}
+
 /** Hooks for progress, checkpoints and interruption. */
 export interface TrainCallbacks {
-  onStep?(log: StepLog, progress: { epochStep: number; epochSteps: number; totalSteps: number }): void;
+  onStep?(log: StepLog, progress: StepProgress): void;
+  /** After every evaluation of the validation data (every `evalSteps` and at each epoch end). */
+  onEvaluate?(evaluation: { step: number; epoch: number; validation: Omit<EvalResult, "predictions"> }):
+    | void
+    | Promise<void>;
   onEpoch?(log: EpochLog): void | Promise<void>;
   /** Called at every epoch end (and on a stop request) with the position to resume from. */
   onCheckpoint?(position: TrainPosition): void | Promise<void>;
@@ -185,6 +206,12 @@ export function validateTrainOptions(o: TrainOptions, config?: BertConfig): void
   if (o.warmupRatio !== undefined && !(o.warmupRatio >= 0 && o.warmupRatio <= 1)) {
     throw new RangeError(`--warmup-ratio must be in [0, 1], got ${o.warmupRatio}`);
   }
+  if (o.evalBatchSize !== undefined) int(o.evalBatchSize, "eval-batch-size", 1);
+  if (o.evalSteps !== undefined) int(o.evalSteps, "eval-steps", 1);
+  if (o.saveSteps !== undefined) int(o.saveSteps, "save-steps", 1);
+  if (o.lrScheduler !== undefined && !LR_SCHEDULERS.includes(o.lrScheduler)) {
+    throw new RangeError(`--lr-scheduler must be one of ${LR_SCHEDULERS.join(", ")}, got ${o.lrScheduler}`);
+  }
 }
 
 /** A 32-bit mix of (seed, counter): per-micro-batch dropout seeds that survive a resume. */
@@ -218,17 +245,17 @@ export class Trainer {
     this.config = config;
     this.options = options;
     this.tokenizer = tokenizer;
+    const maxBatch = Math.max(options.batchSize, options.evalBatchSize ?? 0);
     this.engine = BertEngine.create(gpu, config, weights, {
-      maxBatch: options.batchSize,
+      maxBatch,
       maxSeqLen: options.maxLength,
     });
-    const sizes = new Map(parameterSpecs(config).map((s) => [s.name, numel(s.shape)]));
-    this.optimizer = new AdamW(gpu, this.engine.params, this.engine.grads, sizes, {
+    this.optimizer = new AdamW(gpu, this.engine.parameters, this.engine.gradients, {
       eps: options.eps,
       weightDecay: options.weightDecay,
       maxGradNorm: options.maxGradNorm,
     });
-    this.#ring = new ReadbackRing(gpu, 4 + options.batchSize * numLabels(config));
+    this.#ring = new ReadbackRing(gpu, 4 + maxBatch * numLabels(config));
   }
 
   /** The batches of one epoch (deterministic for the seed and epoch). */
@@ -273,7 +300,13 @@ export class Trainer {
       let lossSum = 0;
       let lossCount = 0;
       let pending:
-        | { log: StepLog; read: () => Promise<Float32Array>; micro: number; epochStep: number }
+        | {
+          log: StepLog;
+          read: () => Promise<Float32Array>;
+          micro: number;
+          epochStep: number;
+          samples: number;
+        }
         | null = null;
       const settle = async () => {
         if (!pending) return;
@@ -285,7 +318,12 @@ export class Trainer {
         steps.push(log);
         lossSum += log.loss;
         lossCount++;
-        callbacks.onStep?.(log, { epochStep: pending.epochStep, epochSteps, totalSteps });
+        callbacks.onStep?.(log, {
+          epochStep: pending.epochStep,
+          epochSteps,
+          totalSteps,
+          samples: pending.samples,
+        });
         pending = null;
       };
       let b = epoch === start.epoch ? start.batchInEpoch : 0;
@@ -297,7 +335,12 @@ export class Trainer {
           return { steps, epochs, stopped: position };
         }
         const group = batches.slice(b, b + o.gradAccum);
-        const lr = learningRateAt(step, { lr: o.lr, warmupSteps: warmup, totalSteps });
+        const lr = learningRateAt(step, {
+          lr: o.lr,
+          warmupSteps: warmup,
+          totalSteps,
+          scheduler: o.lrScheduler,
+        });
         const read = this.#step(group, lr);
         b += group.length;
         await settle();
@@ -312,8 +355,20 @@ export class Trainer {
           read,
           micro: group.length,
           epochStep: Math.ceil(b / o.gradAccum),
+          samples: group.reduce((n, g) => n + g.batchSize, 0),
         };
         step++;
+        // Mid-epoch evaluation and checkpoints (the epoch end does both anyway).
+        const evalNow = o.evalSteps && step % o.evalSteps === 0 && validation?.examples.length;
+        const saveNow = o.saveSteps && step % o.saveSteps === 0;
+        if (b < batches.length && (evalNow || saveNow)) {
+          await settle();
+          if (evalNow) {
+            const { predictions: _, ...v } = await this.evaluate(validation!);
+            await callbacks.onEvaluate?.({ step, epoch: epoch + b / batches.length, validation: v });
+          }
+          if (saveNow) await callbacks.onCheckpoint?.({ step, epoch, batchInEpoch: b });
+        }
       }
       await settle();
       const log: EpochLog = {
@@ -324,6 +379,7 @@ export class Trainer {
       if (validation && validation.examples.length) {
         const { predictions: _, ...v } = await this.evaluate(validation);
         log.validation = v;
+        await callbacks.onEvaluate?.({ step, epoch: epoch + 1, validation: v });
       }
       epochs.push(log);
       await callbacks.onEpoch?.(log);
@@ -370,7 +426,7 @@ export class Trainer {
     let batches = this.#evalBatches.get(data);
     if (!batches) {
       batches = makeBatches(data, this.tokenizer, {
-        batchSize: o.batchSize,
+        batchSize: o.evalBatchSize ?? o.batchSize,
         maxLength: o.maxLength,
         padding: o.dynamicPadding ? "longest" : "max_length",
         shuffle: false,

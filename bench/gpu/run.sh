@@ -112,6 +112,11 @@ print(f"{'figure (medians)':44} {'ours':>10} {'torch f32':>10} {'torch AMP':>10}
 for name, o, t, a, r in rows:
     print(f"{name:44} {fmt(o):>10} {fmt(t):>10} {fmt(a):>10} {fmt(r):>8}")
 print("ratio: torch float32 time / ours for the step (> 1: ours faster); ours / torch GFLOP/s for matmul")
+for a in train.get("accounts", []):
+    timed = next((s for s in train.get("steps", []) if s["model"] == a["model"] and s["batch"] == a["batch"]), None)
+    meas = f"; measured {timed['stepMs']['median']:.2f} ms" if timed else ""
+    print(f"cost account {a['model']} {a['batch']}x{a['seq']}: {a['dispatches']} dispatches, {a['pipelines']} pipelines, "
+          f"encode {a['encodeMs']['median']:.2f} ms, {a['estimate']['gpu']['name']} roofline {a['estimate']['ms']:.2f} ms{meas}")
 PYEOF
 log "done (exit $status); files in $OUT"
 exit $status

@@ -64,10 +64,11 @@ export const DEMO_RECIPE: TrainOptions = {
 
 const FLAGS: Record<string, Flag> = {
   output: { type: "string", default: DEMO_OUTPUT, value: "folder", help: "Run folder" },
-  "train-size": { type: "int", default: 4000, help: "Generated training sentences" },
-  epochs: { type: "int", default: DEMO_RECIPE.epochs, help: "Training epochs" },
+  "train-size": { type: "int", min: 1, default: 4000, help: "Generated training sentences" },
+  epochs: { type: "int", min: 1, default: DEMO_RECIPE.epochs, help: "Training epochs" },
   seed: {
     type: "int",
+    min: 0,
     default: DEMO_RECIPE.seed,
     help: "Seed for the data, the initial weights and training",
   },

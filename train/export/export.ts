@@ -24,6 +24,18 @@ export const VARIANT_FILES = { float32: "model.onnx", int8: "model.int8.onnx" } 
 /** A variant of the exported model. */
 export type ExportVariant = keyof typeof VARIANT_FILES;
 
+/**
+ * Where transformers.js and Optimum look for each variant (`onnx/model.onnx`, and
+ * `onnx/model_quantized.onnx` for `dtype: "q8"` / `quantized: true`): hard links to the files above
+ * (copies where links fail), so both layouts cost the disk space of one.
+ * @example
+ * ```ts
+ * import { HF_ONNX_FILES } from "./export.ts";
+ * console.log(HF_ONNX_FILES.int8); // onnx/model_quantized.onnx
+ * ```
+ */
+export const HF_ONNX_FILES = { float32: "onnx/model.onnx", int8: "onnx/model_quantized.onnx" } as const;
+
 /** Tokenizer files copied next to the model when present. */
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] as const;
 
@@ -91,8 +103,10 @@ export async function loadModelFolder(
 }
 
 /**
- * Exports a model folder to ONNX: writes model.onnx and/or model.int8.onnx, serve.json, and copies
- * tokenizer.json / vocab.txt / tokenizer_config.json when present and the output folder differs.
+ * Exports a model folder to ONNX: writes model.onnx and/or model.int8.onnx, serve.json, the same
+ * models as onnx/model.onnx and onnx/model_quantized.onnx (the transformers.js / Optimum layout), and
+ * copies config.json, tokenizer.json / vocab.txt / tokenizer_config.json when present and the output
+ * folder differs.
  * @param modelDir A model folder (config.json + model.safetensors), e.g. a run folder.
  * @param options The output folder, serve.json's maxLength and the variants to write.
  * @returns The path and size of each .onnx file written.
@@ -135,10 +149,17 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
     result.files[variant] = path;
     result.bytes[variant] = bytes.length;
     models[variant] = VARIANT_FILES[variant];
+    const hf = join(output, HF_ONNX_FILES[variant]);
+    await Deno.mkdir(join(output, "onnx"), { recursive: true });
+    await Deno.remove(hf).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+    await Deno.link(path, hf).catch(async () => await Deno.copyFile(path, hf));
   }
 
   if (!(await sameFolder(modelDir, output))) {
-    for (const name of TOKENIZER_FILES) {
+    // config.json (with id2label) makes the folder a Hugging Face model folder for other tools.
+    for (const name of ["config.json", ...TOKENIZER_FILES]) {
       await Deno.copyFile(join(modelDir, name), join(output, name)).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { exportModel, type ServeManifest } from "./export.ts";
+import { exportModel, HF_ONNX_FILES, type ServeManifest } from "./export.ts";
 import { fixtureDir, loadFixture, onnxCheck, runLogits, web } from "./_test_util.ts";
 import { assertClose } from "../../tests/util.ts";
 import { ONNX_F32 } from "../../tests/tolerance.ts";
@@ -47,9 +47,19 @@ Deno.test("exportModel() writes both models, serve.json and the tokenizer files"
       models: { float32: "model.onnx", int8: "model.int8.onnx" },
       problemType: "single_label_classification",
     });
-    for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
+    for (const f of ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
       assert.deepEqual(await Deno.readFile(`${output}/${f}`), await Deno.readFile(`${model}/${f}`), f);
     }
+    // transformers.js / Optimum layout: the same bytes under onnx/ (hard links, one copy on disk).
+    const files: Record<string, string> = result.files;
+    for (const [variant, hf] of Object.entries(HF_ONNX_FILES)) {
+      const linked = await Deno.stat(`${output}/${hf}`);
+      const original = await Deno.stat(files[variant]);
+      assert.deepEqual(await Deno.readFile(`${output}/${hf}`), await Deno.readFile(files[variant]), hf);
+      if (Deno.build.os !== "windows") assert.equal(linked.ino, original.ino, `${hf} is a hard link`);
+    }
+    const config = JSON.parse(await Deno.readTextFile(`${output}/config.json`));
+    assert.deepEqual(config.id2label, { 0: "unacceptable", 1: "acceptable" });
   } finally {
     await Deno.remove(model, { recursive: true });
     await Deno.remove(output.replace(/\/nested\/out$/, ""), { recursive: true });
@@ -63,7 +73,13 @@ Deno.test("exportModel() defaults to the model folder and writes only the varian
     assert.deepEqual(Object.keys(result.files), ["int8"]);
     const names = [];
     for await (const e of Deno.readDir(model)) names.push(e.name);
-    assert.deepEqual(names.sort(), ["config.json", "model.int8.onnx", "model.safetensors", "serve.json"]);
+    assert.deepEqual(names.sort(), [
+      "config.json",
+      "model.int8.onnx",
+      "model.safetensors",
+      "onnx",
+      "serve.json",
+    ]);
     const manifest: ServeManifest = JSON.parse(await Deno.readTextFile(`${model}/serve.json`));
     // maxLength defaults to 128, capped by this model's 8 positions.
     assert.deepEqual(manifest, {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Flag, runCli, UsageError } from "../cli.ts";
+import { checkPath, type Flag, runCli, UsageError } from "../cli.ts";
 import { exportModel, type ExportVariant, VARIANT_FILES } from "./export.ts";
 
 const FLAGS: Record<string, Flag> = {
@@ -18,7 +18,7 @@ const FLAGS: Record<string, Flag> = {
     value: "folder",
     help: "Where to write the ONNX files (default: the model folder)",
   },
-  "max-length": { type: "int", default: 128, help: "Longest input serve accepts before truncating" },
+  "max-length": { type: "int", min: 1, default: 128, help: "Longest input serve accepts before truncating" },
   variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
 };
 
@@ -28,11 +28,18 @@ if (import.meta.main) {
     "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
     FLAGS,
     async (v) => {
-      if (v.model === undefined) throw new UsageError("--model <folder> is required");
+      const expected = "a model folder with config.json and model.safetensors (a run folder)";
+      if (v.model === undefined) throw new UsageError(`--model <folder> is required: ${expected}`);
+      await checkPath("model", v.model as string, "folder", expected);
+      await checkPath("model", `${v.model}/config.json`, "file", expected).catch(() => {
+        throw new UsageError(`--model "${v.model}" has no config.json; expected ${expected}`);
+      });
       const variants = (v.variants as string).split(",").map((s) => s.trim()) as ExportVariant[];
       for (const x of variants) {
         if (!(x in VARIANT_FILES)) {
-          throw new UsageError(`--variants: unknown variant "${x}"; use float32, int8 or both`);
+          throw new UsageError(
+            `--variants "${v.variants}" is not accepted: expected float32, int8 or float32,int8`,
+          );
         }
       }
       const r = await exportModel(v.model as string, {
