@@ -66,7 +66,7 @@ export interface Environment {
   deno: string;
   v8: string;
   typescript: string;
-  /** npm packages as pinned in deno.json's imports (name -> version). */
+  /** npm packages as pinned in deno.lock (name -> version). */
   packages: Record<string, string>;
   date: string;
   git: { commit: string; dirty: boolean } | null;
@@ -124,10 +124,13 @@ async function environment(): Promise<Environment> {
   }
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const cpu = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1].trim() ?? "unknown";
-  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const lock = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.lock", import.meta.url)).catch(() => "{}"),
+  );
   const packages: Record<string, string> = {};
-  for (const [name, spec] of Object.entries(denoJson.imports ?? {})) {
-    packages[name] = String(spec).replace(/^npm:/, "").replace(/^.+@(?=[^@]+$)/, "");
+  for (const spec of Object.keys(lock.specifiers ?? {})) {
+    const m = spec.match(/^npm:(.+)@([^@]+)$/);
+    if (m) packages[m[1]] = m[2];
   }
   const root = fileURLToPath(new URL("..", import.meta.url));
   const commit = await git(["-C", root, "rev-parse", "HEAD"]);
@@ -267,6 +270,7 @@ interface InferResult {
   int8Speedup: Record<string, number>;
   nodeSpeedup: Record<string, number>;
   nodeThreads: number;
+  graphs?: { graphSpeedup: Record<string, number>; portableSpeedup: Record<string, number> }[];
 }
 interface ServeResult {
   measurements: {
@@ -328,6 +332,24 @@ function inferRows(r: InferResult, rows: Row[], ratios: Ratio[]): void {
       reference: `onnxruntime-node, ${r.nodeThreads} thread(s)`,
       reading: "> 1: node is faster",
     });
+  }
+  for (const g of r.graphs ?? []) {
+    for (const [k, v] of Object.entries(g.graphSpeedup)) {
+      ratios.push({
+        name: `fused graph speed-up ${k}`,
+        value: v,
+        reference: "unfused graph (the export before fusion), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
+    for (const [k, v] of Object.entries(g.portableSpeedup)) {
+      ratios.push({
+        name: `portable / fused ${k}`,
+        value: v,
+        reference: "--portable graph (standard ONNX ops), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
   }
 }
 

@@ -10,13 +10,15 @@
  * Run: `deno run -A bench/serve.ts [--quick] [--bert-base] [--cola] [--seconds N] [--window MS]
  * [--concurrency 1,8,32] [--threads N] [--workers N] [model folder]`. Prints a table and one JSON
  * line. `--bert-base`: a random bert-base-size model (max length 128); `--cola`: CoLA dev sentences
- * (mixed lengths, from $BERT_WEBGPU_TEST_DATA/cola_public_1.1.zip) instead of the demo grammar's.
+ * (mixed lengths, from the CoLA zip through tests/data.ts) instead of the demo grammar's.
  * The model folder may be an export (serve.json) or a Hugging Face model folder (config.json +
  * model.safetensors + tokenizer), exported to a temporary folder first.
  * @module
  */
 
-import { spawnServer } from "../serve/spawn.ts";
+import { join } from "node:path";
+import { spawnServer } from "../tests/spawn.ts";
+import { bertBaseUncasedDir, colaZipPath } from "../tests/data.ts";
 import { DEFAULT_CONFIG } from "../serve/config.ts";
 import { configToJson, parseBertConfig } from "../train/config.ts";
 import { initWeights } from "../train/weights.ts";
@@ -89,10 +91,6 @@ export interface ServeBenchResult {
   batchingSpeedup: Record<string, number>;
 }
 
-const SHARED_DATA = Deno.env.get("BERT_WEBGPU_TEST_DATA") ??
-  new URL("../../shared/data/", import.meta.url).pathname;
-const SHARED_TOKENIZER = `${SHARED_DATA.replace(/\/$/, "")}/bert-base-uncased/`;
-
 /** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
 async function randomModelFolder(quick: boolean, bertBase = false): Promise<string> {
   const config = parseBertConfig(
@@ -120,8 +118,9 @@ async function randomModelFolder(quick: boolean, bertBase = false): Promise<stri
     { shape: s.shape, data: weights.get(s.name)! },
   ]);
   await Deno.writeFile(`${dir}/model.safetensors`, serializeSafetensors(tensors));
+  const bert = await bertBaseUncasedDir();
   for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
-    await Deno.copyFile(`${SHARED_TOKENIZER}${f}`, `${dir}/${f}`);
+    await Deno.copyFile(join(bert, f), `${dir}/${f}`);
   }
   return dir;
 }
@@ -164,7 +163,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 /** CoLA's dev sentences, in and out of domain (1,043 texts of mixed length). */
 async function colaDevTexts(): Promise<string[]> {
-  const cola = await loadCola(`${SHARED_DATA.replace(/\/$/, "")}/cola_public_1.1.zip`);
+  const cola = await loadCola(await colaZipPath());
   return [...cola.inDomainDev.examples, ...cola.outOfDomainDev.examples].map((e) => e.text);
 }
 

@@ -2,7 +2,7 @@
 // requests get a 4xx JSON error, slow and stalled uploads get 408 on time, and after every case
 // GET /health still answers. Requests fetch() cannot send (broken framing, stalls) go over raw TCP.
 import assert from "node:assert/strict";
-import { type ServerProcess, spawnServer } from "./spawn.ts";
+import { type ServerProcess, spawnServer } from "../tests/spawn.ts";
 import { exportTestModel } from "./_test_model.ts";
 
 const BODY_TIMEOUT_MS = 1000;

@@ -1,7 +1,7 @@
 // These tests start the real server (`deno serve serve/main.ts`) as a child process and talk HTTP to it.
 import assert from "node:assert/strict";
 import * as ort from "npm:onnxruntime-web@1.30.0";
-import { serveExpectingFailure, type ServerProcess, spawnServer } from "./spawn.ts";
+import { serveExpectingFailure, type ServerProcess, spawnServer } from "../tests/spawn.ts";
 import { exportTestModel } from "./_test_model.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { assertClose } from "../tests/util.ts";

@@ -4,7 +4,7 @@
 // Without Chromium the test is skipped with a message, except in CI (CI=true), where it must run.
 // PAGE_SCREENSHOT=<file.png> saves what the page looks like after the second sentence.
 import assert from "node:assert/strict";
-import { spawnServer } from "./spawn.ts";
+import { spawnServer } from "../tests/spawn.ts";
 import { exportTestModel } from "./_test_model.ts";
 
 const CANDIDATES = [Deno.env.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"];

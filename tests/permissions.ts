@@ -30,7 +30,9 @@ export const CACHE_DIR = "$HOME/.cache/bert-webgpu";
 
 /**
  * The npm cache folder, as a command substitution for deno.json's task shell: `deno info --json`
- * knows it whatever DENO_DIR, XDG_CACHE_HOME or the platform say.
+ * knows it whatever DENO_DIR, XDG_CACHE_HOME or the platform say. No plainer form exists: Deno has no
+ * variable or flag naming its npm cache, and the task shell has no portable filter (jq, grep, sed) to
+ * pick it out of `deno info`, so a nested `deno eval` is the one way to grant exactly that folder.
  */
 export const NPM_CACHE =
   `$(deno eval "console.log(JSON.parse(new TextDecoder().decode(new Deno.Command(Deno.execPath(), { args: ['info', '--json'] }).outputSync().stdout)).npmCache)")`;
@@ -64,18 +66,31 @@ export const FLAGS = {
   train:
     `--allow-read --allow-write=runs,${CACHE_DIR},$HOME/.cache/huggingface --allow-net=${DOWNLOAD_HOSTS} ` +
     "--allow-env=BERT_WEBGPU_CACHE,HF_ENDPOINT,HF_TOKEN,HUGGING_FACE_HUB_TOKEN,HF_TOKEN_PATH,HF_HOME,HF_HUB_CACHE," +
-    "HUGGINGFACE_HUB_CACHE,HF_HUB_OFFLINE,XDG_CACHE_HOME --allow-sys=homedir",
+    "HUGGINGFACE_HUB_CACHE,HF_HUB_OFFLINE,XDG_CACHE_HOME,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
   eval: `--allow-read --allow-write=${CACHE_DIR} --allow-net=nyu-mll.github.io ` +
-    "--allow-env=BERT_WEBGPU_CACHE --allow-sys=homedir",
+    "--allow-env=BERT_WEBGPU_CACHE,BERT_WEBGPU_COLA_URL --allow-sys=homedir",
   export: "--allow-read --allow-write=runs",
   serve: `--allow-read=runs,${NPM_CACHE} --allow-env=${SERVE_ENV}`,
 } as const;
 
+/**
+ * Each user-facing task checks its own lockfile, which lists only the npm packages its entry points
+ * import. `deno task` installs every package of the configured lockfile before it runs a task, so
+ * deno.json sets `"lock": false` and names the lockfile per task: with the shared deno.lock (tests and
+ * benches: onnxruntime-node, tokenizers) the demo's first run downloaded 514 MB instead of 14 MB.
+ * `--frozen` fails on an out-of-date lockfile; `deno task locks` rewrites these two. `test`, `bench`
+ * and `ok` check deno.lock the same way.
+ */
+export const LOCKS = {
+  train: "--frozen --lock=locks/train.lock",
+  serve: "--frozen --lock=locks/serve.lock",
+} as const;
+
 /** The deno.json tasks these flags belong to (`bench`, `test` and `ok` stay as they are). */
 export const TASKS = {
-  demo: `deno run ${FLAGS.demo} train/demo/main.ts`,
-  train: `deno run ${FLAGS.train} train/main.ts`,
-  eval: `deno run ${FLAGS.eval} train/eval.ts`,
-  export: `deno run ${FLAGS.export} train/export/main.ts`,
-  serve: `deno serve ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
+  demo: `deno run ${LOCKS.train} ${FLAGS.demo} train/demo/main.ts`,
+  train: `deno run ${LOCKS.train} ${FLAGS.train} train/main.ts`,
+  eval: `deno run ${LOCKS.train} ${FLAGS.eval} train/eval.ts`,
+  export: `deno run ${LOCKS.train} ${FLAGS.export} train/export/main.ts`,
+  serve: `deno serve ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
 } as const;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FLAGS, TASKS } from "./permissions.ts";
-import { freePort } from "../serve/spawn.ts";
+import { freePort } from "./spawn.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FIXTURE = "tests/fixtures/training";

@@ -8,7 +8,7 @@ import { Gpu } from "../kernels/runtime.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { checkPath, type Flag, runCli, UsageError } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
-import { COLA_URL } from "./hub.ts";
+import { colaUrl } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
@@ -86,7 +86,7 @@ if (import.meta.main) {
       }
       let sets: Record<string, Dataset>;
       if (v.task === "cola") {
-        const cola = await loadCola(data ?? COLA_URL, {
+        const cola = await loadCola(data ?? colaUrl(), {
           cacheDir: v["cache-dir"] as string,
         });
         sets = { in_domain_dev: cola.inDomainDev, out_of_domain_dev: cola.outOfDomainDev };

@@ -21,7 +21,7 @@ import {
   versionText,
 } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
-import { COLA_URL, download, downloadModelFiles } from "./hub.ts";
+import { colaUrl, download, downloadModelFiles } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
@@ -215,7 +215,7 @@ async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; l
     if (v.task !== "cola") {
       throw new UsageError(`--task "${v.task}" is unknown; the built-in recipe is "cola"`);
     }
-    let source = (v.data as string | undefined) ?? COLA_URL;
+    let source = (v.data as string | undefined) ?? colaUrl();
     if (isUrl(source)) {
       source = await download(source, {
         cacheDir: v["cache-dir"] as string | undefined,

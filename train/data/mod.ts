@@ -6,8 +6,6 @@
 
 export type { Dataset, Example } from "./dataset.ts";
 export { decodeUtf8 } from "./dataset.ts";
-export { listZipMembers, readZipMember } from "./zip.ts";
-export type { ZipMember } from "./zip.ts";
 export { COLA_LABELS, COLA_ZIP, loadCola, splitTrainValidation } from "./cola.ts";
 export type { ColaOptions, ColaSplits } from "./cola.ts";
 export { formatFromExtension, loadTable, parseTable } from "./tabular.ts";
