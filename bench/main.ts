@@ -172,6 +172,16 @@ function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[], torchDe
     }
   }
   for (const k of r.rows) rows.push(row("kernels", `${k.kernel} ${k.shape} (${k.variant})`, k.gbps, "GB/s"));
+  for (const k of r.fused) {
+    rows.push(row("kernels", `unfused ${k.fused} ${k.shape}`, k.unfusedMs, "ms"));
+    rows.push(row("kernels", `fused ${k.fused} ${k.shape}`, k.fusedMs, "ms"));
+    ratios.push({
+      name: `${k.fused}: unfused / fused`,
+      value: k.speedup,
+      reference: "the unfused dispatches, same shapes, same run",
+      reading: "> 1: the fused kernel is faster",
+    });
+  }
 }
 
 function trainRows(r: TrainBenchResult, rows: Row[]): void {

@@ -58,7 +58,11 @@ function checkP(op: string, p: number): void {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout probability p must be in [0, 1), got ${p}`);
 }
 
-/** The keep threshold ceil(p·2³²) (a u32). */
+/** The keep threshold ceil(p·2³²) (a u32): element i is kept when its hash is >= it. */
+export function dropoutThreshold(p: number): number {
+  return threshold(p);
+}
+
 function threshold(p: number): number {
   checkP("dropout()", p);
   const t = Math.ceil(p * 4294967296);

@@ -10,10 +10,8 @@
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
-import { biasGrad } from "../kernels/bias_grad.ts";
 import { layerNormBackward, layerNormForward, layerNormScratchBytes } from "../kernels/layernorm.ts";
 import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
-import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
 import { dropout } from "../kernels/dropout.ts";
 import { lossForwardBackward } from "../kernels/loss.ts";
@@ -397,8 +395,7 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dK: f("d.k", N * C),
     dV: f("d.v", N * C),
     dInter: f("d.inter", N * I),
-    dProbs: f("d.probs", B * H * T * T),
-    dProbsDrop: dropAttn ? f("d.probsDrop", B * H * T * T) : null,
+    dProbs: f("d.probs", B * H * T * T), // dL/d(dropped probs), then dL/dscores in place
     lnScratch: f("ln.scratch", layerNormScratchBytes(N, C) / 4),
   };
 }
@@ -439,7 +436,7 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    lda?: number,
+    o: { lda?: number; geluPre?: GPUBuffer } = {},
   ) =>
     fwd.push(matmul(gpu, {
       a: x,
@@ -450,7 +447,9 @@ function record(
       N: out,
       K: inp,
       transB: true,
-      lda,
+      lda: o.lda,
+      // y = gelu(x·Wᵀ + b) with the pre-activation saved for the backward, in one dispatch.
+      ...(o.geluPre ? { activation: "gelu" as const, aux: o.geluPre } : {}),
       label: name,
     }));
   // Backward of a linear: dW += dYᵀ·X, db += colsum(dY), dX (+)= dY·W.
@@ -462,7 +461,7 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    o: { accumulateDx?: boolean; lda?: number; ldc?: number } = {},
+    o: { accumulateDx?: boolean; lda?: number; ldc?: number; geluPre?: GPUBuffer } = {},
   ) => {
     bwd.push(matmul(gpu, {
       a: dY,
@@ -474,9 +473,9 @@ function record(
       transA: true,
       ldb: o.lda,
       beta: 1,
+      rowSum: G(`${name}.bias`), // db += colsum(dY), in the same dispatch
       label: `${name}.dW`,
     }));
-    bwd.push(...biasGrad(gpu, { dy: dY, dbias: G(`${name}.bias`), rows, cols: out, accumulate: true }));
     if (dX) {
       bwd.push(matmul(gpu, {
         a: dY,
@@ -487,6 +486,8 @@ function record(
         K: out,
         ldc: o.ldc,
         beta: o.accumulateDx ? 1 : 0,
+        // dX ⊙ gelu'(pre): the gradient through the GELU that produced this linear's input.
+        ...(o.geluPre ? { activation: "geluGrad" as const, aux: o.geluPre } : {}),
         label: `${name}.dX`,
       }));
     }
@@ -562,6 +563,8 @@ function record(
     linear(x, n.key, a.k, N, C, C);
     linear(x, n.value, a.v, N, C, C);
     fwd.push(perHead(`l${l}.scores`, [a.q, "td"], [a.k, "td"], [b.scores, "tt"], D, { transB: true }));
+    // Scale, mask, softmax and the attention dropout in one dispatch.
+    const dropProbs = pAttn > 0 ? { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } : null;
     fwd.push(
       attentionSoftmaxForward(gpu, {
         scores: b.scores,
@@ -571,9 +574,10 @@ function record(
         heads: H,
         T,
         scale: 1 / Math.sqrt(D),
+        ...(dropProbs ? { dropout: { ...dropProbs, dropped: a.probsDrop } } : {}),
       }),
     );
-    const probs = drop(a.probs, a.probsDrop, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
+    const probs = dropProbs ? a.probsDrop : a.probs;
     probsUsed.push(probs);
     fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.v, "td"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
@@ -590,8 +594,7 @@ function record(
       cols: C,
       eps,
     }));
-    linear(a.h1, n.inter, a.interPre, N, I, C);
-    fwd.push(geluForward(gpu, { x: a.interPre, out: a.inter, n: N * I }));
+    linear(a.h1, n.inter, a.inter, N, I, C, { geluPre: a.interPre });
     linear(a.inter, n.out, a.ffnOut, N, C, I);
     fwd.push(layerNormForward(gpu, {
       x: drop(a.ffnOut, a.ffnDrop, N * C, pHidden, l * 8 + SITE.ffnOut),
@@ -611,7 +614,7 @@ function record(
   // ---- forward: pooler on [CLS] (row b·T of the last output), classifier, loss
   const last = b.layers.length ? b.layers[b.layers.length - 1].out : embDrop;
   const poolerLayer = config.num_hidden_layers * 8;
-  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, T * C);
+  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, { lda: T * C });
   fwd.push(tanhForward(gpu, { x: b.pooledPre, out: b.pooled, n: B * C }));
   const pooledDrop = drop(b.pooled, b.pooledDrop, B * C, pHidden, poolerLayer + SITE.pooler);
   linear(pooledDrop, "classifier", b.logits, B, L, C);
@@ -662,8 +665,7 @@ function record(
       scratch: b.lnScratch,
     }));
     const dFfn = dropBack(b.dH1, b.dC, N * C, pHidden, l * 8 + SITE.ffnOut);
-    linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I);
-    bwd.push(geluBackward(gpu, { x: a.interPre, dout: b.dInter, dx: b.dInter, n: N * I }));
+    linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I, { geluPre: a.interPre });
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
     // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths.
     bwd.push(...layerNormBackward(gpu, {
@@ -682,11 +684,10 @@ function record(
     const dAttn = dropBack(dIn, b.dC, N * C, pHidden, l * 8 + SITE.attnOut);
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
-    const dProbsDrop = b.dProbsDrop ?? b.dProbs;
-    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.v, "td"], [dProbsDrop, "tt"], D, { transB: true }));
+    const dProbs = b.dProbs;
+    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.v, "td"], [dProbs, "tt"], D, { transB: true }));
     bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dV, "td"], T, { transA: true }));
-    const dProbs = dropBack(dProbsDrop, b.dProbs, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
-    // Gradient w.r.t. the raw scores (scale folded in), in place.
+    // Gradient w.r.t. the raw scores (attention dropout and scale folded in), in place.
     bwd.push(
       attentionSoftmaxBackward(gpu, {
         probs: a.probs,
@@ -695,6 +696,7 @@ function record(
         rows: B * H * T,
         T,
         scale: 1 / Math.sqrt(D),
+        ...(pAttn > 0 ? { dropout: { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } } : {}),
       }),
     );
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
