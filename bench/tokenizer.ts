@@ -1,5 +1,5 @@
 /**
- * Tokenizer benchmark: this module (kitoken wasm + TypeScript) against Hugging Face's native
+ * Tokenizer benchmark: this module (TypeScript) against Hugging Face's native
  * `tokenizers` (Rust through N-API) on all 8,551 CoLA in_domain_train sentences, bert-base-uncased,
  * truncation at 512. Like is compared with like: one sentence at a time (our synchronous `encode`
  * vs HF's `await encode`), and the whole set as one batch (our `encodeBatch` vs HF's `encodeBatch`,

@@ -15,8 +15,7 @@
  * - eval: reads anything, writes only the cache (CoLA and GLUE downloads), reaches only those two hosts.
  * - export: reads anything, writes under `runs/`.
  * - serve: reads run folders under `runs/` (MODEL_DIR must be inside) and the npm cache, where
- *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
- *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
+ *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access); reads only its own settings; `deno serve` grants itself the
  *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host). It listens on
  *   $PORT (default 8000), read by a `deno eval` in the task line. DENO_JOBS is read to share the
  *   cores among `--parallel` workers. MODEL_BACKEND=native (onnxruntime-node, a native addon) needs

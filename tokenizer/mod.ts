@@ -3,7 +3,7 @@
  * tokenizer.json, vocab.txt or URL (or build one from an in-memory vocabulary), then encode single
  * texts, sentence pairs and padded batches, and decode ids back to text.
  *
- * WordPiece runs in kitoken (Rust compiled to wasm); normalization, pre-tokenization, truncation and
+ * All TypeScript (no wasm): normalization, pre-tokenization, WordPiece, truncation and
  * the [CLS]/[SEP] template follow `tokenizers` character for character (see `tokenizer/parity_test.ts`).
  *
  * @example

@@ -1,16 +1,16 @@
 /**
- * BERT WordPiece tokenizer with Hugging Face `tokenizers` semantics: kitoken (Rust, wasm) runs the
- * WordPiece search; the HF-exact normalizer, pre-tokenizer, added-token split, truncation and
- * template live here in TypeScript, because kitoken's normalizer differs from HF's on final sigma
- * and on characters whose Unicode category changed after HF's tables were frozen.
+ * BERT WordPiece tokenizer with Hugging Face `tokenizers` semantics, all in TypeScript: the HF-exact
+ * normalizer, pre-tokenizer, added-token split, WordPiece search, truncation and template. (kitoken's
+ * wasm WordPiece held about 60 MB of never-shrinking wasm heap for bert-base's 30,522 tokens; the
+ * search over the vocabulary Map the spec already holds costs nothing extra.)
  * @module
  */
 
-import { Kitoken } from "npm:kitoken@0.10.1";
 import { type BertNormalizerOptions, forEachBertWord, normalizeBert } from "./_normalizer.ts";
 import { type AddedToken, parseTokenizerJson, type TokenizerSpec } from "./_spec.ts";
 import { addedCount, applyTemplate, tokenizedLength, truncatedLengths } from "./_template.ts";
 import { bertTokenizerJson, vocabTxt } from "./vocab.ts";
+import { wordPieceInto, type WordPieceModel, wordPiecesInto } from "./_wordpiece.ts";
 
 /** One encoded text (or pair): [CLS] A [SEP] (B [SEP]), truncated to `maxLength`. */
 export interface Encoding {
@@ -110,8 +110,6 @@ const ASCII_CONTROL_ALL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g;
 const TAB_OR_NEWLINE = /[\t\n\r]/;
 const TAB_OR_NEWLINE_ALL = /[\t\n\r]/g;
 const ASCII_PUNCTUATION_ALL = /[!-/:-@[-`{-~]/g;
-// kitoken gets words separated by spaces (punctuation already isolated), so its split is one memchr.
-const KITOKEN_SPLIT = [{ Pattern: { pattern: { Character: " " }, behavior: "Remove" } }];
 
 /** WordPiece ids of one text and the positions of added tokens among them (null: none). */
 interface Pieces {
@@ -139,9 +137,9 @@ class WordPieceTokenizer implements Tokenizer {
   readonly doLowerCase: boolean;
   readonly #spec: TokenizerSpec;
   readonly #json: Uint8Array;
-  readonly #kit: Kitoken;
+  readonly #wordPiece: WordPieceModel;
   readonly #normalizer: BertNormalizerOptions;
-  /** ASCII text without added tokens can go to kitoken after lowercasing and dropping controls. */
+  /** ASCII text without added tokens can go to WordPiece after lowercasing and dropping controls. */
   readonly #asciiFastPath: boolean;
   readonly #addedTest: RegExp | null;
   readonly #addedSplit: RegExp | null;
@@ -200,32 +198,31 @@ class WordPieceTokenizer implements Tokenizer {
       : required("[SEP]", "the separator token");
     this.padId = required("[PAD]", "padding");
     this.unkId = required(spec.unkToken, "unknown words");
-    try {
-      this.#kit = Kitoken.from_tokenizers(json);
-    } catch (e) {
-      throw new TypeError(`Cannot load tokenizer "${name}": kitoken rejected it (${e})`);
-    }
-    const config = this.#kit.config();
-    config.normalization = [];
-    config.split = KITOKEN_SPLIT;
-    config.processing = [];
-    this.#kit.set_config(config);
+    const unk = spec.tokenIds.get(spec.unkToken);
+    this.#wordPiece = {
+      tokenIds: spec.tokenIds,
+      prefix: spec.continuingSubwordPrefix,
+      unkId: unk ?? this.unkId,
+      maxChars: spec.maxInputCharsPerWord,
+    };
   }
 
   /** WordPiece ids of one text, without special tokens. */
   #wordPieces(text: string): Pieces {
     if (this.#asciiFastPath && ASCII.test(text) && !this.#addedTest?.test(text)) {
       // HF's normalizer and pre-tokenizer restricted to ASCII: drop controls, \t \n \r are spaces,
-      // lowercase, punctuation becomes its own word. Words over 100 chars: kitoken gives [UNK] too.
+      // lowercase, punctuation becomes its own word. Words over 100 chars become [UNK] in WordPiece.
       let t = ASCII_CONTROL.test(text) ? text.replace(ASCII_CONTROL_ALL, "") : text;
       if (TAB_OR_NEWLINE.test(t)) t = t.replace(TAB_OR_NEWLINE_ALL, " ");
       if (this.#normalizer.lowercase) t = t.toLowerCase();
-      return { ids: this.#kit.encode(t.replace(ASCII_PUNCTUATION_ALL, " $& "), false), added: null };
+      const ids: number[] = [];
+      wordPiecesInto(t.replace(ASCII_PUNCTUATION_ALL, " $& "), this.#wordPiece, ids);
+      return { ids, added: null };
     }
     return this.#wordPiecesSlow(text);
   }
 
-  /** The general path: split out added tokens, normalize and pre-tokenize here, WordPiece in kitoken. */
+  /** The general path: split out added tokens, normalize, pre-tokenize, then WordPiece. */
   #wordPiecesSlow(text: string): Pieces {
     const out: number[] = [];
     let added: number[] | null = null;
@@ -238,21 +235,11 @@ class WordPieceTokenizer implements Tokenizer {
         continue;
       }
       const normalized = normalizeBert(parts[p], this.#normalizer);
-      let run = "";
-      const flush = () => {
-        if (run === "") return;
-        for (const id of this.#kit.encode(run, false)) out.push(id);
-        run = "";
-      };
       forEachBertWord(normalized, (start, end, chars) => {
-        if (chars > maxChars) {
-          flush();
-          out.push(this.unkId); // HF: a word longer than max_input_chars_per_word is one [UNK]
-        } else {
-          run = run === "" ? normalized.slice(start, end) : `${run} ${normalized.slice(start, end)}`;
-        }
+        // HF: a word longer than max_input_chars_per_word is one [UNK]
+        if (chars > maxChars) out.push(this.unkId);
+        else wordPieceInto(normalized.slice(start, end), this.#wordPiece, out);
       });
-      flush();
     }
     return { ids: out, added };
   }
