@@ -298,6 +298,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const batcher = new Batcher((rows: Encoding[]) => model.run(rows), {
     windowMs: config.batchWindowMs,
     maxBatch: config.maxBatch,
+    maxTokens: config.maxBatchTokens,
     lengthOf: (row: Encoding) => row.ids.length,
     onRun: (info) => metrics.run(info),
   });
@@ -375,7 +376,12 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       inputs: model.inputNames,
       outputs: model.outputNames,
       vocabSize: model.tokenizer.vocabSize,
-      batching: { windowMs: config.batchWindowMs, maxBatch: config.maxBatch, lengthAware: true },
+      batching: {
+        windowMs: config.batchWindowMs,
+        maxBatch: config.maxBatch,
+        maxBatchTokens: config.maxBatchTokens,
+        lengthAware: true,
+      },
       limits: {
         maxBodyBytes: config.maxBodyBytes,
         maxTexts: config.maxTexts,

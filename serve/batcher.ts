@@ -17,6 +17,8 @@
  * `runCost + rows * longest` (runCost: the fixed cost of a run, in token rows). The group holding the
  * oldest item runs; the rest stay queued (ahead of nothing: the oldest item always goes next, so no
  * item starves) and are planned again, with whatever arrived meanwhile, when that run ends.
+ * Option `maxTokens` also bounds each group's padded size (rows x longest; a single item always
+ * fits): a run's activations grow with it, and they stay in onnxruntime-web's never-shrinking heap.
  * @module
  */
 
@@ -28,6 +30,8 @@ export interface BatcherOptions<In = unknown> {
   maxBatch: number;
   /** An item's length (tokens): turns on length-aware runs (see the module doc). */
   lengthOf?: (item: In) => number;
+  /** Most padded tokens (rows x longest) in one run of length-aware batching; a lone item always runs. @default Infinity */
+  maxTokens?: number;
   /** The fixed cost of one run, in padded token rows, weighed against padding. @default 16 */
   runCost?: number;
   /** Called after every run with what it held and how long it took. */
@@ -86,6 +90,7 @@ export class Batcher<In, Out> {
   readonly #maxBatch: number;
   readonly #lengthOf: ((item: In) => number) | undefined;
   readonly #runCost: number;
+  readonly #maxTokens: number;
   readonly #onRun: ((info: RunInfo) => void) | undefined;
   #queue: Pending<In, Out>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -109,6 +114,8 @@ export class Batcher<In, Out> {
     this.#lengthOf = options.lengthOf;
     this.#runCost = options.runCost ?? 16;
     if (!(this.#runCost >= 0)) throw new RangeError(`Batcher runCost ${options.runCost} must be >= 0`);
+    this.#maxTokens = options.maxTokens ?? Infinity;
+    if (!(this.#maxTokens >= 1)) throw new RangeError(`Batcher maxTokens ${options.maxTokens} must be >= 1`);
     this.#onRun = options.onRun;
   }
 
@@ -191,8 +198,9 @@ export class Batcher<In, Out> {
   }
 
   /**
-   * Splits candidates of these lengths (queue order) into the groups of at most maxBatch, contiguous
-   * in length order, of least total `runCost + rows * longest`; returns the queue indices (ascending)
+   * Splits candidates of these lengths (queue order) into the groups of at most maxBatch rows and
+   * maxTokens padded tokens (one row always fits), contiguous in length order, of least total
+   * `runCost + rows * longest`; returns the queue indices (ascending)
    * of the group holding index 0, the oldest.
    */
   #plan(lengths: number[]): number[] {
@@ -204,6 +212,7 @@ export class Batcher<In, Out> {
     for (let j = 1; j <= n; j++) {
       const longest = lengths[order[j - 1]];
       for (let i = j - 1; i >= Math.max(0, j - this.#maxBatch); i--) {
+        if (i < j - 1 && (j - i) * longest > this.#maxTokens) break;
         const cost = best[i] + this.#runCost + (j - i) * longest;
         if (cost < best[j]) {
           best[j] = cost;

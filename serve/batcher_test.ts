@@ -163,3 +163,19 @@ Deno.test("Batcher with lengthOf respects maxBatch and window 0 plans within one
   assert.deepEqual(r.calls, [[2, 3], [90], [4]]);
   await Promise.all([batcher.close(), zero.close()]);
 });
+
+Deno.test("Batcher maxTokens bounds rows x longest of a length-aware run; a lone long item still runs", async () => {
+  const runs: number[][] = [];
+  const batcher = new Batcher(async (xs: number[]) => {
+    runs.push(xs);
+    return await Promise.resolve(xs);
+  }, { windowMs: 5, maxBatch: 32, maxTokens: 64, lengthOf: (x: number) => x });
+  await Promise.all([batcher.submit([16, 16, 16, 16, 16, 16]), batcher.submit([200])]);
+  await batcher.close();
+  assert.deepEqual(runs.map((r) => r.length * Math.max(...r)).filter((t) => t > 64), [200]);
+  assert.deepEqual(runs.flat().sort((a, b) => a - b), [16, 16, 16, 16, 16, 16, 200]);
+  assert.throws(
+    () => new Batcher(async (xs: number[]) => xs, { windowMs: 0, maxBatch: 1, maxTokens: 0 }),
+    RangeError,
+  );
+});

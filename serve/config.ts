@@ -59,6 +59,11 @@ export interface ServeConfig {
   batchWindowMs: number;
   /** Most texts in one session run. @default 32 */
   maxBatch: number;
+  /**
+   * Most padded tokens (texts x longest) in one session run; a single text always runs. A run's
+   * activations grow with it and onnxruntime-web's wasm heap never gives memory back. @default 1024
+   */
+  maxBatchTokens: number;
   /** Largest request body, enforced while it streams in. @default 1048576 (1 MiB) */
   maxBodyBytes: number;
   /** Most texts in one request. @default 64 */
@@ -85,6 +90,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   ortThreads: undefined,
   batchWindowMs: 2,
   maxBatch: 32,
+  maxBatchTokens: 1024,
   maxBodyBytes: 1 << 20,
   maxTexts: 64,
   bodyTimeoutMs: 10_000,
@@ -100,6 +106,7 @@ export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.fre
   ortThreads: "ORT_THREADS",
   batchWindowMs: "BATCH_WINDOW_MS",
   maxBatch: "MAX_BATCH",
+  maxBatchTokens: "MAX_BATCH_TOKENS",
   maxBodyBytes: "MAX_BODY_BYTES",
   maxTexts: "MAX_TEXTS",
   bodyTimeoutMs: "BODY_TIMEOUT_MS",
@@ -109,7 +116,14 @@ export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.fre
 
 const VARIANTS: readonly ModelVariant[] = ["int8", "float32", "float16"];
 const BACKENDS: readonly Backend[] = ["wasm", "webgpu", "native"];
-const WHOLE_SETTINGS = ["ortThreads", "maxBatch", "maxBodyBytes", "maxTexts", "bodyTimeoutMs"] as const;
+const WHOLE_SETTINGS = [
+  "ortThreads",
+  "maxBatch",
+  "maxBatchTokens",
+  "maxBodyBytes",
+  "maxTexts",
+  "bodyTimeoutMs",
+] as const;
 /** A window this long would only ever hurt latency; it is surely a unit mistake (seconds?). */
 const MAX_WINDOW_MS = 10_000;
 

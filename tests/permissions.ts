@@ -50,6 +50,7 @@ export const SERVE_ENV = [
   "ORT_THREADS",
   "BATCH_WINDOW_MS",
   "MAX_BATCH",
+  "MAX_BATCH_TOKENS",
   "MAX_BODY_BYTES",
   "MAX_TEXTS",
   "BODY_TIMEOUT_MS",
@@ -96,5 +97,8 @@ export const TASKS = {
   train: `deno run ${LOCKS.train} ${FLAGS.train} train/main.ts`,
   eval: `deno run ${LOCKS.train} ${FLAGS.eval} train/eval.ts`,
   export: `deno run ${LOCKS.train} ${FLAGS.export} train/export/main.ts`,
-  serve: `deno serve ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
+  // One glibc malloc arena: V8's background threads compile onnxruntime-web's wasm (TurboFan) during the
+  // first runs, and their per-thread arenas kept 40-90 MB of that transient as RSS (bench/serve_mem.ts).
+  serve:
+    `MALLOC_ARENA_MAX=1 deno serve ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
 } as const;

@@ -8,10 +8,14 @@ import { ENV_NAMES } from "../serve/config.ts";
 
 const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 
-/** The child's environment: this process's, with every server setting reset (empty means default) and `env` on top. */
+/**
+ * The child's environment: this process's, with every server setting reset (empty means default),
+ * glibc's single malloc arena as `deno task serve` sets it (MALLOC_ARENA_MAX=1, see tests/permissions.ts),
+ * and `env` on top.
+ */
 function serverEnv(env: Record<string, string> = {}): Record<string, string> {
   const reset = Object.fromEntries(Object.values(ENV_NAMES).map((name) => [name, ""]));
-  return { ...reset, NO_COLOR: "1", ...env };
+  return { ...reset, NO_COLOR: "1", MALLOC_ARENA_MAX: "1", ...env };
 }
 
 /** Options of {@linkcode spawnServer}. */
