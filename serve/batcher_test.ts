@@ -175,7 +175,7 @@ Deno.test("Batcher maxTokens bounds rows x longest of a length-aware run; a lone
   assert.deepEqual(runs.map((r) => r.length * Math.max(...r)).filter((t) => t > 64), [200]);
   assert.deepEqual(runs.flat().sort((a, b) => a - b), [16, 16, 16, 16, 16, 16, 200]);
   assert.throws(
-    () => new Batcher(async (xs: number[]) => xs, { windowMs: 0, maxBatch: 1, maxTokens: 0 }),
+    () => new Batcher((xs: number[]) => Promise.resolve(xs), { windowMs: 0, maxBatch: 1, maxTokens: 0 }),
     RangeError,
   );
 });
