@@ -61,7 +61,7 @@ export interface ServeConfig {
   maxBatch: number;
   /**
    * Most padded tokens (texts x longest) in one session run; a single text always runs. A run's
-   * activations grow with it and onnxruntime-web's wasm heap never gives memory back. @default 1024
+   * activations grow with it and onnxruntime-web's wasm heap never gives memory back. @default 512
    */
   maxBatchTokens: number;
   /** Largest request body, enforced while it streams in. @default 1048576 (1 MiB) */
@@ -90,7 +90,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   ortThreads: undefined,
   batchWindowMs: 2,
   maxBatch: 32,
-  maxBatchTokens: 1024,
+  maxBatchTokens: 512,
   maxBodyBytes: 1 << 20,
   maxTexts: 64,
   bodyTimeoutMs: 10_000,
