@@ -3,7 +3,8 @@
  * tests/spawn.ts starts it: MALLOC_ARENA_MAX=1 like `deno task serve`) on an export folder, sends
  * `--requests` (200) mixed-length `POST /classify` requests from `--concurrency` (8) clients (every
  * fifth a batch of 8 texts; 2-92 words each), and reports the server's VmRSS after start, VmRSS after
- * the requests ("steady") and VmHWM (peak over its life, loading included), from /proc/<pid>/status.
+ * the requests ("steady") and VmHWM after start and at the end (peak over its life, loading included),
+ * from /proc/<pid>/status.
  *
  * Run: `deno run -A bench/serve_mem.ts <export folder> [--requests 200] [--concurrency 8] [NAME=value ...]`
  * (NAME=value: server environment, e.g. MAX_BATCH_TOKENS=100000 or MALLOC_ARENA_MAX=0 to compare).
@@ -21,6 +22,8 @@ const WORDS = ("the a dog cat runs quickly over lazy brown fox jumped while sing
 /** What {@linkcode probeServeMemory} measured, MiB. */
 export interface ServeMemory {
   startMiB: number;
+  /** VmHWM right after start: the loading peak. */
+  startPeakMiB: number;
   steadyMiB: number;
   peakMiB: number;
   requests: number;
@@ -45,7 +48,7 @@ export async function probeServeMemory(
   const server = await spawnServer({ env: { MODEL_DIR: modelDir, ACCESS_LOG: "0", ...env } });
   const mib = (field: "VmRSS" | "VmHWM") => Math.round((readRssKb(server.pid, field) ?? NaN) / 1024);
   try {
-    const startMiB = mib("VmRSS");
+    const startMiB = mib("VmRSS"), startPeakMiB = mib("VmHWM");
     let next = 0, errors = 0;
     const client = async () => {
       while (next < bodies.length) {
@@ -60,7 +63,7 @@ export async function probeServeMemory(
       }
     };
     await Promise.all(Array.from({ length: concurrency }, client));
-    return { startMiB, steadyMiB: mib("VmRSS"), peakMiB: mib("VmHWM"), requests, errors };
+    return { startMiB, startPeakMiB, steadyMiB: mib("VmRSS"), peakMiB: mib("VmHWM"), requests, errors };
   } finally {
     await server.close();
   }
