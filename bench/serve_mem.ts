@@ -80,7 +80,9 @@ if (import.meta.main) {
     return value;
   };
   const requests = take("--requests", 200), concurrency = take("--concurrency", 8);
-  const env = Object.fromEntries(args.filter((a) => a.includes("=")).map((a) => a.split("=", 2)));
+  const env = Object.fromEntries(
+    args.filter((a) => a.includes("=")).map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
+  );
   const dir = args.find((a) => !a.includes("="));
   if (dir === undefined) {
     console.error("usage: serve_mem.ts <export folder> [--requests 200] [--concurrency 8] [NAME=value ...]");
