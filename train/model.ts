@@ -74,9 +74,8 @@ export interface EngineOptions {
 const SITE = { attnProbs: 0, attnOut: 1, ffnOut: 2, embeddings: 6, pooler: 7 } as const;
 
 interface LayerActs {
-  q: GPUBuffer;
-  k: GPUBuffer;
-  v: GPUBuffer;
+  qkv: GPUBuffer; // (N, 3C): Q | K | V side by side, one fused projection
+
   probs: GPUBuffer; // (B·H, T, T) softmax output
   probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
   ctx: GPUBuffer;
@@ -340,9 +339,7 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     const attnOut = a("attnOut", N * C);
     const ffnOut = a("ffnOut", N * C);
     const acts: LayerActs = {
-      q: a("q", N * C),
-      k: a("k", N * C),
-      v: a("v", N * C),
+      qkv: a("qkv", N * 3 * C),
       probs,
       probsDrop: dropAttn ? a("probsDrop", B * H * T * T) : probs,
       ctx: a("ctx", N * C),
@@ -393,9 +390,7 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dH1: f("d.h1", N * C),
     dC: f("d.c", N * C), // scratch (N, C)
     dCtx: f("d.ctx", N * C),
-    dQ: f("d.q", N * C),
-    dK: f("d.k", N * C),
-    dV: f("d.v", N * C),
+    dQKV: f("d.qkv", N * 3 * C), // dQ | dK | dV side by side
     dInter: f("d.inter", N * I),
     dProbs: f("d.probs", B * H * T * T),
     dProbsDrop: dropAttn ? f("d.probsDrop", B * H * T * T) : null,
@@ -425,26 +420,52 @@ function record(
   const G = (name: string) => engine.grads.get(name)!;
   const fwd: Dispatch[] = [];
   const bwd: Dispatch[] = [];
+  const qkvOf = (l: number) => {
+    const n = layerNames(l);
+    return fused(`l${l}.qkv`, [n.query, n.key, n.value]);
+  };
   // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
   const drop = (x: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
     if (p <= 0) return x;
     fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream }));
     return out;
   };
+  // A linear layer's parameters and gradients: by HF name, or fused (Q|K|V) spans of the arenas.
+  type Linear = { name: string; w: GPUBuffer; b: GPUBuffer; dw: GPUBuffer; db: GPUBuffer };
+  const byName = (name: string): Linear => ({
+    name,
+    w: W(`${name}.weight`),
+    b: W(`${name}.bias`),
+    dw: G(`${name}.weight`),
+    db: G(`${name}.bias`),
+  });
+  const fused = (label: string, names: string[]): Linear => {
+    const span = (arena: typeof engine.parameters, suffix: string) =>
+      arena.span(names.map((n) => `${n}.${suffix}`));
+    return {
+      name: label,
+      w: span(engine.parameters, "weight"),
+      b: span(engine.parameters, "bias"),
+      dw: span(engine.gradients, "weight"),
+      db: span(engine.gradients, "bias"),
+    };
+  };
+  const params = (p: string | Linear): Linear => (typeof p === "string" ? byName(p) : p);
   // Linear y(rows, out) = x(rows, in)·Wᵀ + b, with an optional row stride for x (the pooler reads [CLS] rows).
   const linear = (
     x: GPUBuffer,
-    name: string,
+    p: string | Linear,
     y: GPUBuffer,
     rows: number,
     out: number,
     inp: number,
     lda?: number,
-  ) =>
+  ) => {
+    const { name, w, b: bias } = params(p);
     fwd.push(matmul(gpu, {
       a: x,
-      b: W(`${name}.weight`),
-      bias: W(`${name}.bias`),
+      b: w,
+      bias,
       out: y,
       M: rows,
       N: out,
@@ -453,21 +474,23 @@ function record(
       lda,
       label: name,
     }));
+  };
   // Backward of a linear: dW += dYᵀ·X, db += colsum(dY), dX (+)= dY·W.
   const linearBack = (
     dY: GPUBuffer,
     x: GPUBuffer,
-    name: string,
+    p: string | Linear,
     dX: GPUBuffer | null,
     rows: number,
     out: number,
     inp: number,
     o: { accumulateDx?: boolean; lda?: number; ldc?: number } = {},
   ) => {
+    const { name, w, dw, db } = params(p);
     bwd.push(matmul(gpu, {
       a: dY,
       b: x,
-      out: G(`${name}.weight`),
+      out: dw,
       M: out,
       N: inp,
       K: rows,
@@ -476,11 +499,11 @@ function record(
       beta: 1,
       label: `${name}.dW`,
     }));
-    bwd.push(...biasGrad(gpu, { dy: dY, dbias: G(`${name}.bias`), rows, cols: out, accumulate: true }));
+    bwd.push(...biasGrad(gpu, { dy: dY, dbias: db, rows, cols: out, accumulate: true }));
     if (dX) {
       bwd.push(matmul(gpu, {
         a: dY,
-        b: W(`${name}.weight`),
+        b: w,
         out: dX,
         M: rows,
         N: inp,
@@ -492,11 +515,14 @@ function record(
     }
   };
   // Attention products per (b, h) straight from the (B, T, H·D) layout: outer stride b, inner h.
-  // An operand is "td": a head's (T, D) columns inside a (B, T, H·D) buffer, or "tt": a head's (T, T)
-  // slice of a (B·H, T, T) buffer. Every product has T rows per head; K is the contracted size.
-  type HeadOperand = [GPUBuffer, "td" | "tt"];
-  const ld = (kind: "td" | "tt") => (kind === "tt" ? T : C);
-  const stride = (kind: "td" | "tt"): [number, number] => (kind === "tt" ? [H * T * T, T * T] : [T * C, D]);
+  // An operand is "td": a head's (T, D) columns inside a (B, T, H·D) buffer; "q", "k" or "v": the same
+  // inside the Q | K | V block of a (B, T, 3·H·D) buffer; or "tt": a head's (T, T) slice of a (B·H, T, T)
+  // buffer. Every product has T rows per head; K is the contracted size.
+  type Kind = "td" | "q" | "k" | "v" | "tt";
+  type HeadOperand = [GPUBuffer, Kind];
+  const ld = (kind: Kind) => (kind === "tt" ? T : kind === "td" ? C : 3 * C);
+  const stride = (kind: Kind): [number, number] => (kind === "tt" ? [H * T * T, T * T] : [T * ld(kind), D]);
+  const offset = (kind: Kind) => (kind === "k" ? C : kind === "v" ? 2 * C : 0);
   const perHead = (
     label: string,
     a: HeadOperand,
@@ -521,6 +547,9 @@ function record(
       strideA: stride(a[1]),
       strideB: stride(b[1]),
       strideC: stride(out[1]),
+      offsetA: offset(a[1]),
+      offsetB: offset(b[1]),
+      offsetC: offset(out[1]),
       label,
     });
 
@@ -558,10 +587,8 @@ function record(
     const n = layerNames(l);
     const x = l === 0 ? embDrop : b.layers[l - 1].out;
     inputs.push(x);
-    linear(x, n.query, a.q, N, C, C);
-    linear(x, n.key, a.k, N, C, C);
-    linear(x, n.value, a.v, N, C, C);
-    fwd.push(perHead(`l${l}.scores`, [a.q, "td"], [a.k, "td"], [b.scores, "tt"], D, { transB: true }));
+    linear(x, qkvOf(l), a.qkv, N, 3 * C, C);
+    fwd.push(perHead(`l${l}.scores`, [a.qkv, "q"], [a.qkv, "k"], [b.scores, "tt"], D, { transB: true }));
     fwd.push(
       attentionSoftmaxForward(gpu, {
         scores: b.scores,
@@ -575,7 +602,7 @@ function record(
     );
     const probs = drop(a.probs, a.probsDrop, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
     probsUsed.push(probs);
-    fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.v, "td"], [a.ctx, "td"], T));
+    fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.qkv, "v"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
     fwd.push(layerNormForward(gpu, {
       x: drop(a.attnOut, a.attnDrop, N * C, pHidden, l * 8 + SITE.attnOut),
@@ -683,8 +710,8 @@ function record(
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
     const dProbsDrop = b.dProbsDrop ?? b.dProbs;
-    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.v, "td"], [dProbsDrop, "tt"], D, { transB: true }));
-    bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dV, "td"], T, { transA: true }));
+    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.qkv, "v"], [dProbsDrop, "tt"], D, { transB: true }));
+    bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dQKV, "v"], T, { transA: true }));
     const dProbs = dropBack(dProbsDrop, b.dProbs, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
     // Gradient w.r.t. the raw scores (scale folded in), in place.
     bwd.push(
@@ -698,11 +725,10 @@ function record(
       }),
     );
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
-    bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.k, "td"], [b.dQ, "td"], T));
-    bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.q, "td"], [b.dK, "td"], T, { transA: true }));
-    linearBack(b.dQ, inputs[l], n.query, dIn, N, C, C, { accumulateDx: true });
-    linearBack(b.dK, inputs[l], n.key, dIn, N, C, C, { accumulateDx: true });
-    linearBack(b.dV, inputs[l], n.value, dIn, N, C, C, { accumulateDx: true });
+    bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.qkv, "k"], [b.dQKV, "q"], T));
+    bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.qkv, "q"], [b.dQKV, "k"], T, { transA: true }));
+    // One dW for Q, K and V together; one dX summing the three paths (K = 3·hidden).
+    linearBack(b.dQKV, inputs[l], qkvOf(l), dIn, N, 3 * C, C, { accumulateDx: true });
     [dOut, dIn] = [dIn, dOut];
   }
 
