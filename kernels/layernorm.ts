@@ -422,15 +422,8 @@ export function layerNormBackward(
   });
   const chunks = chunkCount(a.rows);
   const colGroups = Math.ceil(a.cols / COL_WG);
-  const perThread = usePerThread(gpu, variant);
   return [
-    gpu.dispatch(
-      "layerNormBackward.dx",
-      layerNormBackwardDxWgsl("f32", perThread),
-      [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]],
-      [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
-      rowGroups(a.rows, perThread),
-    ),
+    layerNormBackwardDx(gpu, a, variant),
     gpu.dispatch(
       "layerNormBackward.paramPartials",
       layerNormParamPartialsWgsl(),
@@ -446,6 +439,39 @@ export function layerNormBackward(
       [colGroups],
     ),
   ];
+}
+
+/**
+ * Prepares only the dx pass of the LayerNorm backward (one dispatch): for engines that reduce dgamma
+ * and dbeta together with other column sums (kernels/param_grads.ts).
+ * @throws {RangeError} for non-positive shapes, buffers too small, or dx aliasing an input.
+ */
+export function layerNormBackwardDx(
+  gpu: Gpu,
+  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams">,
+  variant: LayerNormVariant = "auto",
+): Dispatch {
+  const op = "layerNormBackwardDx()";
+  checkCount(op, "rows", a.rows);
+  checkCount(op, "cols", a.cols);
+  const n = a.rows * a.cols * 4;
+  const shape = `rows ${a.rows} x cols ${a.cols}`;
+  checkBuffer(op, "dout", a.dout, n, shape);
+  checkBuffer(op, "input", a.input, n, shape);
+  checkBuffer(op, "dx", a.dx, n, shape);
+  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
+  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
+  const { dout, input, gamma, mean, rstd, dx } = a;
+  checkNoAlias(op, { dx }, { dout, input, gamma, mean, rstd, dx });
+  const perThread = usePerThread(gpu, variant);
+  return gpu.dispatch(
+    "layerNormBackward.dx",
+    layerNormBackwardDxWgsl("f32", perThread),
+    [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]],
+    [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
+    rowGroups(a.rows, perThread),
+  );
 }
 
 /**

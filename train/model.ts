@@ -10,8 +10,8 @@
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
-import { biasGrad } from "../kernels/bias_grad.ts";
-import { layerNormBackward, layerNormForward, layerNormScratchBytes } from "../kernels/layernorm.ts";
+import { layerNormBackwardDx, layerNormForward } from "../kernels/layernorm.ts";
+import { paramGrads } from "../kernels/param_grads.ts";
 import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
 import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
@@ -394,7 +394,6 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dInter: f("d.inter", N * I),
     dProbs: f("d.probs", B * H * T * T),
     dProbsDrop: dropAttn ? f("d.probsDrop", B * H * T * T) : null,
-    lnScratch: f("ln.scratch", layerNormScratchBytes(N, C) / 4),
   };
 }
 
@@ -431,7 +430,14 @@ function record(
     return out;
   };
   // A linear layer's parameters and gradients: by HF name, or fused (Q|K|V) spans of the arenas.
-  type Linear = { name: string; w: GPUBuffer; b: GPUBuffer; dw: GPUBuffer; db: GPUBuffer };
+  type Linear = {
+    name: string;
+    w: GPUBuffer;
+    b: GPUBuffer;
+    dw: GPUBuffer;
+    db: GPUBuffer;
+    firstBias?: string;
+  };
   const byName = (name: string): Linear => ({
     name,
     w: W(`${name}.weight`),
@@ -448,9 +454,35 @@ function record(
       b: span(engine.parameters, "bias"),
       dw: span(engine.gradients, "weight"),
       db: span(engine.gradients, "bias"),
+      firstBias: `${names[0]}.bias`,
     };
   };
   const params = (p: string | Linear): Linear => (typeof p === "string" ? byName(p) : p);
+  // One dispatch for a LayerNorm's dgamma/dbeta and up to two bias gradients (all column sums over
+  // \`rows\`), written into one view of the gradient arena.
+  type BiasGrad = { dy: GPUBuffer; p: string | Linear; cols: number };
+  const reduceParams = (
+    rows: number,
+    ln: { name: string; dout: GPUBuffer; input: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer } | null,
+    biases: BiasGrad[],
+  ) => {
+    // A bias by name, or a fused bias: the first of its tensors (the span starts there).
+    const biasName = (p: string | Linear) => (typeof p === "string" ? `${p}.bias` : p.firstBias!);
+    const names = [
+      ...(ln ? [`${ln.name}.weight`, `${ln.name}.bias`] : []),
+      ...biases.map((b) => biasName(b.p)),
+    ];
+    const { view, at } = engine.gradients.cover(names);
+    bwd.push(paramGrads(gpu, {
+      rows,
+      layerNorm: ln
+        ? { ...ln, cols: C, gammaAt: at(`${ln.name}.weight`), betaAt: at(`${ln.name}.bias`) }
+        : undefined,
+      biases: biases.map((b) => ({ dy: b.dy, cols: b.cols, at: at(biasName(b.p)) })),
+      grads: view,
+      accumulate: true,
+    }));
+  };
   // Linear y(rows, out) = x(rows, in)·Wᵀ + b, with an optional row stride for x (the pooler reads [CLS] rows).
   const linear = (
     x: GPUBuffer,
@@ -475,7 +507,7 @@ function record(
       label: name,
     }));
   };
-  // Backward of a linear: dW += dYᵀ·X, db += colsum(dY), dX (+)= dY·W.
+  // Backward of a linear: dW += dYᵀ·X, dX (+)= dY·W; db += colsum(dY) is batched per layer (paramGrads).
   const linearBack = (
     dY: GPUBuffer,
     x: GPUBuffer,
@@ -486,7 +518,7 @@ function record(
     inp: number,
     o: { accumulateDx?: boolean; lda?: number; ldc?: number } = {},
   ) => {
-    const { name, w, dw, db } = params(p);
+    const { name, w, dw } = params(p);
     bwd.push(matmul(gpu, {
       a: dY,
       b: x,
@@ -499,7 +531,6 @@ function record(
       beta: 1,
       label: `${name}.dW`,
     }));
-    bwd.push(...biasGrad(gpu, { dy: dY, dbias: db, rows, cols: out, accumulate: true }));
     if (dX) {
       bwd.push(matmul(gpu, {
         a: dY,
@@ -667,6 +698,10 @@ function record(
   // The loss reaches the last layer only through [CLS]: zero, then write rows b·T.
   bwd.push(fill(gpu, b.dA, N * C, 0));
   linearBack(dPooledPre, last, "bert.pooler.dense", b.dA, B, C, C, { lda: T * C, ldc: T * C });
+  reduceParams(B, null, [
+    { dy: b.dLogits, p: "classifier", cols: L },
+    { dy: dPooledPre, p: "bert.pooler.dense", cols: C },
+  ]);
 
   // ---- backward: encoder layers, last to first. dA = dL/d(layer output); dB = dL/d(layer input).
   let dOut = b.dA;
@@ -675,36 +710,35 @@ function record(
     const a = b.layers[l];
     const n = layerNames(l);
     // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path.
-    bwd.push(...layerNormBackward(gpu, {
+    bwd.push(layerNormBackwardDx(gpu, {
       dout: dOut,
       input: a.sum2,
       gamma: W(`${n.outLn}.weight`),
       mean: a.mean2,
       rstd: a.rstd2,
       dx: b.dH1,
-      dgamma: G(`${n.outLn}.weight`),
-      dbeta: G(`${n.outLn}.bias`),
       rows: N,
       cols: C,
-      scratch: b.lnScratch,
     }));
     const dFfn = dropBack(b.dH1, b.dC, N * C, pHidden, l * 8 + SITE.ffnOut);
     linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I);
     bwd.push(geluBackward(gpu, { x: a.interPre, dout: b.dInter, dx: b.dInter, n: N * I }));
+    // The output LayerNorm's dgamma/dbeta and both FFN biases, while dFfn is intact (dH1 accumulates next).
+    reduceParams(N, { name: n.outLn, dout: dOut, input: a.sum2, mean: a.mean2, rstd: a.rstd2 }, [
+      { dy: dFfn, p: n.out, cols: C },
+      { dy: b.dInter, p: n.inter, cols: I },
+    ]);
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
     // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths.
-    bwd.push(...layerNormBackward(gpu, {
+    bwd.push(layerNormBackwardDx(gpu, {
       dout: b.dH1,
       input: a.sum1,
       gamma: W(`${n.attnLn}.weight`),
       mean: a.mean1,
       rstd: a.rstd1,
       dx: dIn,
-      dgamma: G(`${n.attnLn}.weight`),
-      dbeta: G(`${n.attnLn}.bias`),
       rows: N,
       cols: C,
-      scratch: b.lnScratch,
     }));
     const dAttn = dropBack(dIn, b.dC, N * C, pHidden, l * 8 + SITE.attnOut);
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
@@ -727,6 +761,12 @@ function record(
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
     bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.qkv, "k"], [b.dQKV, "q"], T));
     bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.qkv, "q"], [b.dQKV, "k"], T, { transA: true }));
+    // The attention LayerNorm's dgamma/dbeta, the output projection's and Q/K/V's biases, while dAttn
+    // is intact (dIn accumulates next).
+    reduceParams(N, { name: n.attnLn, dout: b.dH1, input: a.sum1, mean: a.mean1, rstd: a.rstd1 }, [
+      { dy: dAttn, p: n.attnOut, cols: C },
+      { dy: b.dQKV, p: qkvOf(l), cols: 3 * C },
+    ]);
     // One dW for Q, K and V together; one dX summing the three paths (K = 3·hidden).
     linearBack(b.dQKV, inputs[l], qkvOf(l), dIn, N, 3 * C, C, { accumulateDx: true });
     [dOut, dIn] = [dIn, dOut];
@@ -735,19 +775,18 @@ function record(
   // ---- backward: embeddings. dOut = dL/d(embDrop).
   const dEmbOut = dropBack(dOut, dIn, N * C, pHidden, SITE.embeddings);
   const dEmbSum = dEmbOut === dOut ? dIn : dOut;
-  bwd.push(...layerNormBackward(gpu, {
+  bwd.push(layerNormBackwardDx(gpu, {
     dout: dEmbOut,
     input: b.embSum,
     gamma: W("bert.embeddings.LayerNorm.weight"),
     mean: b.embMean,
     rstd: b.embRstd,
     dx: dEmbSum,
-    dgamma: G("bert.embeddings.LayerNorm.weight"),
-    dbeta: G("bert.embeddings.LayerNorm.bias"),
     rows: N,
     cols: C,
-    scratch: b.lnScratch,
   }));
+  const embLn = "bert.embeddings.LayerNorm";
+  reduceParams(N, { name: embLn, dout: dEmbOut, input: b.embSum, mean: b.embMean, rstd: b.embRstd }, []);
   bwd.push(
     embeddingBackward(gpu, {
       dout: dEmbSum,
