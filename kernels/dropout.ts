@@ -66,6 +66,11 @@ function threshold(p: number): number {
   return t;
 }
 
+/** The keep threshold ceil(p·2³²) kernels that fuse a dropout compare {@linkcode dropoutHash} against. */
+export function dropoutThreshold(p: number): number {
+  return threshold(p);
+}
+
 /** The float32 factor kept values are multiplied by: fround(1 / fround(1 - p)), as torch's CPU dropout. */
 export function dropoutScale(p: number): number {
   checkP("dropoutScale()", p);

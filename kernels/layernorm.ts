@@ -17,7 +17,8 @@
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import { dropoutHashWgsl, dropoutScale, dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
@@ -169,14 +170,26 @@ ${k.attrs}
 }`;
 }
 
-/** WGSL for the backward's dx pass; `accumulate` is a uniform flag, `perThread` the fallback variant. */
-export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false): string {
+/**
+ * WGSL for the backward's dx pass; `accumulate` is a uniform flag, `perThread` the fallback variant.
+ * With `drop`, dx also goes through an inverted dropout into `dxDrop` (the gradient of the branch that
+ * was dropped before the residual add; the mask regenerated as kernels/dropout.ts does).
+ */
+export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread, "vec2f");
   return /* wgsl */ `
-// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)
-// bindings: params {rows, cols, accumulate}, dout: (rows, cols), input: (rows, cols), gamma: (cols),
-// mean: (rows), rstd: (rows), dx: (rows, cols)
-struct Params { rows: u32, cols: u32, accumulate: u32 }
+// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)${
+    drop ? ", and its dropout" : ""
+  }
+// bindings: params {rows, cols, accumulate${
+    drop ? ", threshold, scale, stream" : ""
+  }}, dout: (rows, cols), input: (rows, cols), gamma: (cols),
+// mean: (rows), rstd: (rows), dx: (rows, cols)${
+    drop ? ", seed: u32 (seed[0] read), dxDrop: (rows, cols)" : ""
+  }
+struct Params { rows: u32, cols: u32, accumulate: u32${
+    drop ? ", threshold: u32, scale: f32, stream: u32" : ""
+  } }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> input: array<${dtype}>;
@@ -184,6 +197,13 @@ struct Params { rows: u32, cols: u32, accumulate: u32 }
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<${dtype}>;
+${
+    drop
+      ? `@group(0) @binding(7) var<storage, read> seed: array<u32>;
+@group(0) @binding(8) var<storage, read_write> dxDrop: array<${dtype}>;
+${dropoutHashWgsl()}`
+      : ""
+  }
 ${k.reduce}
 ${k.attrs}
   ${k.head}
@@ -203,7 +223,13 @@ ${k.attrs}
     let xhat = (f32(input[base + j]) - mu) * rs;
     var v = rs * (g - m.x - xhat * m.y);
     if (p.accumulate != 0u) { v += f32(dx[base + j]); }
-    dx[base + j] = ${dtype}(v);
+    dx[base + j] = ${dtype}(v);${
+    drop
+      ? `
+    let keep = dropoutHash(seed[0], p.stream, base + j) >= p.threshold;
+    dxDrop[base + j] = select(${dtype}(0.0), ${dtype}(f32(${dtype}(v)) * p.scale), keep);`
+      : ""
+  }
   }
 }`;
 }
@@ -448,7 +474,13 @@ export function layerNormBackward(
  */
 export function layerNormBackwardDx(
   gpu: Gpu,
-  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams">,
+  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams"> & {
+    /**
+     * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
+     * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
+     */
+    dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
+  },
   variant: LayerNormVariant = "auto",
 ): Dispatch {
   const op = "layerNormBackwardDx()";
@@ -463,13 +495,36 @@ export function layerNormBackwardDx(
   checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
   checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
   const { dout, input, gamma, mean, rstd, dx } = a;
-  checkNoAlias(op, { dx }, { dout, input, gamma, mean, rstd, dx });
+  const d = a.dropout;
+  if (d) {
+    if (a.accumulateDx) {
+      throw new RangeError(`${op}: dropout needs accumulateDx off (dxDrop is dropout of dx itself)`);
+    }
+    if (!Number.isInteger(d.stream) || d.stream < 0 || d.stream > 0xffffffff) {
+      throw new RangeError(`${op}: dropout stream must be a u32 (layer * 8 + site), got ${d.stream}`);
+    }
+    checkBuffer(op, "dropout.dxDrop", d.dxDrop, n, shape);
+    checkNoAlias(op, { dx, dxDrop: d.dxDrop }, {
+      dout,
+      input,
+      gamma,
+      mean,
+      rstd,
+      dx,
+      seed: d.seed,
+      dxDrop: d.dxDrop,
+    });
+  } else checkNoAlias(op, { dx }, { dout, input, gamma, mean, rstd, dx });
   const perThread = usePerThread(gpu, variant);
+  const params: Param[] = [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]];
+  if (d) params.push(["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]);
   return gpu.dispatch(
-    "layerNormBackward.dx",
-    layerNormBackwardDxWgsl("f32", perThread),
-    [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]],
-    [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
+    d ? "layerNormBackward.dx.dropout" : "layerNormBackward.dx",
+    layerNormBackwardDxWgsl("f32", perThread, !!d),
+    params,
+    d
+      ? [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx, d.seed, d.dxDrop]
+      : [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
     rowGroups(a.rows, perThread),
   );
 }

@@ -1,6 +1,7 @@
 import { throws } from "node:assert/strict";
 import {
   layerNormBackward,
+  layerNormBackwardDx,
   layerNormBackwardRef,
   layerNormForward,
   layerNormRef,
@@ -8,6 +9,7 @@ import {
   type LayerNormVariant,
 } from "./layernorm.ts";
 import { Rng } from "./random.ts";
+import { dropout, dropoutRef } from "./dropout.ts";
 import type { Gpu } from "./runtime.ts";
 import { readSafetensors, type SafetensorsFile } from "../formats/safetensors.ts";
 import {
@@ -413,6 +415,121 @@ Deno.test({
     assertRangeError(
       () => layerNormBackward(gpu, { ...bwd, cols: 2.5 }),
       "cols must be a positive integer, got 2.5",
+    );
+  },
+});
+
+/** layerNormBackwardDx with its dropout on (both variants): returns [dx, dxDrop]. */
+async function gpuDxDropout(
+  gpu: Gpu,
+  a: BackwardInputs,
+  variant: LayerNormVariant,
+  drop: { p: number; seed: number; stream: number },
+): Promise<[Float32Array, Float32Array]> {
+  const n = a.rows * a.cols;
+  const dx = gpu.buffer("dx", n * 4);
+  const dxDrop = gpu.buffer("dxDrop", n * 4);
+  gpu.poison(dx);
+  gpu.poison(dxDrop);
+  const seed = gpu.upload("seed", new Uint32Array([drop.seed, 0, 0, 0]));
+  gpu.run([layerNormBackwardDx(gpu, {
+    dout: gpu.upload("dout", f32(a.dout)),
+    input: gpu.upload("input", f32(a.input)),
+    gamma: gpu.upload("gamma", f32(a.gamma)),
+    mean: gpu.upload("mean", f32(a.mean)),
+    rstd: gpu.upload("rstd", f32(a.rstd)),
+    dx,
+    rows: a.rows,
+    cols: a.cols,
+    dropout: { p: drop.p, seed, stream: drop.stream, dxDrop },
+  }, variant)]);
+  // The unfused pair on the same dx: dropout() as its own dispatch must give the same bits.
+  const sep = gpu.buffer("sep", n * 4);
+  gpu.run([dropout(gpu, { x: dx, out: sep, n, p: drop.p, seed, stream: drop.stream })]);
+  const [got, gotDrop, want] = [
+    await gpu.readF32(dx, n),
+    await gpu.readF32(dxDrop, n),
+    await gpu.readF32(sep, n),
+  ];
+  assertClose(gotDrop, want, EXACT, `dxDrop equals dropout(dx) bit for bit [${variant}]`);
+  return [got, gotDrop];
+}
+
+Deno.test({
+  name:
+    "layerNormBackwardDx() with dropout: dx as the reference and dxDrop = dropout(dx), also vs PyTorch dx",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(29);
+    for (const [rows, cols] of SHAPES) {
+      const x = randn(rng, rows * cols, 2);
+      const gamma = randn(rng, cols).map((v) => 1 + 0.3 * v);
+      const { mean, rstd } = layerNormRef(f32(x), gamma, new Float64Array(cols), rows, cols, 1e-5);
+      const b: BackwardInputs = {
+        dout: randn(rng, rows * cols),
+        input: f32(x),
+        gamma,
+        mean,
+        rstd,
+        rows,
+        cols,
+      };
+      const ref = layerNormBackwardRef(f32(b.dout), b.input, f32(gamma), f32(mean), f32(rstd), rows, cols).dx;
+      for (const variant of VARIANTS) {
+        const drop = { p: 0.3, seed: 12345, stream: 7 };
+        const [dx, dxDrop] = await gpuDxDropout(gpu, b, variant, drop);
+        assertClose(dx, ref, KERNEL_F32, `dx ${rows}x${cols} ${variant}`);
+        assertClose(
+          dxDrop,
+          dropoutRef(ref, drop.seed, drop.stream, drop.p),
+          KERNEL_F32,
+          `dxDrop ${rows}x${cols}`,
+        );
+      }
+    }
+    // torch's LayerNorm dx on the fixture, then the mask: the dropped branch's gradient.
+    const file = await readSafetensors(FIXTURE);
+    const t = (k: string) => fixture(file, `res.${k}`);
+    const [rows, cols] = [21, 45];
+    const s = add32(t("x"), t("residual"));
+    const r = layerNormRef(s, t("gamma"), t("beta"), rows, cols, t("eps")[0]);
+    const b: BackwardInputs = {
+      dout: t("dout"),
+      input: s,
+      gamma: t("gamma"),
+      mean: r.mean,
+      rstd: r.rstd,
+      rows,
+      cols,
+    };
+    for (const variant of VARIANTS) {
+      const drop = { p: 0.1, seed: 99, stream: 3 };
+      const [dx, dxDrop] = await gpuDxDropout(gpu, b, variant, drop);
+      assertClose(dx, t("dx"), KERNEL_F32, `torch dx ${variant}`);
+      assertClose(
+        dxDrop,
+        dropoutRef(t("dx"), drop.seed, drop.stream, drop.p),
+        KERNEL_F32,
+        `torch dx dropped ${variant}`,
+      );
+    }
+    const one = gpu.buffer("one", 4 * 4);
+    assertRangeError(
+      () =>
+        layerNormBackwardDx(gpu, {
+          dout: one,
+          input: one,
+          gamma: one,
+          mean: one,
+          rstd: one,
+          dx: gpu.buffer("dx", 16),
+          rows: 1,
+          cols: 4,
+          accumulateDx: true,
+          dropout: { p: 0.1, seed: one, stream: 0, dxDrop: gpu.buffer("dd", 16) },
+        }),
+      "dropout needs accumulateDx off",
     );
   },
 });

@@ -691,6 +691,9 @@ function record(
     bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream }));
     return out;
   };
+  // A hidden-dropout site fused into a LayerNorm backward (none when p = 0).
+  const dropSite = (dxDrop: GPUBuffer, stream: number) =>
+    pHidden > 0 ? { p: pHidden, seed: engine.seed, stream, dxDrop } : undefined;
   linearBack(b.dLogits, pooledDrop, "classifier", b.dPooledDrop, B, L, C);
   const dPooled = dropBack(b.dPooledDrop, b.dPooled, B * C, pHidden, poolerLayer + SITE.pooler);
   const dPooledPre = dPooled === b.dPooled ? b.dPooledDrop : b.dPooled;
@@ -709,7 +712,9 @@ function record(
   for (let l = b.layers.length - 1; l >= 0; l--) {
     const a = b.layers[l];
     const n = layerNames(l);
-    // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path.
+    // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
+    // writes dFfn = dropout(dL/dsum2) with the forward's mask.
+    const dFfn = pHidden > 0 ? b.dC : b.dH1;
     bwd.push(layerNormBackwardDx(gpu, {
       dout: dOut,
       input: a.sum2,
@@ -719,8 +724,8 @@ function record(
       dx: b.dH1,
       rows: N,
       cols: C,
+      dropout: dropSite(dFfn, l * 8 + SITE.ffnOut),
     }));
-    const dFfn = dropBack(b.dH1, b.dC, N * C, pHidden, l * 8 + SITE.ffnOut);
     linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I);
     bwd.push(geluBackward(gpu, { x: a.interPre, dout: b.dInter, dx: b.dInter, n: N * I }));
     // The output LayerNorm's dgamma/dbeta and both FFN biases, while dFfn is intact (dH1 accumulates next).
@@ -729,7 +734,9 @@ function record(
       { dy: b.dInter, p: n.inter, cols: I },
     ]);
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
-    // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths.
+    // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths; dAttn =
+    // dropout(dL/dsum1) from the same pass.
+    const dAttn = pHidden > 0 ? b.dC : dIn;
     bwd.push(layerNormBackwardDx(gpu, {
       dout: b.dH1,
       input: a.sum1,
@@ -739,8 +746,8 @@ function record(
       dx: dIn,
       rows: N,
       cols: C,
+      dropout: dropSite(dAttn, l * 8 + SITE.attnOut),
     }));
-    const dAttn = dropBack(dIn, b.dC, N * C, pHidden, l * 8 + SITE.attnOut);
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
     const dProbsDrop = b.dProbsDrop ?? b.dProbs;
