@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import { BufferView, type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
 import { dropoutHashWgsl, dropoutScale, dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
@@ -114,9 +114,17 @@ function rowGroups(rows: number, perThread: boolean): [number, number] {
 
 /**
  * WGSL for the forward. With `fused`, s = x + residual is also written to `sum` (the backward's
- * input); otherwise s = x. `perThread` selects the fallback variant (one thread per row).
+ * input); otherwise s = x. `perThread` selects the fallback variant (one thread per row). With `drop`
+ * (implies `fused`), s = dropout(x) + residual with kernels/dropout.ts's mask, and gamma and beta are
+ * read from one binding at element offsets (the storage-binding budget is 8).
  */
-export function layerNormForwardWgsl(dtype: "f32" = "f32", fused = false, perThread = false): string {
+export function layerNormForwardWgsl(
+  dtype: "f32" = "f32",
+  fused = false,
+  perThread = false,
+  drop = false,
+): string {
+  if (drop) return layerNormForwardDropoutWgsl(dtype, perThread);
   const k = rowKernel(perThread, "f32");
   const io = fused
     ? `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
@@ -162,6 +170,58 @@ ${k.attrs}
   let rs = 1.0 / sqrt(reduceSum(q) / f32(p.cols) + p.eps);
   for (var j = first; j < p.cols; j += ${k.step}) {
     out[base + j] = ${dtype}((load(base + j) - shift - mu) * rs * f32(gamma[j]) + f32(beta[j]));
+  }
+  if (leader) {
+    mean[row] = shift + mu;
+    rstd[row] = rs;
+  }
+}`;
+}
+
+function layerNormForwardDropoutWgsl(dtype: "f32", perThread: boolean): string {
+  const k = rowKernel(perThread, "f32");
+  return /* wgsl */ `
+// layerNormForward of dropout(x) + residual (${perThread ? "one thread" : "one workgroup"} per row)
+// bindings: params {rows, cols, eps, gammaAt, betaAt, threshold, scale, stream}, x, residual, sum: (rows, cols),
+// gb: gamma at gammaAt and beta at betaAt (cols each), out: (rows, cols), mean, rstd: (rows), seed: u32
+struct Params { rows: u32, cols: u32, eps: f32, gammaAt: u32, betaAt: u32, threshold: u32, scale: f32, stream: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> residual: array<${dtype}>;
+@group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;
+@group(0) @binding(4) var<storage, read> gb: array<${dtype}>;
+@group(0) @binding(5) var<storage, read_write> out: array<${dtype}>;
+@group(0) @binding(6) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(8) var<storage, read> seed: array<u32>;
+${dropoutHashWgsl()}
+${k.reduce}
+fn load(i: u32) -> f32 {
+  let keep = dropoutHash(seed[0], p.stream, i) >= p.threshold;
+  return f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i]);
+}
+${k.attrs}
+  ${k.head}
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  // As the plain forward: sums over s - shift; the mask is hashed once per element (s kept in sum).
+  let shift = load(base);
+  var s = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let v = load(base + j);
+    sum[base + j] = ${dtype}(v);
+    s += v - shift;
+  }
+  let mu = reduceSum(s) / f32(p.cols);
+  var q = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let d = f32(sum[base + j]) - shift - mu;
+    q += d * d;
+  }
+  let rs = 1.0 / sqrt(reduceSum(q) / f32(p.cols) + p.eps);
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let y = (f32(sum[base + j]) - shift - mu) * rs * f32(gb[p.gammaAt + j]) + f32(gb[p.betaAt + j]);
+    out[base + j] = ${dtype}(y);
   }
   if (leader) {
     mean[row] = shift + mu;
@@ -317,6 +377,11 @@ export interface LayerNormForwardArgs {
   cols: number;
   /** Added to the biased variance inside the square root (config `layer_norm_eps`). */
   eps: number;
+  /**
+   * Normalize dropout(x) + residual instead (needs `residual`; mask as kernels/dropout.ts, so its
+   * backward regenerates it). gamma and beta must then be views of one buffer (the parameter arena).
+   */
+  dropout?: { p: number; seed: GPUBuffer; stream: number };
 }
 
 /**
@@ -353,15 +418,59 @@ export function layerNormForward(
   checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
   const { x, residual, sum, gamma, beta, out, mean, rstd } = a;
   checkNoAlias(op, { sum, out, mean, rstd }, { x, residual, sum, gamma, beta, out, mean, rstd });
+  const perThread = usePerThread(gpu, variant);
+  if (a.dropout) return layerNormForwardDropout(gpu, a, a.dropout, perThread);
   const buffers = fused
     ? [a.x, a.residual!, a.sum!, a.gamma, a.beta, a.out, a.mean, a.rstd]
     : [a.x, a.gamma, a.beta, a.out, a.mean, a.rstd];
-  const perThread = usePerThread(gpu, variant);
   return gpu.dispatch(
     fused ? "layerNormForward.residual" : "layerNormForward",
     layerNormForwardWgsl("f32", fused, perThread),
     [["u32", a.rows], ["u32", a.cols], ["f32", a.eps]],
     buffers,
+    rowGroups(a.rows, perThread),
+  );
+}
+
+function layerNormForwardDropout(
+  gpu: Gpu,
+  a: LayerNormForwardArgs,
+  d: { p: number; seed: GPUBuffer; stream: number },
+  perThread: boolean,
+): Dispatch {
+  const op = "layerNormForward()";
+  if (!a.residual) {
+    throw new RangeError(`${op}: dropout is fused only with a residual; pass "residual" and "sum"`);
+  }
+  if (!Number.isInteger(d.stream) || d.stream < 0 || d.stream > 0xffffffff) {
+    throw new RangeError(`${op}: dropout stream must be a u32 (layer * 8 + site), got ${d.stream}`);
+  }
+  const { gamma, beta } = a;
+  if (!(gamma instanceof BufferView && beta instanceof BufferView && gamma.buffer === beta.buffer)) {
+    throw new RangeError(
+      `${op}: with dropout, gamma and beta must be views of one buffer (the parameter arena) so they bind as one`,
+    );
+  }
+  if ([a.sum, a.out, a.mean, a.rstd].includes(d.seed)) {
+    throw new RangeError(`${op}: "seed" must be its own buffer`);
+  }
+  const first = Math.min(gamma.offset, beta.offset);
+  const end = Math.max(gamma.offset + gamma.size, beta.offset + beta.size);
+  const gb = new BufferView(gamma.buffer, first, end - first, `${gamma.label}+${beta.label}`);
+  return gpu.dispatch(
+    "layerNormForward.residual.dropout",
+    layerNormForwardWgsl("f32", true, perThread, true),
+    [
+      ["u32", a.rows],
+      ["u32", a.cols],
+      ["f32", a.eps],
+      ["u32", (gamma.offset - first) / 4],
+      ["u32", (beta.offset - first) / 4],
+      ["u32", dropoutThreshold(d.p)],
+      ["f32", dropoutScale(d.p)],
+      ["u32", d.stream],
+    ],
+    [a.x, a.residual, a.sum!, gb, a.out, a.mean, a.rstd, d.seed],
     rowGroups(a.rows, perThread),
   );
 }

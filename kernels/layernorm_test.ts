@@ -10,7 +10,7 @@ import {
 } from "./layernorm.ts";
 import { Rng } from "./random.ts";
 import { dropout, dropoutRef } from "./dropout.ts";
-import type { Gpu } from "./runtime.ts";
+import { BufferView, type Gpu } from "./runtime.ts";
 import { readSafetensors, type SafetensorsFile } from "../formats/safetensors.ts";
 import {
   assertClose,
@@ -530,6 +530,106 @@ Deno.test({
           dropout: { p: 0.1, seed: one, stream: 0, dxDrop: gpu.buffer("dd", 16) },
         }),
       "dropout needs accumulateDx off",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "layerNormForward() with dropout equals dropout() then the residual forward, bit for bit, and the reference",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(31);
+    const drop = { p: 0.25, seed: 4242, stream: 10 };
+    for (const [rows, cols] of SHAPES) {
+      const n = rows * cols;
+      const [x, residual] = [f32(randn(rng, n, 2)), f32(randn(rng, n))];
+      // gamma and beta as views of one arena-like buffer, beta first and not adjacent
+      const gamma = f32(randn(rng, cols).map((v) => 1 + 0.3 * v));
+      const beta = f32(randn(rng, cols));
+      const gammaAt = Math.ceil(cols / 64) * 64 + 64;
+      const host = new Float32Array(gammaAt + Math.ceil(cols / 64) * 64);
+      host.set(beta, 0);
+      host.set(gamma, gammaAt);
+      const arena = gpu.upload("arena", host);
+      const gv = new BufferView(arena, gammaAt * 4, cols * 4, "gamma");
+      const bv = new BufferView(arena, 0, cols * 4, "beta");
+      const seed = gpu.upload("seed", new Uint32Array([drop.seed, 0, 0, 0]));
+      for (const variant of VARIANTS) {
+        const outs = (label: string) =>
+          ["sum", "out", "mean", "rstd"].map((k) => {
+            const b = gpu.buffer(`${label}.${k}`, (k === "mean" || k === "rstd" ? rows : n) * 4);
+            gpu.poison(b);
+            return b;
+          });
+        const [sum, out, mean, rstd] = outs("fused");
+        const [xb, rb] = [gpu.upload("x", x), gpu.upload("residual", residual)];
+        gpu.run([layerNormForward(gpu, {
+          x: xb,
+          residual: rb,
+          sum,
+          gamma: gv,
+          beta: bv,
+          out,
+          mean,
+          rstd,
+          rows,
+          cols,
+          eps: 1e-5,
+          dropout: { ...drop, seed },
+        }, variant)]);
+        const [sum2, out2, mean2, rstd2] = outs("pair");
+        const dropped = gpu.buffer("dropped", n * 4);
+        gpu.run([
+          dropout(gpu, { x: xb, out: dropped, n, p: drop.p, seed, stream: drop.stream }),
+          layerNormForward(gpu, {
+            x: dropped,
+            residual: rb,
+            sum: sum2,
+            gamma: gv,
+            beta: bv,
+            out: out2,
+            mean: mean2,
+            rstd: rstd2,
+            rows,
+            cols,
+            eps: 1e-5,
+          }, variant),
+        ]);
+        const what = `${rows}x${cols} ${variant}`;
+        for (
+          const [a, b, k] of [[sum, sum2, n], [out, out2, n], [mean, mean2, rows], [
+            rstd,
+            rstd2,
+            rows,
+          ]] as const
+        ) {
+          assertClose(await gpu.readF32(a, k), await gpu.readF32(b, k), EXACT, `fused vs pair ${what}`);
+        }
+        const s = add32(f32(dropoutRef(x, drop.seed, drop.stream, drop.p)), residual);
+        const ref = layerNormRef(s, gamma, beta, rows, cols, 1e-5);
+        assertClose(await gpu.readF32(out, n), ref.out, KERNEL_F32, `out vs reference ${what}`);
+      }
+    }
+    const one = gpu.buffer("one", 16);
+    assertRangeError(
+      () =>
+        layerNormForward(gpu, {
+          x: one,
+          residual: gpu.buffer("r", 16),
+          sum: gpu.buffer("s", 16),
+          gamma: gpu.buffer("g", 16),
+          beta: gpu.buffer("b", 16),
+          out: gpu.buffer("o", 16),
+          mean: gpu.buffer("m", 4),
+          rstd: gpu.buffer("v", 4),
+          rows: 1,
+          cols: 4,
+          eps: 1e-5,
+          dropout: { ...drop, seed: gpu.buffer("seed", 16) },
+        }),
+      "views of one buffer",
     );
   },
 });

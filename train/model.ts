@@ -80,15 +80,13 @@ interface LayerActs {
   probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
   ctx: GPUBuffer;
   attnOut: GPUBuffer; // projection output before dropout
-  attnDrop: GPUBuffer;
-  sum1: GPUBuffer; // attnDrop + x
+  sum1: GPUBuffer; // dropout(attnOut) + x
   h1: GPUBuffer; // LayerNorm(sum1)
   mean1: GPUBuffer;
   rstd1: GPUBuffer;
   interPre: GPUBuffer; // (N, I) before GELU
   inter: GPUBuffer;
   ffnOut: GPUBuffer;
-  ffnDrop: GPUBuffer;
   sum2: GPUBuffer;
   out: GPUBuffer; // LayerNorm(sum2): the layer output
   mean2: GPUBuffer;
@@ -344,7 +342,6 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
       probsDrop: dropAttn ? a("probsDrop", B * H * T * T) : probs,
       ctx: a("ctx", N * C),
       attnOut,
-      attnDrop: dropHidden ? a("attnDrop", N * C) : attnOut,
       sum1: a("sum1", N * C),
       h1: a("h1", N * C),
       mean1: a("mean1", N),
@@ -352,7 +349,6 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
       interPre: a("interPre", N * I),
       inter: a("inter", N * I),
       ffnOut,
-      ffnDrop: dropHidden ? a("ffnDrop", N * C) : ffnOut,
       sum2: a("sum2", N * C),
       out: a("out", N * C),
       mean2: a("mean2", N),
@@ -610,6 +606,10 @@ function record(
     eps,
   }));
   const embDrop = drop(b.embOut, b.embDrop, N * C, pHidden, SITE.embeddings);
+  // A hidden-dropout site fused into the LayerNorm after it (none when p = 0).
+  const hiddenDrop = (
+    stream: number,
+  ) => (pHidden > 0 ? { p: pHidden, seed: engine.seed, stream } : undefined);
   const inputs: GPUBuffer[] = []; // each layer's input
   const probsUsed: GPUBuffer[] = []; // each layer's attention probabilities after dropout
 
@@ -635,8 +635,10 @@ function record(
     probsUsed.push(probs);
     fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.qkv, "v"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
+    // h1 = LN(dropout(attnOut) + x): the dropout runs inside the LayerNorm pass.
     fwd.push(layerNormForward(gpu, {
-      x: drop(a.attnOut, a.attnDrop, N * C, pHidden, l * 8 + SITE.attnOut),
+      x: a.attnOut,
+      dropout: hiddenDrop(l * 8 + SITE.attnOut),
       residual: x,
       sum: a.sum1,
       gamma: W(`${n.attnLn}.weight`),
@@ -652,7 +654,8 @@ function record(
     fwd.push(geluForward(gpu, { x: a.interPre, out: a.inter, n: N * I }));
     linear(a.inter, n.out, a.ffnOut, N, C, I);
     fwd.push(layerNormForward(gpu, {
-      x: drop(a.ffnOut, a.ffnDrop, N * C, pHidden, l * 8 + SITE.ffnOut),
+      x: a.ffnOut,
+      dropout: hiddenDrop(l * 8 + SITE.ffnOut),
       residual: a.h1,
       sum: a.sum2,
       gamma: W(`${n.outLn}.weight`),
@@ -712,7 +715,7 @@ function record(
   for (let l = b.layers.length - 1; l >= 0; l--) {
     const a = b.layers[l];
     const n = layerNames(l);
-    // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
+    // out = LN(dropout(ffnOut) + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
     // writes dFfn = dropout(dL/dsum2) with the forward's mask.
     const dFfn = pHidden > 0 ? b.dC : b.dH1;
     bwd.push(layerNormBackwardDx(gpu, {
@@ -734,7 +737,7 @@ function record(
       { dy: b.dInter, p: n.inter, cols: I },
     ]);
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
-    // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths; dAttn =
+    // h1 = LN(dropout(attnOut) + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths; dAttn =
     // dropout(dL/dsum1) from the same pass.
     const dAttn = pHidden > 0 ? b.dC : dIn;
     bwd.push(layerNormBackwardDx(gpu, {
