@@ -5,9 +5,10 @@
  *
  * - Tokenize: {@linkcode loadTokenizer} (folder, tokenizer.json, vocab.txt or URL),
  *   {@linkcode tokenizerFromVocab}; Hugging Face's exact ids.
- * - Data: {@linkcode loadCola}, {@linkcode loadTable} / {@linkcode parseTable} (TSV, CSV, JSONL),
- *   {@linkcode splitTrainValidation}, {@linkcode makeBatches}; metrics {@linkcode accuracy},
- *   {@linkcode matthewsCorrcoef}, {@linkcode f1Score}.
+ * - Data: {@linkcode loadCola}, {@linkcode loadGlue} (the nine GLUE tasks), {@linkcode loadTable} /
+ *   {@linkcode parseTable} (TSV, CSV, JSONL), {@linkcode splitTrainValidation}, {@linkcode makeBatches};
+ *   metrics {@linkcode accuracy}, {@linkcode matthewsCorrcoef}, {@linkcode f1Score}, {@linkcode pearson},
+ *   {@linkcode spearman}, and each task's GLUE metrics with {@linkcode glueScores}.
  * - Models: {@linkcode createModelConfig} + {@linkcode initWeights} (from scratch), {@linkcode loadModel}
  *   (a Hugging Face folder, e.g. from {@linkcode downloadModelFiles}), {@linkcode saveModelFolder}.
  * - Train and evaluate: {@linkcode fineTune} (the tutorial's recipe, progress callbacks, AbortSignal),
@@ -46,89 +47,7 @@
  * @module
  */
 
-// Tokenizer
-export {
-  type BatchEncoding,
-  type BatchOptions as EncodeBatchOptions,
-  type EncodeOptions,
-  type Encoding,
-  type LoadOptions as LoadTokenizerOptions,
-  loadTokenizer,
-  type Tokenizer,
-  tokenizerFromJson,
-  tokenizerFromVocab,
-  type VocabOptions,
-} from "./tokenizer/mod.ts";
-
-// Data sets, batching and metrics
-export type { Dataset, Example } from "./train/data/dataset.ts";
-export {
-  COLA_LABELS,
-  type ColaOptions,
-  type ColaSplits,
-  loadCola,
-  splitTrainValidation,
-} from "./train/data/cola.ts";
-export { COLA_URL, downloadModelFiles, type DownloadOptions } from "./train/hub.ts";
-export { loadTable, parseTable, type TableOptions } from "./train/data/tabular.ts";
-export {
-  type Batch,
-  type BatchOptions,
-  batchOrder,
-  type BatchOrderOptions,
-  type BatchTokenizer,
-  makeBatch,
-  makeBatches,
-} from "./train/data/batches.ts";
-export { accuracy, type F1Options, f1Score, matthewsCorrcoef } from "./train/data/metrics.ts";
-
-// Models: configs, weights, model folders
-export type { BertConfig, ConfigOverrides } from "./train/config.ts";
-export { initWeights, type WeightReport, type Weights } from "./train/weights.ts";
-export { type LoadedModel, loadModel } from "./train/checkpoint.ts";
-
-// Training and evaluation on WebGPU
-export {
-  createModelConfig,
-  evaluate,
-  type EvaluateOptions,
-  fineTune,
-  type FineTuneOptions,
-  type FineTuneResult,
-  type ModelConfigOptions,
-  type ModelSource,
-  type ModelWeights,
-  saveModelFolder,
-  type SaveModelOptions,
-  type StepProgress,
-  type TrainingData,
-} from "./train/api.ts";
-export {
-  DEFAULT_TRAIN_OPTIONS,
-  type EpochLog,
-  type EvalResult,
-  NonFiniteLossError,
-  type StepLog,
-  type TrainOptions,
-  type TrainPosition,
-} from "./train/trainer.ts";
-export type { RunTokenizer } from "./train/run.ts";
-export { type Dispatch, Gpu, type Param } from "./kernels/runtime.ts";
-export type { AdapterReport, GpuLimitRequest, RequestDeviceOptions } from "./kernels/device.ts";
-
-// Export and classification
-export {
-  exportModel,
-  type ExportOptions,
-  type ExportResult,
-  type ExportVariant,
-  VARIANT_FILES,
-} from "./train/export/export.ts";
-export {
-  type Classification,
-  type Classifier,
-  type ClassifyOptions,
-  loadClassifier,
-  type LoadClassifierOptions,
-} from "./serve/classifier.ts";
-export type { ModelVariant } from "./serve/config.ts";
+// Everything: the training side (tokenizer, data, models, training, export) and the classifier.
+// Subpaths load less: "./train" (no onnxruntime-web), "./classify" (no training code), "./serve".
+export * from "./train.ts";
+export * from "./classify.ts";

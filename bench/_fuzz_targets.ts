@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { zipSync } from "npm:fflate@0.8.3";
 import { fuzzParser } from "../tests/fuzz.ts";
 import { Rng } from "../kernels/random.ts";
-import { listZipMembers, readZipMember } from "../train/data/zip.ts";
+import { readZipDirectory, readZipMember } from "../formats/_zip.ts";
+import { bertBaseUncasedDir, colaZipPath } from "../tests/data.ts";
 import { loadCola } from "../train/data/cola.ts";
 import { parseTable, type TableOptions } from "../train/data/tabular.ts";
 import { decodeUtf8 } from "../train/data/dataset.ts";
@@ -75,8 +76,7 @@ interface FileTarget {
   dispose(): Promise<void>;
 }
 
-const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
-const COLA = join(SHARED, "cola_public_1.1.zip");
+// Resolved when a target starts, not at import: the fuzz worker must set its onmessage before any await.
 const encoder = new TextEncoder();
 
 /** The bytes of case `index` of a mutation stream: fuzzParser's first case for a derived seed. */
@@ -112,10 +112,10 @@ async function zipTarget(): Promise<FileTarget> {
     "données/é.txt": [encoder.encode("é"), { level: 9 }],
   });
   return {
-    seeds: [small, await Deno.readFile(COLA)],
+    seeds: [small, await Deno.readFile(await colaZipPath())],
     run(bytes, caseName) {
       const name = `${caseName}.zip`;
-      const members = listZipMembers(bytes, name);
+      const members = readZipDirectory(bytes, name).values();
       for (const m of members) if (!m.name.endsWith("/")) readZipMember(bytes, m.name, name);
       // Loaders ask for a member by its expected name: a mutated name must give a NotFound naming the zip.
       readZipMember(
@@ -134,7 +134,7 @@ async function zipTarget(): Promise<FileTarget> {
 async function colaTarget(): Promise<FileTarget> {
   const dir = await tempDir("cola");
   return {
-    seeds: [await Deno.readFile(COLA)],
+    seeds: [await Deno.readFile(await colaZipPath())],
     async run(bytes, caseName) {
       const path = join(dir, `${caseName}.zip`);
       await Deno.writeFile(path, bytes);
@@ -437,8 +437,9 @@ async function runTokenizer(
   options: { cases: number; seed: number },
   onCase: (name: string, limitMs: number) => void,
 ): Promise<FuzzTargetReport> {
-  const uncased = await loadTokenizer(join(SHARED, "bert-base-uncased"));
-  const vocab = (await Deno.readTextFile(join(SHARED, "bert-base-uncased", "vocab.txt"))).split("\n");
+  const bertDir = await bertBaseUncasedDir();
+  const uncased = await loadTokenizer(bertDir);
+  const vocab = (await Deno.readTextFile(join(bertDir, "vocab.txt"))).split("\n");
   // The cased normalizer (no lowercasing or accent stripping) takes other code paths.
   const cased = tokenizerFromVocab(vocab.slice(0, vocab.at(-1) === "" ? -1 : undefined), {
     doLowerCase: false,

@@ -3,7 +3,7 @@
  * loop (or a CPU accounting) with the server. Reads one JSON object from stdin:
  * `{ url, concurrency, seconds, warmupSeconds?, bodies }`, then keeps `concurrency` keep-alive
  * connections busy with POSTs of `bodies` (round robin) for a warm-up and then `seconds`, and prints
- * one JSON line: `{ requests, errors, seconds, p50Ms, p99Ms, meanMs, maxMs, throughput }`
+ * one JSON line: `{ requests, errors, seconds, p50Ms, p99Ms, meanMs, maxMs, throughput, answered }`
  * (latencies and counts cover the measured period only; throughput is successful requests a second).
  *
  * Run: `echo '{"url": "http://127.0.0.1:8000/classify", "concurrency": 8, "seconds": 5,
@@ -33,6 +33,8 @@ export interface LoadSummary {
   maxMs: number;
   /** Successful requests a second over the measured period. */
   throughput: number;
+  /** Successful requests of the whole run, warm-up and straddlers included (what the server did). */
+  answered: number;
   /** The first error seen, if any (status and body, or the exception). */
   firstError?: string;
 }
@@ -52,6 +54,7 @@ export async function runLoad(job: LoadJob): Promise<LoadSummary> {
   let errors = 0;
   let firstError: string | undefined;
   let next = 0;
+  let answered = 0;
   const start = performance.now();
   const measureFrom = start + (job.warmupSeconds ?? 0) * 1000;
   const end = measureFrom + job.seconds * 1000;
@@ -75,6 +78,7 @@ export async function runLoad(job: LoadJob): Promise<LoadSummary> {
         error = String(e);
       }
       const t1 = performance.now();
+      if (ok) answered++;
       if (t0 < measureFrom || t1 > end) continue; // warm-up, or straddling the end
       if (ok) latencies.push(t1 - t0);
       else {
@@ -95,6 +99,7 @@ export async function runLoad(job: LoadJob): Promise<LoadSummary> {
     meanMs: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
     maxMs: sorted.length ? sorted[sorted.length - 1] : NaN,
     throughput: sorted.length / seconds,
+    answered,
     ...(firstError !== undefined ? { firstError } : {}),
   };
 }

@@ -24,4 +24,14 @@ Deno.test("benchInfer() quick mode times every runtime, variant and batch on one
     assert.ok(diff < 0.01, `${runtime}: ${diff}`);
   }
   assert.match(formatInferTable(result), /onnxruntime-node\s+int8\s+32\s+64/);
+  // Graph forms: timed at 1 thread in quick mode, each computing the fused graph's logits.
+  assert.equal(result.graphs?.length, 1);
+  const graphs = result.graphs![0];
+  assert.deepEqual(Object.keys(graphs.graphSpeedup).sort(), ["float32 b1 t1", "int8 b1 t1"]);
+  assert.deepEqual(
+    graphs.timings.map((t) => `${t.form}/${t.variant}`).sort(),
+    ["fused/float32", "fused/int8", "portable/float32", "portable/int8", "unfused/float32", "unfused/int8"],
+  );
+  for (const [key, diff] of Object.entries(graphs.maxAbsDiff)) assert.ok(diff < 1e-4, `${key}: ${diff}`);
+  assert.match(formatInferTable(result), /graph speed-up \(unfused \/ fused median\): int8 b1 t1/);
 });

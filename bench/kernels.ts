@@ -2,7 +2,10 @@
  * Kernel suite: matmul GFLOP/s at BERT-base shapes (through {@linkcode benchMatmul}: 2,048 tokens
  * through 768 -> 768, 768 -> 3072, 3072 -> 768, and the 32·12 attention heads' Q·Kᵀ), and the
  * memory-bound row kernels in GB/s: LayerNorm forward with the fused residual add (2,048 rows of 768,
- * as every encoder layer runs it) and the attention softmax forward (32·12 heads of 64x64).
+ * as every encoder layer runs it) and the attention softmax forward (32·12 heads of 64x64); and each
+ * fused kernel against the unfused pair it replaces in the engine (reference: the unfused pair, same
+ * run, same shapes): FFN matmul + GELU, its dgrad + GELU backward, the weight gradient + bias
+ * gradient, softmax + attention dropout and their backward.
  *
  * Timing: the row kernels use {@linkcode GpuTimer} (timestamp queries around the compute pass when the
  * device has `timestamp-query`, else wall clock to `onSubmittedWorkDone`); benchMatmul uses the wall
@@ -16,7 +19,11 @@
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { layerNormForward } from "../kernels/layernorm.ts";
-import { attentionSoftmaxForward } from "../kernels/softmax.ts";
+import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
+import { matmul as matmulDispatch } from "../kernels/matmul.ts";
+import { geluBackward, geluForward } from "../kernels/gelu.ts";
+import { dropout } from "../kernels/dropout.ts";
+import { biasGrad } from "../kernels/bias_grad.ts";
 import { benchMatmul, type MatmulTiming } from "./matmul.ts";
 import { GpuTimer, type TimerMethod } from "./_timer.ts";
 import { mapSummary, summarize, type Summary } from "./_stats.ts";
@@ -57,10 +64,24 @@ export interface MatmulRow extends MatmulTiming {
   vsTorch?: number;
 }
 
+/** A fused kernel against the unfused dispatches it replaces, timed in the same run. */
+export interface FusedTiming {
+  fused: string;
+  shape: string;
+  /** Milliseconds per call of the unfused dispatches (the reference). */
+  unfusedMs: Summary;
+  /** Milliseconds per call of the fused dispatch. */
+  fusedMs: Summary;
+  /** unfused median / fused median: > 1 means the fused kernel is faster. */
+  speedup: number;
+  timer: TimerMethod;
+}
+
 /** What {@linkcode benchKernels} measured. */
 export interface KernelsBenchResult {
   matmul: MatmulRow[];
   rows: RowKernelTiming[];
+  fused: FusedTiming[];
   notes: string[];
 }
 
@@ -98,7 +119,45 @@ export async function benchKernels(gpu: Gpu, options: BenchKernelsOptions = {}):
   const timerMethod = timer.method;
   const variant = gpu.isFallback ? "fallback" : "workgroup";
   const rows: RowKernelTiming[] = [];
+  const fused: FusedTiming[] = [];
   const target = quick ? 20 : 150; // ms a sample
+  /** Median-comparable ms per call of `dispatches` (count calls per sample, `repeats` samples). */
+  const msPerCall = async (dispatches: Dispatch[]): Promise<{ ms: number[]; method: TimerMethod }> => {
+    await timer.time(dispatches); // compiles the pipelines
+    const once = (await timer.time(dispatches)).ms;
+    const count = Math.max(1, Math.min(2000, Math.round(target / Math.max(once, 1e-3))));
+    const ms: number[] = [];
+    let method: TimerMethod = timer.method;
+    for (let r = 0; r < repeats; r++) {
+      const t = await timer.time(dispatches, count);
+      if (t.method === "wall clock") method = "wall clock";
+      ms.push(t.ms / count);
+    }
+    return { ms, method };
+  };
+  const compare = async (name: string, shape: string, unfused: Dispatch[], one: Dispatch) => {
+    // Interleaved, so drift on a shared machine hits both sides alike.
+    const u: number[] = [];
+    const f: number[] = [];
+    let method: TimerMethod = timer.method;
+    for (let r = 0; r < 2; r++) {
+      const a = await msPerCall(unfused);
+      const b = await msPerCall([one]);
+      u.push(...a.ms);
+      f.push(...b.ms);
+      if (a.method === "wall clock" || b.method === "wall clock") method = "wall clock";
+    }
+    const unfusedMs = summarize(u);
+    const fusedMs = summarize(f);
+    fused.push({
+      fused: name,
+      shape,
+      unfusedMs,
+      fusedMs,
+      speedup: unfusedMs.median / fusedMs.median,
+      timer: method,
+    });
+  };
   const sample = async (
     kernel: RowKernelTiming["kernel"],
     shape: string,
@@ -166,6 +225,90 @@ export async function benchKernels(gpu: Gpu, options: BenchKernelsOptions = {}):
       attentionSoftmaxForward(gpu, { ...sm, batch: B, heads: H, T, scale: 1 / 8 }),
     );
     for (const b of Object.values(sm)) gpu.free(b);
+
+    // Fused vs unfused at BERT-base widths. The FFN matmuls run 2,048 tokens on a GPU; on a software
+    // adapter 256 (4 x 64), since one 2,048-token call takes seconds there and the GELU's share is the same.
+    const tokens = quick ? 64 : gpu.isFallback ? 256 : 2048;
+    const [C, I] = quick ? [32, 128] : [768, 3072];
+    const ffn = {
+      x: f("bench.ffn.x", pattern(tokens * C)),
+      w1: f("bench.ffn.w1", pattern(I * C, 0.05)),
+      b1: f("bench.ffn.b1", pattern(I, 0.1)),
+      w2: f("bench.ffn.w2", pattern(C * I, 0.05)),
+      dy: f("bench.ffn.dy", pattern(tokens * C)),
+      pre: gpu.buffer("bench.ffn.pre", tokens * I * 4),
+      out: gpu.buffer("bench.ffn.out", tokens * I * 4),
+      d: gpu.buffer("bench.ffn.d", tokens * I * 4),
+    };
+    const fwd = { a: ffn.x, b: ffn.w1, bias: ffn.b1, M: tokens, N: I, K: C, transB: true };
+    const ffnShape = `${tokens}x${C} -> ${I}`;
+    await compare(
+      "matmul + bias + GELU (FFN forward)",
+      ffnShape,
+      [
+        matmulDispatch(gpu, { ...fwd, out: ffn.pre }),
+        geluForward(gpu, { x: ffn.pre, out: ffn.out, n: tokens * I }),
+      ],
+      matmulDispatch(gpu, { ...fwd, out: ffn.out, activation: "gelu", aux: ffn.pre }),
+    );
+    const dgrad = { a: ffn.dy, b: ffn.w2, M: tokens, N: I, K: C };
+    await compare(
+      "dgrad matmul + GELU backward",
+      `${tokens}x${C} -> ${I}`,
+      [
+        matmulDispatch(gpu, { ...dgrad, out: ffn.d }),
+        geluBackward(gpu, { x: ffn.pre, dout: ffn.d, dx: ffn.d, n: tokens * I }),
+      ],
+      matmulDispatch(gpu, { ...dgrad, out: ffn.d, activation: "geluGrad", aux: ffn.pre }),
+    );
+    // Weight and bias gradients of the FFN's first linear: dW += dYᵀ·X and db += colsum(dY).
+    const dw = { a: ffn.d, b: ffn.x, M: I, N: C, K: tokens, transA: true, beta: 1 };
+    const dwOut = gpu.buffer("bench.ffn.dw", I * C * 4);
+    const db = gpu.buffer("bench.ffn.db", I * 4);
+    await compare(
+      "dW matmul + bias gradient",
+      `${tokens} tokens, ${I} x ${C}`,
+      [
+        matmulDispatch(gpu, { ...dw, out: dwOut }),
+        ...biasGrad(gpu, { dy: ffn.d, dbias: db, rows: tokens, cols: I, accumulate: true }),
+      ],
+      matmulDispatch(gpu, { ...dw, out: dwOut, rowSum: db }),
+    );
+    gpu.free(dwOut);
+    gpu.free(db);
+    for (const b of Object.values(ffn)) gpu.free(b);
+
+    const n = B * H * T * T;
+    const sd = {
+      scores: f("bench.sd.scores", pattern(n, 4)),
+      mask: f("bench.sd.mask", new Float32Array(B * T).fill(1)),
+      probs: gpu.buffer("bench.sd.probs", n * 4),
+      dropped: gpu.buffer("bench.sd.dropped", n * 4),
+      grad: f("bench.sd.grad", pattern(n)),
+      dscores: gpu.buffer("bench.sd.dscores", n * 4),
+      seed: gpu.upload("bench.sd.seed", new Uint32Array([7, 0, 0, 0])),
+    };
+    const drop = { p: 0.1, seed: sd.seed, stream: 0 };
+    const smArgs = { scores: sd.scores, mask: sd.mask, probs: sd.probs, batch: B, heads: H, T, scale: 1 / 8 };
+    await compare(
+      "scale + mask + softmax + dropout",
+      `${B}·${H} x ${T}x${T}`,
+      [attentionSoftmaxForward(gpu, smArgs), dropout(gpu, { x: sd.probs, out: sd.dropped, n, ...drop })],
+      attentionSoftmaxForward(gpu, { ...smArgs, dropout: { ...drop, dropped: sd.dropped } }),
+    );
+    // Into a separate output (the engine runs in place, at the same cost), so repeated calls keep
+    // reading the same gradient instead of shrinking it towards denormals.
+    const bw = { probs: sd.probs, dprobs: sd.grad, dscores: sd.dscores, rows: B * H * T, T, scale: 1 / 8 };
+    await compare(
+      "dropout backward + softmax backward",
+      `${B}·${H} x ${T}x${T}`,
+      [
+        dropout(gpu, { x: sd.grad, out: sd.dropped, n, ...drop }),
+        attentionSoftmaxBackward(gpu, { ...bw, dprobs: sd.dropped }),
+      ],
+      attentionSoftmaxBackward(gpu, { ...bw, dropout: drop }),
+    );
+    for (const b of Object.values(sd)) gpu.free(b);
   } finally {
     timer.destroy();
   }
@@ -175,5 +318,8 @@ export async function benchKernels(gpu: Gpu, options: BenchKernelsOptions = {}):
     }` +
       `; GB/s counts each element read or written once`,
   );
-  return { matmul, rows, notes };
+  notes.push(
+    "fused: speedup = unfused median / fused median over interleaved samples (> 1: fused is faster)",
+  );
+  return { matmul, rows, fused, notes };
 }

@@ -66,7 +66,7 @@ export interface Environment {
   deno: string;
   v8: string;
   typescript: string;
-  /** npm packages as pinned in deno.json's imports (name -> version). */
+  /** npm packages as pinned in deno.lock (name -> version). */
   packages: Record<string, string>;
   date: string;
   git: { commit: string; dirty: boolean } | null;
@@ -124,10 +124,13 @@ async function environment(): Promise<Environment> {
   }
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const cpu = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1].trim() ?? "unknown";
-  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const lock = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.lock", import.meta.url)).catch(() => "{}"),
+  );
   const packages: Record<string, string> = {};
-  for (const [name, spec] of Object.entries(denoJson.imports ?? {})) {
-    packages[name] = String(spec).replace(/^npm:/, "").replace(/^.+@(?=[^@]+$)/, "");
+  for (const spec of Object.keys(lock.specifiers ?? {})) {
+    const m = spec.match(/^npm:(.+)@([^@]+)$/);
+    if (m) packages[m[1]] = m[2];
   }
   const root = fileURLToPath(new URL("..", import.meta.url));
   const commit = await git(["-C", root, "rev-parse", "HEAD"]);
@@ -169,6 +172,16 @@ function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[], torchDe
     }
   }
   for (const k of r.rows) rows.push(row("kernels", `${k.kernel} ${k.shape} (${k.variant})`, k.gbps, "GB/s"));
+  for (const k of r.fused) {
+    rows.push(row("kernels", `unfused ${k.fused} ${k.shape}`, k.unfusedMs, "ms"));
+    rows.push(row("kernels", `fused ${k.fused} ${k.shape}`, k.fusedMs, "ms"));
+    ratios.push({
+      name: `${k.fused}: unfused / fused`,
+      value: k.speedup,
+      reference: "the unfused dispatches, same shapes, same run",
+      reading: "> 1: the fused kernel is faster",
+    });
+  }
 }
 
 function trainRows(r: TrainBenchResult, rows: Row[]): void {
@@ -257,6 +270,7 @@ interface InferResult {
   int8Speedup: Record<string, number>;
   nodeSpeedup: Record<string, number>;
   nodeThreads: number;
+  graphs?: { graphSpeedup: Record<string, number>; portableSpeedup: Record<string, number> }[];
 }
 interface ServeResult {
   measurements: {
@@ -267,6 +281,8 @@ interface ServeResult {
     maxMs: number;
     throughput: number;
     errors: number;
+    paddingRatio: number;
+    peakRssMb: number;
   }[];
   batchingSpeedup: Record<string, number>;
   seconds: number;
@@ -317,6 +333,24 @@ function inferRows(r: InferResult, rows: Row[], ratios: Ratio[]): void {
       reading: "> 1: node is faster",
     });
   }
+  for (const g of r.graphs ?? []) {
+    for (const [k, v] of Object.entries(g.graphSpeedup)) {
+      ratios.push({
+        name: `fused graph speed-up ${k}`,
+        value: v,
+        reference: "unfused graph (the export before fusion), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
+    for (const [k, v] of Object.entries(g.portableSpeedup)) {
+      ratios.push({
+        name: `portable / fused ${k}`,
+        value: v,
+        reference: "--portable graph (standard ONNX ops), onnxruntime-web",
+        reading: "> 1: the fused default graph is faster",
+      });
+    }
+  }
 }
 
 function serveRows(r: ServeResult, rows: Row[], ratios: Ratio[]): void {
@@ -332,7 +366,10 @@ function serveRows(r: ServeResult, rows: Row[], ratios: Ratio[]): void {
     });
     rows.push({ suite: "serve", what: `${cell}: latency p99`, median: m.p99Ms, unit: "ms" });
     rows.push({ suite: "serve", what: `${cell}: throughput`, median: m.throughput, unit: "req/s" });
+    rows.push({ suite: "serve", what: `${cell}: padding share`, median: m.paddingRatio, unit: "ratio" });
   }
+  const peak = Math.max(...r.measurements.map((m) => m.peakRssMb));
+  if (Number.isFinite(peak)) rows.push({ suite: "serve", what: "server peak RSS", median: peak, unit: "MB" });
   for (const [k, v] of Object.entries(r.batchingSpeedup)) {
     ratios.push({
       name: `serve micro-batching ${k}: on / off`,

@@ -21,6 +21,14 @@ Deno.test({
     }
     const [off1, off8, on1, on8] = result.measurements;
     assert.deepEqual([off1.meanBatch, off8.meanBatch, on1.meanBatch], [1, 1, 1]);
+    // One text a run pads nothing; coalesced runs pad some share of their slots.
+    assert.deepEqual([off1.paddingRatio, off8.paddingRatio, on1.paddingRatio], [0, 0, 0]);
+    assert.ok(on8.paddingRatio >= 0 && on8.paddingRatio < 1, `padding ${on8.paddingRatio}`);
+    if (Deno.build.os === "linux") {
+      for (const m of result.measurements) {
+        assert.ok(0 < m.rssStartMb && m.rssEndMb <= m.peakRssMb, JSON.stringify(m));
+      }
+    }
     assert.ok(on8.meanBatch > 1, `8 clients with a 2 ms window averaged ${on8.meanBatch} texts a run`);
     assert.deepEqual(Object.keys(result.batchingSpeedup), ["c1", "c8"]);
     assert.equal(result.batchingSpeedup.c8, on8.throughput / off8.throughput);

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { spawnServer } from "../serve/spawn.ts";
+import { spawnServer } from "../tests/spawn.ts";
 import { exportTestModel, testVocabulary } from "../serve/_test_model.ts";
 import { Rng } from "../kernels/random.ts";
 import { type Flag, helpText, parseFlags } from "../train/cli.ts";

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { Gpu } from "../kernels/runtime.ts";
 import { Rng } from "../kernels/random.ts";
@@ -52,7 +52,7 @@ export interface BenchTrainOptions {
   quick?: boolean;
   /** Python with torch for the CPU reference; a missing one skips it with a note. @default "/usr/bin/python3" */
   python?: string;
-  /** Folder with cola_public_1.1.zip and bert-base-uncased/. @default ../shared/data from the repo root */
+  /** Folder with cola_public_1.1.zip and bert-base-uncased/. @default tests/data.ts's resolver ($BERT_WEBGPU_TEST_DATA, the cache, or a download) */
   dataDir?: string;
   /** bert-base batch actually timed. @default 32, or 2 on a software (fallback) adapter */
   bertBaseBatch?: number;
@@ -132,7 +132,6 @@ export interface TrainBenchResult {
 const BATCH = 32;
 const SEQ = 64;
 const LR = 2e-5;
-const DEFAULT_DATA = new URL("../../shared/data/", import.meta.url);
 
 /** A random full-length batch: ids in [1, vocab), mask all ones, one segment, labels 0/1. */
 function randomBatch(rng: Rng, B: number, T: number, vocab: number): BatchInput {
@@ -279,17 +278,29 @@ async function torchCpuStep(
   };
 }
 
+/** The CoLA zip and bert-base-uncased folder for the padding study, or why they are not at hand. */
+async function studyData(dataDir?: string): Promise<{ colaZip: string; bertDir: string } | string> {
+  // Imported here so that the GPU host (no data, no network) never loads the download code.
+  const { bertBaseUncasedDir, colaZipPath } = await import("../tests/data.ts");
+  const options = dataDir === undefined ? {} : { dataDir: resolve(dataDir) };
+  try {
+    return { colaZip: await colaZipPath(options), bertDir: await bertBaseUncasedDir(options) };
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Fixed vs dynamic padding over one CoLA epoch on the tiny engine. */
 async function paddingStudy(
   step: (b: BatchInput) => Promise<void>,
-  dataDir: URL,
+  data: { colaZip: string; bertDir: string },
   quick: boolean,
 ): Promise<PaddingResult> {
   // Imported here so that hosts without the data (the GPU host) never load the tokenizer or zip code.
   const { loadCola } = await import("../train/data/cola.ts");
   const { loadTokenizer } = await import("../tokenizer/mod.ts");
-  const cola = await loadCola(fileURLToPath(dataDir));
-  const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", dataDir));
+  const cola = await loadCola(data.colaZip);
+  const tokenizer = await loadTokenizer(data.bertDir);
   const epoch = (padding: "max_length" | "longest") =>
     makeBatches(cola.train, tokenizer, {
       batchSize: BATCH,
@@ -385,9 +396,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     });
     const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
     accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
-    const dataDir = options.dataDir ? pathToFileURL(`${resolve(options.dataDir)}/`) : DEFAULT_DATA;
-    if (await Deno.stat(new URL("cola_public_1.1.zip", dataDir)).then(() => true, () => false)) {
-      padding = await paddingStudy(tiny.step, dataDir, quick);
+    const data = await studyData(options.dataDir);
+    if (typeof data !== "string") {
+      padding = await paddingStudy(tiny.step, data, quick);
       notes.push(
         `CoLA epoch time = mean step over ${padding.sampledBatches} sampled batches x ${padding.batches} ` +
           `batches, median of ${padding.passes} pass(es); recording a plan for a new width is warm-up, not timed`,
@@ -404,7 +415,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         reading: "< 1: dynamic padding is faster",
       });
     } else {
-      notes.push(`padding study skipped: no cola_public_1.1.zip in ${fileURLToPath(dataDir)}`);
+      notes.push(`padding study skipped: ${data}`);
     }
   } finally {
     tiny.gpu.device.destroy();

@@ -1,9 +1,10 @@
 /**
- * A bounded ZIP reader for checkpoint archives (PyTorch's `pytorch_model.bin` is a ZIP of STORED
- * records). It reads the central directory (ZIP64 included), checks every offset and size before use,
+ * The project's one ZIP reader, for checkpoint archives (PyTorch's `pytorch_model.bin` is a ZIP of
+ * STORED records) and data archives (the CoLA zip, DEFLATE). It reads the central directory (ZIP64 included), checks every offset and size before use,
  * extracts STORED and DEFLATE records only, verifies each record's CRC-32, and inflates through
  * fflate's streaming decoder so that no record can inflate past its declared size or a total budget
- * (compression bombs stop after at most one 16 KiB input chunk's worth of output).
+ * (compression bombs stop after at most one 16 KiB input chunk's worth of output). Every error names
+ * the archive, and the record when one is at fault; a missing record names what the archive holds.
  * @module
  */
 
@@ -38,7 +39,47 @@ const LOCAL = 0x04034b50;
 const INFLATE_CHUNK = 16 * 1024;
 
 function fail(name: string, why: string): never {
-  throw new SyntaxError(`Cannot read zip archive "${name}": ${why}`);
+  throw new SyntaxError(
+    `Cannot read zip archive "${name}": ${why} (corrupt, truncated or not a zip: fetch it again)`,
+  );
+}
+
+/** What one archive may inflate to by default in {@linkcode readZipMember}: 1 GiB. */
+export const DEFAULT_MAX_INFLATED_BYTES = 2 ** 30;
+
+/**
+ * Reads one record by name: the directory is checked as in {@linkcode readZipDirectory}, the record
+ * as in {@linkcode extractZipEntry} (size, CRC-32, inflation bounded by `maxInflatedBytes`). The
+ * result is a copy, safe to mutate.
+ * @throws {Deno.errors.NotFound} when the archive has no such record, naming the archive, the record
+ *   and the files it does hold.
+ * @throws {SyntaxError} for a corrupt archive or record; {@linkcode RangeError} past the budget.
+ * @example
+ * ```ts
+ * import { zipSync } from "npm:fflate@0.8.3";
+ * import { readZipMember } from "./_zip.ts";
+ * const zip = zipSync({ "data/a.txt": new TextEncoder().encode("hello") });
+ * new TextDecoder().decode(readZipMember(zip, "data/a.txt", "a.zip")); // "hello"
+ * ```
+ */
+export function readZipMember(
+  bytes: Uint8Array,
+  member: string,
+  name: string,
+  maxInflatedBytes: number = DEFAULT_MAX_INFLATED_BYTES,
+): Uint8Array {
+  const entries = readZipDirectory(bytes, name);
+  const entry = entries.get(member);
+  if (!entry) {
+    const files = [...entries.keys()].filter((n) => !n.endsWith("/"));
+    const shown = files.slice(0, 10).join(", ") + (files.length > 10 ? `, ... (${files.length} files)` : "");
+    throw new Deno.errors.NotFound(
+      `Zip archive "${name}" has no record "${member}"; it holds: ${
+        shown || "nothing"
+      }. Check that it is the right file`,
+    );
+  }
+  return extractZipEntry(bytes, entry, name, { inflateBytesLeft: maxInflatedBytes }).slice();
 }
 
 /** True when the bytes start like a ZIP local header ("PK\x03\x04"). */

@@ -58,17 +58,16 @@ function checkP(op: string, p: number): void {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout probability p must be in [0, 1), got ${p}`);
 }
 
-/** The keep threshold ceil(p·2³²) (a u32). */
+/** The keep threshold ceil(p·2³²) (a u32): element i is kept when its hash is >= it. */
+export function dropoutThreshold(p: number): number {
+  return threshold(p);
+}
+
 function threshold(p: number): number {
   checkP("dropout()", p);
   const t = Math.ceil(p * 4294967296);
   if (t > 0xffffffff) throw new RangeError(`dropout(): p = ${p} is too close to 1 for a 32-bit threshold`);
   return t;
-}
-
-/** The keep threshold ceil(p·2³²) kernels that fuse a dropout compare {@linkcode dropoutHash} against. */
-export function dropoutThreshold(p: number): number {
-  return threshold(p);
 }
 
 /** The float32 factor kept values are multiplied by: fround(1 / fround(1 - p)), as torch's CPU dropout. */

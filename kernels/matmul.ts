@@ -23,6 +23,16 @@
  */
 
 import type { Dispatch, Gpu, Param } from "./runtime.ts";
+import { erfWgsl, geluBackwardRef, geluRef } from "./gelu.ts";
+
+/**
+ * An element-wise function fused into the epilogue (y = alpha * op(A)·op(B) + bias + beta * out):
+ * - "gelu": writes y to `aux` (the pre-activation the backward needs) and gelu(y) to out
+ *   (the first FFN linear with its GELU, one dispatch instead of two);
+ * - "geluGrad": reads the pre-activation x from `aux` and writes y·gelu'(x) to out (the FFN's
+ *   dgrad matmul with the GELU backward, one dispatch instead of two).
+ */
+export type MatmulActivation = "gelu" | "geluGrad";
 
 /** Arguments of {@linkcode matmul}: out = alpha * op(A)·op(B) + bias + beta * out. */
 export interface MatmulArgs {
@@ -72,6 +82,16 @@ export interface MatmulArgs {
   beta?: number;
   /** Label of the prepared dispatch. @default "matmul" */
   label?: string;
+  /** Fused epilogue function ({@linkcode MatmulActivation}); needs `aux`. */
+  activation?: MatmulActivation;
+  /** (M, N) with out's layout: written pre-activation ("gelu") or read GELU input ("geluGrad"). */
+  aux?: GPUBuffer;
+  /**
+   * (M): rowSum[i] = Σ_k op(A)[i, k], plus rowSum[i] when beta != 0 (accumulating like out). With
+   * op(A) = dYᵀ this is the bias gradient fused into the weight gradient dW = dYᵀ·X, one dispatch
+   * instead of two. Only for batch 1.
+   */
+  rowSum?: GPUBuffer;
 }
 
 /** Which kernel runs a {@linkcode matmul}. */
@@ -85,6 +105,10 @@ export interface MatmulShader {
   bias: boolean;
   /** Reads out and adds beta * out (beta != 0). */
   beta: boolean;
+  /** Fused epilogue function; absent for a plain matmul. */
+  activation?: MatmulActivation;
+  /** Also writes the row sums of op(A) (a fused bias gradient). */
+  rowSum?: boolean;
 }
 
 /** Every shape number resolved to its default, validated, plus the elements each operand spans. */
@@ -114,7 +138,7 @@ interface Layout {
 }
 
 /** The shape part of {@linkcode MatmulArgs}: everything but the buffers. */
-export type MatmulLayout = Omit<MatmulArgs, "a" | "b" | "out" | "bias">;
+export type MatmulLayout = Omit<MatmulArgs, "a" | "b" | "out" | "bias" | "aux" | "rowSum">;
 
 const U32_MAX = 0xffffffff;
 
@@ -308,13 +332,39 @@ function params(l: Layout): Param[] {
 /** Binding declarations: params, a, b, bias?, out; `elem` is the array element type. */
 function bindings(s: MatmulShader, elem: string, dtype: string): string {
   const biasElem = s.kernel === "vec4" || s.kernel === "vec4-wide" ? `vec4<${dtype}>` : dtype;
+  const decls = [
+    `var<storage, read> A: array<${elem}>;`,
+    `var<storage, read> B: array<${elem}>;`,
+  ];
+  if (s.bias) decls.push(`var<storage, read> bias: array<${biasElem}>;`);
+  if (s.activation) {
+    decls.push(`var<storage, ${s.activation === "gelu" ? "read_write" : "read"}> Aux: array<${elem}>;`);
+  }
+  if (s.rowSum) decls.push(`var<storage, read_write> RS: array<${dtype}>;`);
+  decls.push(`var<storage, read_write> C: array<${elem}>;`);
   return `${PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> A: array<${elem}>;
-@group(0) @binding(2) var<storage, read> B: array<${elem}>;
-${s.bias ? `@group(0) @binding(3) var<storage, read> bias: array<${biasElem}>;\n` : ""}@group(0) @binding(${
-    s.bias ? 4 : 3
-  }) var<storage, read_write> C: array<${elem}>;`;
+${decls.map((d, i) => `@group(0) @binding(${i + 1}) ${d}`).join("\n")}${
+    s.activation ? activationWgsl(dtype) : ""
+  }`;
+}
+
+/**
+ * WGSL of the fused epilogue functions, for f32 and vec4 values: gelu(y) = y·Φ(y) and
+ * gelu'(x) = Φ(x) + x·φ(x), the same arithmetic as geluForwardWgsl / geluBackwardWgsl.
+ */
+function activationWgsl(dtype: string): string {
+  return /* wgsl */ `
+${erfWgsl()}
+fn gelu1(y: f32) -> f32 { return y * phi(y); }
+fn dgelu1(x: f32) -> f32 {
+  let c = clamp(x, -1e4, 1e4);
+  return phi(x) + x * 0.39894228040143268 * exp(-0.5 * c * c);
+}
+fn gelu4(y: vec4<${dtype}>) -> vec4<${dtype}> { return vec4<${dtype}>(gelu1(y.x), gelu1(y.y), gelu1(y.z), gelu1(y.w)); }
+fn dgelu4(x: vec4<${dtype}>) -> vec4<${dtype}> {
+  return vec4<${dtype}>(dgelu1(x.x), dgelu1(x.y), dgelu1(x.z), dgelu1(x.w));
+}`;
 }
 
 /** Batch offsets of A, B and out for matrix z (element units). */
@@ -325,12 +375,19 @@ const BATCH_BASES = `
   let baseB = p.ob + outer * p.sb0 + inner * p.sb1;
   let baseC = p.oc + outer * p.sc0 + inner * p.sc1;`;
 
-/** `out = alpha * acc + bias + beta * out` for one element (or vec4) at index `idx`. */
-function epilogue(s: MatmulShader, idx: string, acc: string, biasValue: string): string {
+/**
+ * `out = alpha * acc + bias + beta * out` for one element (or vec4, `vec`) at index `idx`, then the
+ * fused activation, if any.
+ */
+function epilogue(s: MatmulShader, idx: string, acc: string, biasValue: string, vec = false): string {
   const terms = [`p.alpha * ${acc}`];
   if (s.bias) terms.push(biasValue);
   if (s.beta) terms.push(`p.beta * C[${idx}]`);
-  return `C[${idx}] = ${terms.join(" + ")};`;
+  const y = terms.join(" + ");
+  const f = vec ? "4" : "1";
+  if (s.activation === "gelu") return `{ let y = ${y}; Aux[${idx}] = y; C[${idx}] = gelu${f}(y); }`;
+  if (s.activation === "geluGrad") return `C[${idx}] = (${y}) * dgelu${f}(Aux[${idx}]);`;
+  return `C[${idx}] = ${y};`;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -450,7 +507,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
         // N % 4 == 0: a vec4 is either wholly inside the row or wholly past it.
         store.push(
           `  if (j0 + ${4 * h}u < p.N) { ${
-            epilogue(s, `rc / 4u + j0 / 4u + ${h}u`, `acc${r}_${h}`, `bias${h}`)
+            epilogue(s, `rc / 4u + j0 / 4u + ${h}u`, `acc${r}_${h}`, `bias${h}`, true)
           } }`,
         );
       } else {
@@ -467,7 +524,17 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
     store.push(`}`);
   }
 
+  if (s.rowSum) {
+    for (const kk of range(kc)) for (const r of range(REG_ROWS)) fma.push(`rs${r} += ${aAt(r, kk)};`);
+    // The threads of the first column block own the row sums (clamped rows past M are never stored).
+    store.push(`if (j0 == 0u) {`);
+    for (const r of range(REG_ROWS)) {
+      store.push(`  if (i0 + ${r}u < p.M) { RS[i0 + ${r}u] = ${s.beta ? `RS[i0 + ${r}u] + ` : ""}rs${r}; }`);
+    }
+    store.push(`}`);
+  }
   const accs = range(REG_ROWS).flatMap((r) => range(VEC_COLS).map((h) => `var acc${r}_${h} = ${v4}();`));
+  if (s.rowSum) accs.push(...range(REG_ROWS).map((r) => `var rs${r} = ${dtype}(0);`));
   return /* wgsl */ `
 // matmul ${s.kernel}: out(M, N) = alpha * op(A)·op(B)${s.bias ? " + bias" : ""}${
     s.beta ? " + beta * out" : ""
@@ -551,7 +618,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   var acc0 = ${v4}();
   var acc1 = ${v4}();
   var acc2 = ${v4}();
-  var acc3 = ${v4}();
+  var acc3 = ${v4}();${s.rowSum ? `\n  var rs = ${v4}();` : ""}
   for (var k0 = 0u; k0 < p.K; k0 += ${TILE_K}u) {
     {
       let kk = t ${s.transA ? "/" : "%"} ${TILE_K}u;
@@ -574,12 +641,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       acc0 += a.x * b;
       acc1 += a.y * b;
       acc2 += a.z * b;
-      acc3 += a.w * b;
+      acc3 += a.w * b;${s.rowSum ? "\n      rs += a;" : ""}
     }
     workgroupBarrier();
   }
   if (z >= p.batch) { return; }
-  ${store.join("\n  ")}
+  ${store.join("\n  ")}${
+    s.rowSum
+      ? `
+  if (bj == 0u && lid.x == 0u) {
+${
+        range(4).map((r) =>
+          `    if (i0 + ${r}u < p.M) { RS[i0 + ${r}u] = ${s.beta ? `RS[i0 + ${r}u] + ` : ""}rs.${LANE[r]}; }`
+        ).join("\n")
+      }
+  }`
+      : ""
+  }
 }`;
 }
 
@@ -641,6 +719,29 @@ export function matmul(
   if (args.out === args.a || args.out === args.b || args.out === args.bias) {
     throw new RangeError(`matmul: out must not alias A, B or bias (${shapes}); write to a separate buffer`);
   }
+  if (args.activation !== undefined) {
+    if (args.activation !== "gelu" && args.activation !== "geluGrad") {
+      throw new RangeError(`matmul: activation must be "gelu" or "geluGrad", got "${args.activation}"`);
+    }
+    if (!args.aux) {
+      throw new RangeError(
+        `matmul: activation "${args.activation}" needs an "aux" buffer (the GELU pre-activation, out's layout)`,
+      );
+    }
+    checkBuffer("aux", args.aux, layout.extentC, shapes);
+    if ([args.a, args.b, args.bias, args.out].includes(args.aux)) {
+      throw new RangeError(`matmul: aux must not alias A, B, bias or out (${shapes}); pass its own buffer`);
+    }
+  } else if (args.aux) {
+    throw new RangeError(`matmul: "aux" is only used with an activation (${shapes}); drop it or set one`);
+  }
+  if (args.rowSum) {
+    if (layout.batch !== 1) throw new RangeError(`matmul: rowSum needs batch 1 (${shapes})`);
+    checkBuffer("rowSum", args.rowSum, layout.M, shapes);
+    if ([args.a, args.b, args.bias, args.aux, args.out].includes(args.rowSum)) {
+      throw new RangeError(`matmul: rowSum must not alias A, B, bias, aux or out (${shapes})`);
+    }
+  }
   const kernel = chooseMatmulKernel(args, variant, gpu.isFallback);
   const shader: MatmulShader = {
     kernel,
@@ -648,6 +749,8 @@ export function matmul(
     transB: layout.transB,
     bias: args.bias !== undefined,
     beta: layout.beta !== 0,
+    ...(args.activation ? { activation: args.activation } : {}),
+    ...(args.rowSum ? { rowSum: true } : {}),
   };
   const workgroups: [number, number, number] = kernel === "tiled"
     ? [Math.ceil(layout.N / TILE), Math.ceil(layout.M / TILE), layout.batch]
@@ -656,7 +759,11 @@ export function matmul(
       Math.ceil(layout.M / (REG_BLOCK[kernel][0] * REG_WG[1])),
       layout.batch,
     ];
-  const buffers = args.bias ? [args.a, args.b, args.bias, args.out] : [args.a, args.b, args.out];
+  const buffers = [args.a, args.b];
+  if (args.bias) buffers.push(args.bias);
+  if (args.aux) buffers.push(args.aux);
+  if (args.rowSum) buffers.push(args.rowSum);
+  buffers.push(args.out);
   return gpu.dispatch(
     args.label ?? `matmul.${kernel}`,
     matmulWgsl(shader),
@@ -669,7 +776,10 @@ export function matmul(
 
 /**
  * float64 CPU reference with the semantics of {@linkcode matmul}: updates `out` in place
- * (out = alpha * op(A)·op(B) + bias + beta * out; beta 0 never reads out) and returns it.
+ * (out = alpha * op(A)·op(B) + bias + beta * out; beta 0 never reads out) and returns it. With an
+ * `activation`, "gelu" also writes the pre-activation into `aux` and out = gelu(pre); "geluGrad"
+ * multiplies by gelu'(aux) (the float64 {@linkcode geluRef} / {@linkcode geluBackwardRef}). With
+ * `rowSum`, also rowSum[i] = Σ_k op(A)[i, k] (+ rowSum[i] when beta != 0).
  *
  * @example
  * ```ts
@@ -682,7 +792,7 @@ export function matmulRef(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
   out: Float64Array,
-  args: MatmulLayout & { bias?: ArrayLike<number> },
+  args: MatmulLayout & { bias?: ArrayLike<number>; aux?: Float64Array; rowSum?: Float64Array },
 ): Float64Array {
   const l = resolveLayout(args);
   const shapes = describe(args);
@@ -697,6 +807,19 @@ export function matmulRef(
   check("b", b.length, l.extentB);
   check("out", out.length, l.extentC);
   if (args.bias) check("bias", args.bias.length, l.N);
+  if (args.activation) {
+    if (!args.aux) throw new RangeError(`matmulRef: activation "${args.activation}" needs "aux" (${shapes})`);
+    check("aux", args.aux.length, l.extentC);
+  }
+  if (args.rowSum) {
+    if (l.batch !== 1) throw new RangeError(`matmulRef: rowSum needs batch 1 (${shapes})`);
+    check("rowSum", args.rowSum.length, l.M);
+    for (let i = 0; i < l.M; i++) {
+      let sum = 0;
+      for (let k = 0; k < l.K; k++) sum += a[i * (l.transA ? 1 : l.lda) + k * (l.transA ? l.lda : 1)];
+      args.rowSum[i] = (l.beta !== 0 ? args.rowSum[i] : 0) + sum;
+    }
+  }
   // Element (i, k) of op(A) sits at i*sai + k*sak from the matrix base; likewise for op(B).
   const [sai, sak] = l.transA ? [1, l.lda] : [l.lda, 1];
   const [sbk, sbj] = l.transB ? [1, l.ldb] : [l.ldb, 1];
@@ -714,6 +837,12 @@ export function matmulRef(
         let v = l.alpha * sum;
         if (args.bias) v += args.bias[j];
         if (l.beta !== 0) v += l.beta * out[c];
+        if (args.activation === "gelu") {
+          args.aux![c] = v;
+          v = geluRef([v])[0];
+        } else if (args.activation === "geluGrad") {
+          v = geluBackwardRef([args.aux![c]], [v])[0];
+        }
         out[c] = v;
       }
     }

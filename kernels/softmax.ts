@@ -12,8 +12,22 @@
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
+import { dropoutHashWgsl, dropoutMaskRef, dropoutScale, dropoutThreshold } from "./dropout.ts";
+
+/**
+ * Attention dropout fused into the softmax (one dispatch each way instead of two). The mask is
+ * {@linkcode dropout}'s on the flat (B·H, T, T) index, so the fused and separate forms agree exactly.
+ */
+export interface SoftmaxDropout {
+  /** Drop probability in [0, 1). */
+  p: number;
+  /** u32 storage buffer; word 0 is the step's seed. */
+  seed: GPUBuffer;
+  /** Per-site constant (layer·8 + site), a u32. */
+  stream: number;
+}
 
 /**
  * Threads per workgroup: one row's threads (a power of two for the tree reduction; T is at most 512),
@@ -95,17 +109,36 @@ function checkScale(op: string, scale: number): void {
 }
 
 /** WGSL for the forward, one (b, h, query) row per workgroup or, with `perThread`, per thread. */
-export function attentionSoftmaxForwardWgsl(dtype: "f32" = "f32", perThread = false): string {
+export function attentionSoftmaxForwardWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread);
+  const store = drop
+    ? `let pr = safeExp(v - rowMax) / total;
+    probs[base + j] = ${dtype}(pr);
+    let keep = dropoutHash(seed[0], p.stream, base + j) >= p.threshold;
+    dropped[base + j] = select(${dtype}(0.0), ${dtype}(pr * p.dscale), keep);`
+    : `probs[base + j] = ${dtype}(safeExp(v - rowMax) / total);`;
   return /* wgsl */ `
-// attentionSoftmaxForward (${perThread ? "one thread" : "one workgroup"} per row)
-// bindings: params {rows = B*H*T, T, heads, scale}, scores: (B*H, T, T), mask: (B, T) f32 1/0,
-// probs: (B*H, T, T)
-struct Params { rows: u32, T: u32, heads: u32, scale: f32 }
+// attentionSoftmaxForward (${perThread ? "one thread" : "one workgroup"} per row${
+    drop ? ", with dropout" : ""
+  })
+// bindings: params {rows = B*H*T, T, heads, scale${
+    drop ? ", threshold, dscale, stream" : ""
+  }}, scores: (B*H, T, T), mask: (B, T) f32 1/0,
+// probs: (B*H, T, T)${drop ? ", seed: u32 (seed[0] read), dropped: (B*H, T, T) = dropout(probs)" : ""}
+struct Params { rows: u32, T: u32, heads: u32, scale: f32${
+    drop ? ", threshold: u32, dscale: f32, stream: u32" : ""
+  } }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> scores: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> probs: array<${dtype}>;
+${
+    drop
+      ? `@group(0) @binding(4) var<storage, read> seed: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dropped: array<${dtype}>;
+${dropoutHashWgsl()}`
+      : ""
+  }
 ${k.reduce}
 ${SAFE_EXP}
 ${k.attrs}
@@ -126,7 +159,7 @@ ${k.attrs}
   let total = reduceSum(s);
   for (var j = first; j < p.T; j += ${k.step}) {
     let v = f32(scores[base + j]) * p.scale + (1.0 - mask[maskBase + j]) * ${F32_MIN};
-    probs[base + j] = ${dtype}(safeExp(v - rowMax) / total);
+    ${store}
   }
 }`;
 }
@@ -141,29 +174,44 @@ export function attentionSoftmaxBackwardWgsl(
   dtype: "f32" = "f32",
   inPlace = false,
   perThread = false,
+  drop = false,
 ): string {
   const k = rowKernel(perThread);
   const out = inPlace ? "dprobs" : "dscores";
+  // With dropout, dprobs is the gradient of the dropped probs: the softmax sees keep ? dprobs·dscale : 0.
+  const grad = (i: string) =>
+    drop
+      ? `select(0.0, f32(dprobs[${i}]) * p.dscale, dropoutHash(seed[0], p.stream, ${i}) >= p.threshold)`
+      : `f32(dprobs[${i}])`;
   return /* wgsl */ `
-// attentionSoftmaxBackward (${perThread ? "one thread" : "one workgroup"} per row)
-// bindings: params {rows, T, scale}, probs: (rows, T), dprobs: (rows, T)${
-    inPlace ? " (overwritten)" : ", dscores: (rows, T)"
+// attentionSoftmaxBackward (${perThread ? "one thread" : "one workgroup"} per row${
+    drop ? ", with dropout" : ""
+  })
+// bindings: params {rows, T, scale${
+    drop ? ", threshold, dscale, stream" : ""
+  }}, probs: (rows, T), dprobs: (rows, T)${inPlace ? " (overwritten)" : ", dscores: (rows, T)"}${
+    drop ? ", seed: u32 (seed[0] read)" : ""
   }
-struct Params { rows: u32, T: u32, scale: f32 }
+struct Params { rows: u32, T: u32, scale: f32${drop ? ", threshold: u32, dscale: f32, stream: u32" : ""} }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> probs: array<${dtype}>;
 @group(0) @binding(2) var<storage, ${inPlace ? "read_write" : "read"}> dprobs: array<${dtype}>;
 ${inPlace ? "" : `@group(0) @binding(3) var<storage, read_write> dscores: array<${dtype}>;`}
+${
+    drop
+      ? `@group(0) @binding(${inPlace ? 3 : 4}) var<storage, read> seed: array<u32>;\n${dropoutHashWgsl()}`
+      : ""
+  }
 ${k.reduce}
 ${k.attrs}
   ${k.head}
   if (row >= p.rows) { return; }
   let base = row * p.T;
   var d = 0.0;
-  for (var j = first; j < p.T; j += ${k.step}) { d += f32(dprobs[base + j]) * f32(probs[base + j]); }
+  for (var j = first; j < p.T; j += ${k.step}) { d += ${grad("base + j")} * f32(probs[base + j]); }
   let dot = reduceSum(d);
   for (var j = first; j < p.T; j += ${k.step}) {
-    ${out}[base + j] = ${dtype}(p.scale * f32(probs[base + j]) * (f32(dprobs[base + j]) - dot));
+    ${out}[base + j] = ${dtype}(p.scale * f32(probs[base + j]) * (${grad("base + j")} - dot));
   }
 }`;
 }
@@ -184,6 +232,22 @@ export interface AttentionSoftmaxForwardArgs {
   T: number;
   /** Multiplies the scores before the mask is added: 1/sqrt(head_dim). */
   scale: number;
+  /** Also writes `dropped` = dropout(probs) in the same dispatch (p > 0). */
+  dropout?: SoftmaxDropout & {
+    /** (B·H, T, T) output; may not alias scores, mask or probs. */
+    dropped: GPUBuffer;
+  };
+}
+
+function checkDropout(op: string, d: SoftmaxDropout): Param[] {
+  if (!Number.isInteger(d.stream) || d.stream < 0 || d.stream > 0xffffffff) {
+    throw new RangeError(`${op}: dropout.stream must be a u32 (layer * 8 + site), got ${d.stream}`);
+  }
+  if (!(d.p > 0 && d.p < 1)) {
+    throw new RangeError(`${op}: dropout.p must be in (0, 1), got ${d.p}; omit "dropout" for p = 0`);
+  }
+  checkBuffer(op, "dropout.seed", d.seed, 4, "(1) u32");
+  return [["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]];
 }
 
 /**
@@ -210,11 +274,24 @@ export function attentionSoftmaxForward(
     throw new RangeError(`${op}: "probs" must be a different buffer from "scores" and "mask"`);
   }
   const perThread = usePerThread(gpu, variant);
+  const params: Param[] = [["u32", rows], ["u32", a.T], ["u32", a.heads], ["f32", a.scale]];
+  const buffers = [a.scores, a.mask, a.probs];
+  const drop = a.dropout;
+  if (drop) {
+    params.push(...checkDropout(op, drop));
+    checkBuffer(op, "dropout.dropped", drop.dropped, rows * a.T * 4, shape);
+    if ([a.scores, a.mask, a.probs, drop.seed].includes(drop.dropped)) {
+      throw new RangeError(
+        `${op}: "dropout.dropped" must be its own buffer, not scores, mask, probs or seed`,
+      );
+    }
+    buffers.push(drop.seed, drop.dropped);
+  }
   return gpu.dispatch(
-    "attentionSoftmaxForward",
-    attentionSoftmaxForwardWgsl("f32", perThread),
-    [["u32", rows], ["u32", a.T], ["u32", a.heads], ["f32", a.scale]],
-    [a.scores, a.mask, a.probs],
+    drop ? "attentionSoftmaxForward.dropout" : "attentionSoftmaxForward",
+    attentionSoftmaxForwardWgsl("f32", perThread, drop !== undefined),
+    params,
+    buffers,
     rowGroups(rows, perThread),
   );
 }
@@ -233,6 +310,8 @@ export interface AttentionSoftmaxBackwardArgs {
   T: number;
   /** The forward's scale. */
   scale: number;
+  /** The forward's dropout: dprobs is then the gradient of the dropped probs. */
+  dropout?: SoftmaxDropout;
 }
 
 /**
@@ -259,11 +338,21 @@ export function attentionSoftmaxBackward(
   }
   const inPlace = a.dscores === a.dprobs;
   const perThread = usePerThread(gpu, variant);
+  const params: Param[] = [["u32", a.rows], ["u32", a.T], ["f32", a.scale]];
+  const buffers = inPlace ? [a.probs, a.dprobs] : [a.probs, a.dprobs, a.dscores];
+  const drop = a.dropout;
+  if (drop) {
+    params.push(...checkDropout(op, drop));
+    if (buffers.includes(drop.seed)) {
+      throw new RangeError(`${op}: "dropout.seed" must be its own buffer, not probs, dprobs or dscores`);
+    }
+    buffers.push(drop.seed);
+  }
   return gpu.dispatch(
-    inPlace ? "attentionSoftmaxBackward.inPlace" : "attentionSoftmaxBackward",
-    attentionSoftmaxBackwardWgsl("f32", inPlace, perThread),
-    [["u32", a.rows], ["u32", a.T], ["f32", a.scale]],
-    inPlace ? [a.probs, a.dprobs] : [a.probs, a.dprobs, a.dscores],
+    `attentionSoftmaxBackward${inPlace ? ".inPlace" : ""}${drop ? ".dropout" : ""}`,
+    attentionSoftmaxBackwardWgsl("f32", inPlace, perThread, drop !== undefined),
+    params,
+    buffers,
     rowGroups(a.rows, perThread),
   );
 }
@@ -301,6 +390,43 @@ export function attentionSoftmaxRef(
     for (let j = 0; j < T; j++) probs[r * T + j] = v[j] / sum;
   }
   return probs;
+}
+
+/**
+ * CPU reference of the fused softmax + dropout (float64): probs as {@linkcode attentionSoftmaxRef}
+ * and dropped = dropout(probs) with the mask of {@linkcode dropoutMaskRef} over the flat index.
+ */
+export function attentionSoftmaxDropoutRef(
+  scores: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  batch: number,
+  heads: number,
+  T: number,
+  scale: number,
+  drop: { p: number; seed: number; stream: number },
+): { probs: Float64Array; dropped: Float64Array } {
+  const probs = attentionSoftmaxRef(scores, mask, batch, heads, T, scale);
+  const keep = dropoutMaskRef(drop.seed, drop.stream, probs.length, drop.p);
+  const s = dropoutScale(drop.p);
+  return { probs, dropped: probs.map((v, i) => (keep[i] ? v * s : 0)) };
+}
+
+/**
+ * CPU reference of the fused backward (float64): dprobs is the gradient of the dropped probs;
+ * returns dscores = attentionSoftmaxBackwardRef(probs, dropout(dprobs)).
+ */
+export function attentionSoftmaxDropoutBackwardRef(
+  probs: ArrayLike<number>,
+  dprobs: ArrayLike<number>,
+  rows: number,
+  T: number,
+  scale: number,
+  drop: { p: number; seed: number; stream: number },
+): Float64Array {
+  const keep = dropoutMaskRef(drop.seed, drop.stream, rows * T, drop.p);
+  const s = dropoutScale(drop.p);
+  const d = Float64Array.from({ length: rows * T }, (_, i) => (keep[i] ? dprobs[i] * s : 0));
+  return attentionSoftmaxBackwardRef(probs, d, rows, T, scale);
 }
 
 /**

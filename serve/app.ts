@@ -5,13 +5,25 @@
  * Routes:
  * - `POST /classify` with `{"text": "..."}`, `{"texts": [...]}`, or pairs `{"text", "text_pair"}` /
  *   `{"texts", "text_pairs"}` -> `{"results": [...], "model": {variant, file}}`; each result is
- *   `{label, score, probabilities, truncated}` (classification) or `{value, truncated}` (regression).
+ *   `{label, score, probabilities, truncated}` (classification) or `{label, score, value, truncated}`
+ *   (regression: the model's output as score and value).
  *   An empty string is a valid text (it is classified from [CLS] [SEP] alone). Texts longer than
  *   serve.json's maxLength are truncated and say `"truncated": true`. The response header
  *   `X-Batch-Size` gives the size of the largest session run that served the request.
+ *   The same route (and `POST /`, where Hugging Face Inference Endpoints send) takes Hugging Face's
+ *   `{"inputs", "parameters": {"top_k"}}`; `POST /predict` takes text-embeddings-inference's
+ *   `{"inputs", "truncate", "raw_scores"}` (shapes and answers: `serve/shapes.ts`).
  * - `GET /health` -> `{"status": "ok"}`.
  * - `GET /model` -> labels, max length, variant and quantization, file size, input/output names,
  *   batching and limits, and counters (requests, session runs, texts) of this worker.
+ * - `GET /metrics` -> Prometheus text (`serve/metrics.ts`).
+ * - `GET /` -> a page to try the model in a browser (`serve/page.ts`, script at `GET /page.js`).
+ * - `OPTIONS` on any route -> 204 with `Allow`, and CORS preflight headers for an allowed origin.
+ *
+ * Every response carries `X-Request-Id` (the request's own if it is 1-128 characters of
+ * `[A-Za-z0-9._:-]`, else a new UUID) and, for an origin in CORS_ORIGINS (or any with `*`),
+ * `Access-Control-Allow-Origin`. Each request writes one access log line to stdout:
+ * `<method> <path> <status> <ms> <request id>` (ACCESS_LOG=0 turns it off).
  *
  * Errors are `{"error": {"code", "message"}}`: 400 invalid_json / invalid_request / invalid_body (the
  * upload broke off), 404 not_found,
@@ -39,6 +51,17 @@ import { Batcher } from "./batcher.ts";
 import { resolveConfig, type ServeConfig } from "./config.ts";
 import { loadServeModel, predictionOf, type ServeModel } from "./model.ts";
 import type { Encoding } from "../tokenizer/mod.ts";
+import { describe, HttpError } from "./http_error.ts";
+import {
+  isHuggingFaceBody,
+  labelScores,
+  type ParsedInputs,
+  parseHuggingFace,
+  parsePredict,
+  tooLong,
+} from "./shapes.ts";
+import { Metrics } from "./metrics.ts";
+import { PAGE_HTML, PAGE_JS } from "./page.ts";
 
 /** Options of {@linkcode createApp}: settings (defaults from `DEFAULT_CONFIG`), or a loaded model. */
 export interface AppOptions extends Partial<ServeConfig> {
@@ -56,23 +79,20 @@ export interface App {
   readonly model: ServeModel;
 }
 
-/** An error that becomes a JSON response. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 const ROUTES: Record<string, string[]> = {
+  "/": ["GET", "HEAD", "POST"],
+  "/page.js": ["GET", "HEAD"],
   "/classify": ["POST"],
+  "/predict": ["POST"],
   "/health": ["GET", "HEAD"],
   "/model": ["GET", "HEAD"],
+  "/metrics": ["GET", "HEAD"],
 };
+const ROUTE_LIST = "POST /classify, POST /predict, GET /health, GET /model, GET /metrics or GET /";
+const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Headers a browser page may read from a cross-origin answer. */
+const EXPOSED = "x-request-id, x-batch-size";
 const FIELDS = ["text", "texts", "text_pair", "text_pairs"];
 const EXAMPLE = `{"text": "..."} or {"texts": ["...", "..."]}`;
 
@@ -196,12 +216,6 @@ function shorten(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value === "object" ? "an object" : `${typeof value} ${JSON.stringify(value)}`.slice(0, 60);
-}
-
 /** The texts (and pairs) of a /classify body. */
 interface ClassifyRequest {
   texts: string[];
@@ -273,25 +287,30 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   const config = resolveConfig(settings);
   const model = given ??
     await loadServeModel(config.modelDir, { variant: config.variant, threads: config.ortThreads });
+  // The backend field comes with MODEL_BACKEND (issue 12); a model without it runs on wasm.
+  const backend = (model as { backend?: string }).backend ?? "wasm";
+  const metrics = new Metrics({ backend, variant: model.variant });
   const batcher = new Batcher((rows: Encoding[]) => model.run(rows), {
     windowMs: config.batchWindowMs,
     maxBatch: config.maxBatch,
+    lengthOf: (row: Encoding) => row.ids.length,
+    onRun: (info) => metrics.run(info),
   });
+  const origins = config.corsOrigins.split(",").map((o) => o.trim()).filter((o) => o !== "");
   let requests = 0; // POST /classify requests, valid or not
   const short = { variant: model.variant, file: model.file };
 
-  async function classify(request: Request): Promise<Response> {
-    requests++;
-    checkContentType(request.headers.get("content-type"));
-    const raw = await readBody(request, config.maxBodyBytes, config.bodyTimeoutMs);
-    const body = parseClassify(parseJson(raw), config.maxTexts);
+  /** Tokenizes and runs texts through the batcher; returns each one's logits and the largest run. */
+  async function infer(texts: string[], pairs?: (string | undefined)[], refuseLong = false) {
     let encodings: Encoding[];
     try {
-      encodings = body.texts.map((t, i) => model.encode(t, body.pairs?.[i]));
+      encodings = texts.map((t, i) => model.encode(t, pairs?.[i]));
     } catch (e) {
       // Only a maxLength too short for the special tokens of a pair gets here.
       throw new HttpError(400, "invalid_request", `Cannot tokenize the input: ${(e as Error).message}`);
     }
+    const long = encodings.findIndex((e) => e.truncated);
+    if (refuseLong && long >= 0) throw tooLong(long, model.manifest.maxLength);
     let served;
     try {
       served = await batcher.submit(encodings);
@@ -299,13 +318,35 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       console.error("Inference failed:", e);
       throw new HttpError(500, "inference_failed", `Inference failed: ${(e as Error).message ?? e}`);
     }
-    const results = served.outputs.map((logits, i) => ({
+    return { encodings, outputs: served.outputs, batchHeader: String(Math.max(...served.batchSizes)) };
+  }
+
+  async function readJson(request: Request): Promise<unknown> {
+    checkContentType(request.headers.get("content-type"));
+    const raw = await readBody(request, config.maxBodyBytes, config.bodyTimeoutMs);
+    return parseJson(raw);
+  }
+
+  /** Answers parsed Hugging Face or TEI inputs: label/score lists, one per text for a batch. */
+  async function answerScores(parsed: ParsedInputs): Promise<Response> {
+    const { outputs, batchHeader } = await infer(parsed.texts, parsed.pairs, parsed.refuseLong);
+    const answers = outputs.map((logits) =>
+      labelScores(logits, model.manifest, parsed.transform, parsed.topK)
+    );
+    return Response.json(parsed.batch ? answers : answers[0], { headers: { "x-batch-size": batchHeader } });
+  }
+
+  async function classify(request: Request): Promise<Response> {
+    requests++;
+    const json = await readJson(request);
+    if (isHuggingFaceBody(json)) return await answerScores(parseHuggingFace(json, config.maxTexts));
+    const body = parseClassify(json, config.maxTexts);
+    const { encodings, outputs, batchHeader } = await infer(body.texts, body.pairs);
+    const results = outputs.map((logits, i) => ({
       ...predictionOf(logits, model.manifest),
       truncated: encodings[i].truncated,
     }));
-    return Response.json({ results, model: short }, {
-      headers: { "x-batch-size": String(Math.max(...served.batchSizes)) },
-    });
+    return Response.json({ results, model: short }, { headers: { "x-batch-size": batchHeader } });
   }
 
   function describeModel(): Response {
@@ -322,7 +363,7 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       inputs: model.inputNames,
       outputs: model.outputNames,
       vocabSize: model.tokenizer.vocabSize,
-      batching: { windowMs: config.batchWindowMs, maxBatch: config.maxBatch },
+      batching: { windowMs: config.batchWindowMs, maxBatch: config.maxBatch, lengthAware: true },
       limits: {
         maxBodyBytes: config.maxBodyBytes,
         maxTexts: config.maxTexts,
@@ -332,44 +373,126 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     });
   }
 
-  async function route(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname;
+  /** The answer of a GET (or HEAD) route. */
+  function getRoute(path: string): Response {
+    if (path === "/health") return Response.json({ status: "ok" });
+    if (path === "/model") return describeModel();
+    if (path === "/metrics") {
+      return new Response(metrics.render(batcher.pending), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
+    const [body, type] = path === "/" ? [PAGE_HTML, "text/html"] : [PAGE_JS, "text/javascript"];
+    return new Response(body, {
+      headers: {
+        "content-type": `${type}; charset=utf-8`,
+        "content-security-policy":
+          "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        "x-content-type-options": "nosniff",
+      },
+    });
+  }
+
+  /** The CORS headers for this request's Origin, if it is allowed. */
+  function corsHeaders(request: Request): Record<string, string> {
+    const origin = request.headers.get("origin");
+    if (origin === null || origins.length === 0) return {};
+    if (origins.includes("*")) {
+      return { "access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED };
+    }
+    if (!origins.includes(origin)) return { vary: "origin" };
+    return {
+      "access-control-allow-origin": origin,
+      "access-control-expose-headers": EXPOSED,
+      vary: "origin",
+    };
+  }
+
+  function preflight(request: Request, methods: string[]): Response {
+    const allow = [...methods, "OPTIONS"].join(", ");
+    const headers: Record<string, string> = { allow };
+    const cors = corsHeaders(request);
+    if (cors["access-control-allow-origin"] !== undefined) {
+      headers["access-control-allow-methods"] = allow;
+      headers["access-control-allow-headers"] = "content-type, x-request-id";
+      headers["access-control-max-age"] = "600";
+    }
+    return new Response(null, { status: 204, headers });
+  }
+
+  async function route(request: Request, path: string): Promise<Response> {
     const methods = ROUTES[path];
     if (methods === undefined) {
       throw new HttpError(
         404,
         "not_found",
-        `No route ${request.method} ${shorten(path)}; use POST /classify, GET /health or GET /model`,
+        `No route ${shorten(request.method)} ${shorten(path)}; use ${ROUTE_LIST}`,
       );
     }
+    if (request.method === "OPTIONS") return preflight(request, methods);
     if (!methods.includes(request.method)) {
       throw new HttpError(
         405,
         "method_not_allowed",
         `${path} accepts ${methods.join(", ")}, not ${shorten(request.method)}`,
-        {
-          allow: methods.join(", "),
-        },
+        { allow: [...methods, "OPTIONS"].join(", ") },
       );
     }
     if (path === "/classify") return await classify(request);
-    const response = path === "/health" ? Response.json({ status: "ok" }) : describeModel();
+    if (path === "/predict") {
+      return await answerScores(parsePredict(await readJson(request), config.maxTexts));
+    }
+    if (request.method === "POST") { // POST /: Hugging Face Inference Endpoints' address
+      const json = await readJson(request);
+      if (!isHuggingFaceBody(json)) {
+        throw new HttpError(
+          400,
+          "invalid_request",
+          `POST / takes Hugging Face's {"inputs": ...}; use POST /classify for {"text"}`,
+        );
+      }
+      return await answerScores(parseHuggingFace(json, config.maxTexts));
+    }
+    const response = getRoute(path);
     return request.method === "HEAD" ? new Response(null, { headers: response.headers }) : response;
+  }
+
+  async function handle(request: Request, path: string): Promise<Response> {
+    try {
+      return await route(request, path);
+    } catch (e) {
+      if (e instanceof HttpError) return errorResponse(e);
+      console.error("Unexpected error:", e);
+      return errorResponse(
+        new HttpError(500, "internal_error", `Unexpected error: ${(e as Error).message ?? e}`),
+      );
+    }
   }
 
   return {
     config,
     model,
     async fetch(request: Request): Promise<Response> {
+      const t0 = performance.now();
+      const asked = request.headers.get("x-request-id");
+      const id = asked !== null && REQUEST_ID.test(asked) ? asked : crypto.randomUUID();
+      const path = new URL(request.url).pathname;
+      const response = await handle(request, path);
       try {
-        return await route(request);
-      } catch (e) {
-        if (e instanceof HttpError) return errorResponse(e);
-        console.error("Unexpected error:", e);
-        return errorResponse(
-          new HttpError(500, "internal_error", `Unexpected error: ${(e as Error).message ?? e}`),
+        response.headers.set("x-request-id", id);
+        for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
+      } catch { /* immutable headers: cannot happen for the responses built above */ }
+      const ms = performance.now() - t0;
+      // Labels from a fixed set: a client cannot grow the series with made-up paths or methods.
+      const known = ROUTES[path] !== undefined;
+      const method = known && METHODS.includes(request.method) ? request.method : "other";
+      metrics.request(known ? path : "other", method, response.status, ms / 1000);
+      if (config.accessLog) {
+        console.log(
+          `${shorten(request.method, 16)} ${shorten(path)} ${response.status} ${ms.toFixed(1)} ${id}`,
         );
       }
+      return response;
     },
     async close() {
       await batcher.close();

@@ -55,10 +55,12 @@ Deno.test({
         EXACT,
         "value",
       );
-      assert.deepEqual(results.map((r: object) => Object.keys(r).sort()), [["truncated", "value"], [
-        "truncated",
-        "value",
-      ]]);
+      const keys = ["label", "score", "truncated", "value"];
+      assert.deepEqual(results.map((r: object) => Object.keys(r).sort()), [keys, keys]);
+      assert.deepEqual(
+        results.map((r: { score: number; value: number }) => r.score),
+        results.map((r: { value: number }) => r.value),
+      );
       // 2 + 2 tokens fit in 8; the second text is 8 words and "." (any of them [UNK] in this 30-token
       // vocabulary, still one token each), 10 tokens with [CLS] and [SEP].
       assert.deepEqual(results.map((r: { truncated: boolean }) => r.truncated), [false, true]);

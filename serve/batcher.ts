@@ -9,15 +9,40 @@
  * - When a run ends, queued items (they arrived during the run, so have waited already) run at once.
  * - W = 0 turns coalescing off: each run holds the texts of one request only (at most M of them),
  *   and requests take turns in arrival order.
+ *
+ * Length-aware runs (option `lengthOf`, the token count of an item): a session run pads every row to
+ * its longest, so one long text in a run of short ones multiplies the work. When a run starts, the
+ * items it may take (the whole queue; with W = 0 the oldest request's items) are sorted by length and
+ * split into the groups of at most M that minimize the padded work, sum over groups of
+ * `runCost + rows * longest` (runCost: the fixed cost of a run, in token rows). The group holding the
+ * oldest item runs; the rest stay queued (ahead of nothing: the oldest item always goes next, so no
+ * item starves) and are planned again, with whatever arrived meanwhile, when that run ends.
  * @module
  */
 
 /** Options of {@linkcode Batcher}. */
-export interface BatcherOptions {
+export interface BatcherOptions<In = unknown> {
   /** Milliseconds the first queued item waits for company; 0: no coalescing across requests. */
   windowMs: number;
   /** Most items in one run. */
   maxBatch: number;
+  /** An item's length (tokens): turns on length-aware runs (see the module doc). */
+  lengthOf?: (item: In) => number;
+  /** The fixed cost of one run, in padded token rows, weighed against padding. @default 16 */
+  runCost?: number;
+  /** Called after every run with what it held and how long it took. */
+  onRun?: (info: RunInfo) => void;
+}
+
+/** What one run held (lengths count only with `lengthOf`; otherwise 0). */
+export interface RunInfo {
+  items: number;
+  /** Sum of the items' lengths. */
+  tokens: number;
+  /** items x the longest item's length: the token slots the padded run computes. */
+  paddedTokens: number;
+  milliseconds: number;
+  ok: boolean;
 }
 
 /** What {@linkcode Batcher.submit} resolves to. */
@@ -59,6 +84,9 @@ export class Batcher<In, Out> {
   readonly #runBatch: (items: In[]) => Promise<Out[]>;
   readonly #windowMs: number;
   readonly #maxBatch: number;
+  readonly #lengthOf: ((item: In) => number) | undefined;
+  readonly #runCost: number;
+  readonly #onRun: ((info: RunInfo) => void) | undefined;
   #queue: Pending<In, Out>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | null = null;
@@ -68,7 +96,7 @@ export class Batcher<In, Out> {
   #closed = false;
 
   /** @throws {RangeError} for a negative window or a batch limit below 1. */
-  constructor(runBatch: (items: In[]) => Promise<Out[]>, options: BatcherOptions) {
+  constructor(runBatch: (items: In[]) => Promise<Out[]>, options: BatcherOptions<In>) {
     if (!(options.windowMs >= 0)) {
       throw new RangeError(`Batcher windowMs ${options.windowMs} must be >= 0 (0 turns batching off)`);
     }
@@ -78,6 +106,10 @@ export class Batcher<In, Out> {
     this.#runBatch = runBatch;
     this.#windowMs = options.windowMs;
     this.#maxBatch = options.maxBatch;
+    this.#lengthOf = options.lengthOf;
+    this.#runCost = options.runCost ?? 16;
+    if (!(this.#runCost >= 0)) throw new RangeError(`Batcher runCost ${options.runCost} must be >= 0`);
+    this.#onRun = options.onRun;
   }
 
   /** Number of `runBatch` calls so far. */
@@ -109,8 +141,8 @@ export class Batcher<In, Out> {
     );
     this.#schedule();
     const done = await Promise.all(promises);
-    // Items of one submission run in order, so the runs that served it are consecutive in `done`.
-    const batchSizes = done.filter((d, i) => i === 0 || d.run !== done[i - 1].run).map((d) => d.batchSize);
+    const sizes = new Map(done.map((d) => [d.run, d.batchSize]));
+    const batchSizes = [...sizes.keys()].sort((a, b) => a - b).map((run) => sizes.get(run)!);
     return { outputs: done.map((d) => d.output), batchSizes };
   }
 
@@ -142,28 +174,77 @@ export class Batcher<In, Out> {
     }
     if (this.#inFlight !== null || this.#queue.length === 0) return;
     const group = this.#queue[0].group;
-    let n = 0;
-    while (
-      n < this.#queue.length && n < this.#maxBatch && (this.#windowMs > 0 || this.#queue[n].group === group)
-    ) n++;
-    const batch = this.#queue.splice(0, n);
+    let n = 0; // the candidates: the queue, or (window 0) the oldest submission's items
+    while (n < this.#queue.length && (this.#windowMs > 0 || this.#queue[n].group === group)) n++;
+    const take = this.#lengthOf === undefined
+      ? Array.from({ length: Math.min(n, this.#maxBatch) }, (_, i) => i)
+      : this.#plan(this.#queue.slice(0, n).map((p) => this.#lengthOf!(p.item)));
+    const chosen = new Set(take);
+    const batch = take.map((i) => this.#queue[i]);
+    this.#queue = this.#queue.filter((_, i) => !chosen.has(i));
     const run = ++this.#runs;
-    this.#items += n;
+    this.#items += batch.length;
     this.#inFlight = this.#execute(batch, run).finally(() => {
       this.#inFlight = null;
       this.#runNext(); // whatever queued during the run has waited long enough
     });
   }
 
+  /**
+   * Splits candidates of these lengths (queue order) into the groups of at most maxBatch, contiguous
+   * in length order, of least total `runCost + rows * longest`; returns the queue indices (ascending)
+   * of the group holding index 0, the oldest.
+   */
+  #plan(lengths: number[]): number[] {
+    const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
+    const n = order.length;
+    const best = new Float64Array(n + 1).fill(Infinity); // best[j]: least cost of the first j sorted
+    const cut = new Int32Array(n + 1); // where the last group of best[j] starts
+    best[0] = 0;
+    for (let j = 1; j <= n; j++) {
+      const longest = lengths[order[j - 1]];
+      for (let i = j - 1; i >= Math.max(0, j - this.#maxBatch); i--) {
+        const cost = best[i] + this.#runCost + (j - i) * longest;
+        if (cost < best[j]) {
+          best[j] = cost;
+          cut[j] = i;
+        }
+      }
+    }
+    for (let j = n; j > 0; j = cut[j]) {
+      const group = order.slice(cut[j], j);
+      if (group.includes(0)) return group.sort((a, b) => a - b);
+    }
+    throw new Error("unreachable: the oldest item is in no group");
+  }
+
   async #execute(batch: Pending<In, Out>[], run: number): Promise<void> {
+    const t0 = performance.now();
+    let ok = false;
     try {
       const outputs = await this.#runBatch(batch.map((p) => p.item));
       if (outputs.length !== batch.length) {
         throw new RangeError(`runBatch returned ${outputs.length} outputs for ${batch.length} items`);
       }
+      ok = true;
       batch.forEach((p, i) => p.resolve({ output: outputs[i], run, batchSize: batch.length }));
     } catch (e) {
       for (const p of batch) p.reject(e);
+    } finally {
+      if (this.#onRun !== undefined) {
+        const lengths = this.#lengthOf === undefined ? [] : batch.map((p) => this.#lengthOf!(p.item));
+        try {
+          this.#onRun({
+            items: batch.length,
+            tokens: lengths.reduce((a, b) => a + b, 0),
+            paddedTokens: batch.length * Math.max(0, ...lengths),
+            milliseconds: performance.now() - t0,
+            ok,
+          });
+        } catch (e) {
+          console.error("Batcher onRun failed:", e);
+        }
+      }
     }
   }
 }

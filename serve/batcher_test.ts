@@ -115,3 +115,51 @@ Deno.test("Batcher() rejects a negative window or a batch limit below 1", () => 
   });
   assert.throws(() => new Batcher(run, { windowMs: NaN, maxBatch: 4 }), { name: "RangeError" });
 });
+
+Deno.test("Batcher with lengthOf runs short items apart from a long one, the oldest's group first", async () => {
+  const r = recorder();
+  const runs: { items: number; tokens: number; paddedTokens: number }[] = [];
+  const batcher = new Batcher(r.run, {
+    windowMs: 30,
+    maxBatch: 32,
+    lengthOf: (x: number) => x,
+    runCost: 16,
+    onRun: ({ items, tokens, paddedTokens }) => runs.push({ items, tokens, paddedTokens }),
+  });
+  // One run would compute 4 x 60 = 240 slots (+16); apart: 16 + 3 x 5 and 16 + 60 = 107.
+  const results = await Promise.all([batcher.submit([4, 60]), batcher.submit([5]), batcher.submit([3])]);
+  assert.deepEqual(r.calls, [[4, 5, 3], [60]]);
+  assert.deepEqual(results.map((s) => s.outputs), [[40, 600], [50], [30]]);
+  assert.deepEqual(results.map((s) => s.batchSizes), [[3, 1], [3], [3]]);
+  assert.deepEqual(runs, [{ items: 3, tokens: 12, paddedTokens: 15 }, {
+    items: 1,
+    tokens: 60,
+    paddedTokens: 60,
+  }]);
+  await batcher.close();
+});
+
+Deno.test("Batcher with lengthOf keeps close lengths together and the oldest item goes first", async () => {
+  const r = recorder();
+  const batcher = new Batcher(r.run, { windowMs: 30, maxBatch: 32, lengthOf: (x: number) => x, runCost: 16 });
+  await Promise.all([batcher.submit([10]), batcher.submit([12]), batcher.submit([11])]);
+  assert.deepEqual(r.calls, [[10, 12, 11]]); // 16 + 36 < 16 + 10 + 16 + 12 + ...
+  r.calls.length = 0;
+  // The oldest is the long one: its group runs first, the short ones next.
+  await Promise.all([batcher.submit([60]), batcher.submit([2, 3]), batcher.submit([2])]);
+  assert.deepEqual(r.calls, [[60], [2, 3, 2]]);
+  await batcher.close();
+});
+
+Deno.test("Batcher with lengthOf respects maxBatch and window 0 plans within one submission", async () => {
+  const r = recorder();
+  const batcher = new Batcher(r.run, { windowMs: 30, maxBatch: 2, lengthOf: (x: number) => x, runCost: 0 });
+  await Promise.all([batcher.submit([5, 5, 5]), batcher.submit([5])]);
+  assert.ok(r.calls.every((c) => c.length <= 2));
+  assert.deepEqual(r.calls.flat().length, 4);
+  r.calls.length = 0;
+  const zero = new Batcher(r.run, { windowMs: 0, maxBatch: 8, lengthOf: (x: number) => x });
+  await Promise.all([zero.submit([2, 90, 3]), zero.submit([4])]);
+  assert.deepEqual(r.calls, [[2, 3], [90], [4]]);
+  await Promise.all([batcher.close(), zero.close()]);
+});

@@ -8,7 +8,7 @@ const ORT = { sanitizeResources: false, sanitizeOps: false } as const;
 
 /** The served prediction of a classification model, with its truncation flag. */
 function classified(p: Prediction, truncated: boolean): Classification {
-  assert.ok("label" in p, "a classification model");
+  assert.ok("probabilities" in p, "a classification model");
   return { ...p, truncated };
 }
 

@@ -31,6 +31,13 @@ export interface ServeConfig {
    * stalled) upload gets 408 and its handler is freed. @default 10000
    */
   bodyTimeoutMs: number;
+  /**
+   * Origins whose pages may call the server from a browser (CORS): comma-separated, `*` for any, empty
+   * for none (the page at `GET /` is same-origin and needs none). @default ""
+   */
+  corsOrigins: string;
+  /** One stdout line per request: method path status ms request-id. @default true */
+  accessLog: boolean;
 }
 
 /** Every setting's default. */
@@ -43,6 +50,8 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   maxBodyBytes: 1 << 20,
   maxTexts: 64,
   bodyTimeoutMs: 10_000,
+  corsOrigins: "",
+  accessLog: true,
 });
 
 /** The environment variable of each setting. */
@@ -55,6 +64,8 @@ export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.fre
   maxBodyBytes: "MAX_BODY_BYTES",
   maxTexts: "MAX_TEXTS",
   bodyTimeoutMs: "BODY_TIMEOUT_MS",
+  corsOrigins: "CORS_ORIGINS",
+  accessLog: "ACCESS_LOG",
 });
 
 const VARIANTS: readonly ModelVariant[] = ["int8", "float32"];
@@ -84,6 +95,16 @@ function checkConfig(config: ServeConfig, label: (key: keyof ServeConfig) => str
       `${label("batchWindowMs")} must be milliseconds in [0, ${MAX_WINDOW_MS}]; ` +
         `0 turns batching off, the default is ${DEFAULT_CONFIG.batchWindowMs}`,
     );
+  }
+  if (
+    typeof config.corsOrigins !== "string" || !/^(\*|[^*\s]*)$/.test(config.corsOrigins.replace(/,\s*/g, ","))
+  ) {
+    throw new TypeError(
+      `${label("corsOrigins")} must be origins like https://a.example,https://b.example, or *`,
+    );
+  }
+  if (typeof config.accessLog !== "boolean") {
+    throw new TypeError(`${label("accessLog")} must be true or false`);
   }
   return config;
 }
@@ -124,7 +145,11 @@ export function configFromEnv(get: (name: string) => string | undefined): ServeC
     raw[key] = text;
     if (key === "modelDir") config.modelDir = text;
     else if (key === "variant") config.variant = text as ModelVariant;
-    else config[key] = Number(text); // "abc" -> NaN, rejected below with the text as written
+    else if (key === "corsOrigins") config.corsOrigins = text;
+    else if (key === "accessLog") {
+      const on = ["1", "true", "on", "yes"].includes(text.toLowerCase());
+      config.accessLog = on || ["0", "false", "off", "no"].includes(text.toLowerCase()) ? on : text as never;
+    } else config[key] = Number(text); // "abc" -> NaN, rejected below with the text as written
   }
   return checkConfig(config, (key) => `${ENV_NAMES[key]} ${JSON.stringify(raw[key] ?? config[key])}`);
 }

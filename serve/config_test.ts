@@ -21,6 +21,8 @@ Deno.test("configFromEnv() reads every variable", () => {
     MAX_BODY_BYTES: "4096",
     MAX_TEXTS: "3",
     BODY_TIMEOUT_MS: "2500",
+    CORS_ORIGINS: "https://a.example, https://b.example",
+    ACCESS_LOG: "off",
   });
   assert.deepEqual(config, {
     modelDir: "https://models.example/cola/",
@@ -31,6 +33,8 @@ Deno.test("configFromEnv() reads every variable", () => {
     maxBodyBytes: 4096,
     maxTexts: 3,
     bodyTimeoutMs: 2500,
+    corsOrigins: "https://a.example, https://b.example",
+    accessLog: false,
   });
   assert.deepEqual(Object.keys(ENV_NAMES).sort(), Object.keys(DEFAULT_CONFIG).sort());
 });
@@ -49,6 +53,18 @@ Deno.test("configFromEnv() names the variable and the text it rejects", () => {
   for (const [env, message] of cases) {
     assert.throws(() => fromEnv(env), { name: "RangeError", message }, JSON.stringify(env));
   }
+});
+
+Deno.test("configFromEnv() names a bad CORS_ORIGINS or ACCESS_LOG", () => {
+  assert.throws(() => fromEnv({ CORS_ORIGINS: "https://*.example" }), {
+    name: "TypeError",
+    message: /^CORS_ORIGINS "https:\/\/\*\.example" must be origins like/,
+  });
+  assert.throws(() => fromEnv({ ACCESS_LOG: "maybe" }), {
+    name: "TypeError",
+    message: /^ACCESS_LOG "maybe" must be true or false$/,
+  });
+  assert.equal(fromEnv({ ACCESS_LOG: "1", CORS_ORIGINS: "*" }).corsOrigins, "*");
 });
 
 Deno.test("resolveConfig() fills in defaults and names a bad setting", () => {

@@ -2,7 +2,7 @@
 // requests get a 4xx JSON error, slow and stalled uploads get 408 on time, and after every case
 // GET /health still answers. Requests fetch() cannot send (broken framing, stalls) go over raw TCP.
 import assert from "node:assert/strict";
-import { type ServerProcess, spawnServer } from "./spawn.ts";
+import { type ServerProcess, spawnServer } from "../tests/spawn.ts";
 import { exportTestModel } from "./_test_model.ts";
 
 const BODY_TIMEOUT_MS = 1000;
@@ -155,11 +155,138 @@ const CASES: Case[] = [
   },
   { name: "DELETE /classify", method: "DELETE", status: 405, code: "method_not_allowed" },
   { name: "PATCH /classify", method: "PATCH", body: "{}", status: 405, code: "method_not_allowed" },
-  { name: "OPTIONS /classify", method: "OPTIONS", status: 405, code: "method_not_allowed" },
   { name: "HEAD /classify", method: "HEAD", status: 405, code: "method_not_allowed" },
   { name: "POST /health", path: "/health", body: "{}", status: 405, code: "method_not_allowed" },
   { name: "POST /model", path: "/model", body: "{}", status: 405, code: "method_not_allowed" },
-  { name: "unknown route", path: "/predict", body: "{}", status: 404, code: "not_found" },
+  { name: "unknown route", path: "/predictions", body: "{}", status: 404, code: "not_found" },
+  { name: "OPTIONS of an unknown route", path: "/nope", method: "OPTIONS", status: 404, code: "not_found" },
+  { name: "POST /metrics", path: "/metrics", body: "{}", status: 405, code: "method_not_allowed" },
+  { name: "PUT /", path: "/", method: "PUT", body: "{}", status: 405, code: "method_not_allowed" },
+  { name: "GET /predict", path: "/predict", method: "GET", status: 405, code: "method_not_allowed" },
+  // Hugging Face's {"inputs"} (POST / and POST /classify) and TEI's POST /predict: same limits, same errors.
+  { name: "HF: invalid JSON", path: "/", body: '{"inputs": ', status: 400, code: "invalid_json" },
+  {
+    name: "HF: /classify's shape at POST /",
+    path: "/",
+    body: json({ text: "a" }),
+    status: 400,
+    code: "invalid_request",
+  },
+  { name: "HF: inputs a number", body: json({ inputs: 5 }), status: 400, code: "invalid_request" },
+  { name: "HF: inputs null", path: "/", body: json({ inputs: null }), status: 400, code: "invalid_request" },
+  { name: "HF: empty inputs", body: json({ inputs: [] }), status: 400, code: "invalid_request" },
+  { name: "HF: a number in inputs", body: json({ inputs: ["a", 1] }), status: 400, code: "invalid_request" },
+  {
+    name: "HF: 65 inputs",
+    path: "/",
+    body: json({ inputs: Array(65).fill("a") }),
+    status: 413,
+    code: "too_many_texts",
+  },
+  {
+    name: "HF: 400,000 inputs (1.2 MB)",
+    body: json({ inputs: Array(400_000).fill("") }),
+    status: 413,
+    code: "body_too_large",
+  },
+  { name: "HF: top_k 0", body: json({ inputs: "a", top_k: 0 }), status: 400, code: "invalid_request" },
+  {
+    name: "HF: top_k a string",
+    path: "/",
+    body: json({ inputs: "a", parameters: { top_k: "2" } }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "HF: unknown parameter",
+    body: json({ inputs: "a", parameters: { temperature: 1 } }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "HF: function_to_apply unknown",
+    body: json({ inputs: "a", parameters: { function_to_apply: "relu" } }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "HF: text_pair a list",
+    body: json({ inputs: { text: "a", text_pair: ["b"] } }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "HF: parameters a list",
+    body: json({ inputs: "a", parameters: [1] }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: no inputs",
+    path: "/predict",
+    body: json({ text: "a" }),
+    status: 400,
+    code: "invalid_request",
+  },
+  { name: "TEI: not JSON", path: "/predict", body: "inputs=a", status: 400, code: "invalid_json" },
+  {
+    name: "TEI: XML",
+    path: "/predict",
+    headers: { "content-type": "text/xml" },
+    body: "<a/>",
+    status: 415,
+    code: "unsupported_media_type",
+  },
+  { name: "TEI: over 1 MiB", path: "/predict", body: endlessBody, status: 413, code: "body_too_large" },
+  {
+    name: "TEI: 65 batch inputs",
+    path: "/predict",
+    body: json({ inputs: Array(65).fill(["a"]) }),
+    status: 413,
+    code: "too_many_texts",
+  },
+  {
+    name: "TEI: three texts in a batch item",
+    path: "/predict",
+    body: json({ inputs: [["a"], ["a", "b", "c"]] }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: empty batch item",
+    path: "/predict",
+    body: json({ inputs: [[]] }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: empty batch",
+    path: "/predict",
+    body: json({ inputs: [] }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: truncate a string",
+    path: "/predict",
+    body: json({ inputs: "a", truncate: "yes" }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: left truncation",
+    path: "/predict",
+    body: json({ inputs: "a", truncation_direction: "left" }),
+    status: 400,
+    code: "invalid_request",
+  },
+  {
+    name: "TEI: too long without truncate",
+    path: "/predict",
+    body: json({ inputs: [["the cat"], ["the big red dog sees the cat . ".repeat(10)]] }),
+    status: 413,
+    code: "input_too_long",
+  },
   {
     name: "path traversal",
     path: "/static/%2e%2e/%2e%2e/etc/passwd",
@@ -178,6 +305,15 @@ const ACCEPTED: [string, unknown][] = [
   ["a 900 KB text", { text: "the big red dog sees the cat . ".repeat(30_000) }],
   ["lone surrogates, NUL and controls", { text: "\ud800 a \udfff\u0000\u0007\u001b[31m b" }],
   ["astral characters", { text: "😀🧪 𠀀𠀁 \u{e0041}", text_pair: "👍🏽" }],
+];
+
+/** Valid but extreme requests in Hugging Face's and TEI's shapes: [what, path, body]. */
+const ACCEPTED_SHAPES: [string, string, unknown][] = [
+  ["HF: 64 inputs (MAX_TEXTS)", "/", { inputs: Array(64).fill("the cat") }],
+  ["HF: an empty text, top_k larger than the labels", "/classify", { inputs: "", top_k: 99 }],
+  ["HF: a pair with controls", "/", { inputs: { text: "\u0000\u001b[31m", text_pair: "😀" } }],
+  ["TEI: a 900 KB text with truncate", "/predict", { inputs: "the cat . ".repeat(90_000), truncate: true }],
+  ["TEI: 64 mixed batch items", "/predict", { inputs: Array(32).fill([["a"], ["", ""]]).flat() }],
 ];
 
 async function send(server: ServerProcess, c: Case): Promise<Response> {
@@ -321,6 +457,18 @@ Deno.test({
         });
         assert.equal(curl.status, 200);
         await curl.body?.cancel();
+        for (const [what, path, body] of ACCEPTED_SHAPES) {
+          const response = await send(server, { name: what, path, body: json(body), status: 200, code: "" });
+          const reply = await response.json();
+          assert.equal(response.status, 200, `${what}: ${JSON.stringify(reply)}`);
+          const lists = Array.isArray(reply[0]) ? reply : [reply];
+          for (const list of lists) {
+            assert.ok(
+              list.length >= 1 && list.every((r: { label: string }) => typeof r.label === "string"),
+              what,
+            );
+          }
+        }
         await assertHealthy(server, "extreme requests");
       });
 

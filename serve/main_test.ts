@@ -1,7 +1,7 @@
 // These tests start the real server (`deno serve serve/main.ts`) as a child process and talk HTTP to it.
 import assert from "node:assert/strict";
 import * as ort from "npm:onnxruntime-web@1.30.0";
-import { serveExpectingFailure, type ServerProcess, spawnServer } from "./spawn.ts";
+import { serveExpectingFailure, type ServerProcess, spawnServer } from "../tests/spawn.ts";
 import { exportTestModel } from "./_test_model.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { assertClose } from "../tests/util.ts";
@@ -261,12 +261,12 @@ Deno.test({
 
         const wrongMethod = await fetch(`${server.origin}/classify`);
         assert.equal(wrongMethod.status, 405);
-        assert.equal(wrongMethod.headers.get("allow"), "POST");
+        assert.equal(wrongMethod.headers.get("allow"), "POST, OPTIONS");
         assert.equal((await wrongMethod.json()).error.code, "method_not_allowed");
         const postHealth = await fetch(`${server.origin}/health`, { method: "POST", body: "{}" });
-        assert.deepEqual([postHealth.status, postHealth.headers.get("allow")], [405, "GET, HEAD"]);
+        assert.deepEqual([postHealth.status, postHealth.headers.get("allow")], [405, "GET, HEAD, OPTIONS"]);
         await postHealth.body?.cancel();
-        const missing = await fetch(`${server.origin}/predict`, { method: "POST", body: "{}" });
+        const missing = await fetch(`${server.origin}/predictions`, { method: "POST", body: "{}" });
         assert.deepEqual([missing.status, (await missing.json()).error.code], [404, "not_found"]);
 
         assert.deepEqual(await getJson<unknown>(server, "/health"), { status: "ok" });

@@ -346,14 +346,15 @@ export async function loadServeModel(
   return model;
 }
 
-/** One text's answer: a class with its probabilities, or a regression value. */
+/** One text's answer: a class with its probabilities, or a regression value (as `score` and `value`). */
 export type Prediction =
   | { label: string; score: number; probabilities: Record<string, number> }
-  | { value: number };
+  | { label: string; score: number; value: number };
 
 /**
  * Turns one row of logits into an answer: softmax probabilities and the top label for
- * classification, the raw output for regression.
+ * classification; for regression the raw output as `score` (Hugging Face's pipeline shape, the
+ * label being the model's one label, e.g. STS-B's "score") and as `value`.
  * @example
  * ```ts
  * import { predictionOf } from "./model.ts";
@@ -365,7 +366,9 @@ export function predictionOf(
   logits: ArrayLike<number>,
   manifest: { readonly labels: readonly string[]; readonly problemType: ServeManifest["problemType"] },
 ): Prediction {
-  if (manifest.problemType === "regression") return { value: logits[0] };
+  if (manifest.problemType === "regression") {
+    return { label: manifest.labels[0], score: logits[0], value: logits[0] };
+  }
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
   // Subtracting the max keeps exp() from overflowing; the ratios are unchanged.

@@ -220,7 +220,7 @@ Deno.test("predictionOf() gives softmax probabilities and the top label, or the 
   const manifest = { labels: ["neg", "neu", "pos"], problemType: "single_label_classification" } as const;
   const logits = [0.5, -1.25, 2];
   const p = predictionOf(logits, manifest);
-  assert.ok("label" in p);
+  assert.ok("probabilities" in p);
   assert.equal(p.label, "pos");
   const probs = manifest.labels.map((l) => p.probabilities[l]);
   assert.ok(Math.abs(probs.reduce((a, b) => a + b) - 1) < 1e-15);
@@ -238,6 +238,8 @@ Deno.test("predictionOf() gives softmax probabilities and the top label, or the 
   assert.ok("probabilities" in big);
   assertClose([big.probabilities.a, big.probabilities.b], [0.75, 0.25], { abs: 1e-12, rel: 0 });
   assert.deepEqual(predictionOf([-0.375], { labels: ["score"], problemType: "regression" }), {
+    label: "score",
+    score: -0.375,
     value: -0.375,
   });
 });

@@ -1,18 +1,17 @@
 /**
- * Real CoLA for tests: the bert-base-uncased tokenizer and the CoLA zip from ../shared/data, plus a
+ * Real CoLA for tests: the bert-base-uncased tokenizer and the CoLA zip (through tests/data.ts), plus a
  * tiny BERT config (2 layers, hidden 32) over that vocabulary, dropout off.
  * @module
  */
 import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 import { type ColaSplits, loadCola } from "../train/data/cola.ts";
 import { type BertConfig, parseBertConfig } from "../train/config.ts";
-
-const shared = new URL("../../shared/data/", import.meta.url);
+import { bertBaseUncasedDir, colaZipPath } from "./data.ts";
 
 /** The tokenizer, the CoLA splits and a tiny config with CoLA's labels. */
 export async function tinyCola(): Promise<{ tokenizer: Tokenizer; cola: ColaSplits; config: BertConfig }> {
-  const tokenizer = await loadTokenizer(new URL("bert-base-uncased/", shared));
-  const cola = await loadCola(new URL("cola_public_1.1.zip", shared).pathname);
+  const tokenizer = await loadTokenizer(await bertBaseUncasedDir());
+  const cola = await loadCola(await colaZipPath());
   const config = parseBertConfig(
     {
       vocab_size: tokenizer.vocabSize,

@@ -10,6 +10,7 @@ const FILES = [
   "train/data/cola.ts",
   "train/data/tabular.ts",
   "train/data/metrics.ts",
+  "train/data/glue.ts",
   "train/hub.ts",
   "train/trainer.ts",
   "train/weights.ts",

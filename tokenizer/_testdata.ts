@@ -1,29 +1,28 @@
 /**
- * Test and benchmark inputs for the tokenizer: the CoLA sentences (read straight from the shared zip)
- * and a seeded set of strings chosen to break tokenizers.
+ * Test and benchmark inputs for the tokenizer: the CoLA sentences and the bert-base-uncased files
+ * (through tests/data.ts: `$BERT_WEBGPU_TEST_DATA`, the cache, or a download) and a seeded set of
+ * strings chosen to break tokenizers.
  * @module
  */
 
-import { unzipSync } from "npm:fflate@0.8.3";
+import { pathToFileURL } from "node:url";
 import { Rng } from "../kernels/random.ts";
+import { readZipMember } from "../formats/_zip.ts";
+import { bertBaseUncasedDir, colaZipPath } from "../tests/data.ts";
 import { BERT_SPECIAL_TOKENS } from "./vocab.ts";
 
-/** The shared data folder (read-only). */
-export const DATA_DIR: URL = new URL("../../shared/data/", import.meta.url);
-/** bert-base-uncased: vocab.txt, tokenizer.json, tokenizer_config.json. */
-export const BERT_DIR: URL = new URL("bert-base-uncased/", DATA_DIR);
+/** bert-base-uncased: vocab.txt, tokenizer.json, tokenizer_config.json, config.json (resolved on import). */
+export const BERT_DIR: URL = pathToFileURL(`${await bertBaseUncasedDir()}/`);
+/** The CoLA v1.1 zip (resolved on import). */
+export const COLA_ZIP_PATH: string = await colaZipPath();
 
 /** The three raw CoLA files. */
 export type ColaFile = "in_domain_train" | "in_domain_dev" | "out_of_domain_dev";
 
-let zip: Record<string, Uint8Array> | null = null;
-
 /** The sentences (4th TSV column) of a raw CoLA file, in file order. */
 export function colaSentences(file: ColaFile): string[] {
-  zip ??= unzipSync(Deno.readFileSync(new URL("cola_public_1.1.zip", DATA_DIR)), {
-    filter: (f) => f.name.startsWith("cola_public/raw/"),
-  });
-  const tsv = new TextDecoder().decode(zip[`cola_public/raw/${file}.tsv`]);
+  const zip = Deno.readFileSync(COLA_ZIP_PATH);
+  const tsv = new TextDecoder().decode(readZipMember(zip, `cola_public/raw/${file}.tsv`, COLA_ZIP_PATH));
   return tsv.split("\n").filter((line) => line !== "").map((line) => {
     const columns = line.split("\t");
     if (columns.length !== 4) {

@@ -87,8 +87,12 @@ function fromBytes(bytes: Uint8Array, name: string, doLowerCase: boolean | undef
  * @example
  * ```ts
  * import { loadTokenizer } from "./load.ts";
- * const tok = await loadTokenizer(new URL("../../shared/data/bert-base-uncased/", import.meta.url));
- * console.log(tok.vocabSize, tok.doLowerCase); // 30522 true
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/vocab.txt`, "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ndog\nruns\n");
+ * const tok = await loadTokenizer(dir); // or a hub download: downloadModelFiles("bert-base-uncased")
+ * console.log(tok.vocabSize, tok.doLowerCase); // 7 true
+ * console.log(Array.from(tok.encode("The dog runs").ids)); // [2, 4, 5, 6, 3]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadTokenizer(source: string | URL, options: LoadOptions = {}): Promise<Tokenizer> {

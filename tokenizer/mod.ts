@@ -9,10 +9,14 @@
  * @example
  * ```ts
  * import { loadTokenizer } from "./mod.ts";
- * const tok = await loadTokenizer(new URL("../../shared/data/bert-base-uncased/", import.meta.url));
+ * const dir = await Deno.makeTempDir();
+ * const vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "our", "friends", "won", "'", "t", "buy", "this", "analysis", "."];
+ * await Deno.writeTextFile(`${dir}/vocab.txt`, vocab.join("\n") + "\n");
+ * const tok = await loadTokenizer(dir);
  * const batch = tok.encodeBatch(["Our friends won't buy this analysis.", "Hi!"]);
  * console.log(batch.batchSize, batch.seqLen); // 2 11
  * console.log(tok.decode(batch.inputIds.subarray(0, batch.lengths[0]))); // our friends won ' t buy this analysis.
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */

@@ -416,10 +416,11 @@ class WordPieceTokenizer implements Tokenizer {
  * @throws {TypeError} for a component other than BERT's, or a vocabulary without [CLS], [SEP], [PAD] or the unknown token.
  * @example
  * ```ts
- * import { tokenizerFromJson } from "./tokenizer.ts";
- * const bytes = Deno.readFileSync(new URL("../../shared/data/bert-base-uncased/tokenizer.json", import.meta.url));
+ * import { tokenizerFromJson, tokenizerFromVocab } from "./tokenizer.ts";
+ * // Any BERT tokenizer.json; here one written by another tokenizer's files().
+ * const bytes = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "!"]).files()["tokenizer.json"];
  * const tok = tokenizerFromJson(bytes);
- * console.log(Array.from(tok.encode("Hello!").ids)); // [101, 7592, 999, 102]
+ * console.log(Array.from(tok.encode("Hello!").ids)); // [2, 4, 5, 3]
  * ```
  */
 export function tokenizerFromJson(bytes: Uint8Array, name = "tokenizer.json"): Tokenizer {

@@ -49,7 +49,7 @@ const VOCAB_TXT = Deno.readTextFileSync(new URL("vocab.txt", BERT_DIR));
 const VOCAB = parseVocabTxt(VOCAB_TXT);
 const TRAIN = colaSentences("in_domain_train");
 const FIRST = "Our friends won't buy this analysis, let alone the next one we propose.";
-// From /work/shared/data/README.md.
+// As the test-data folder's README lists them.
 const FIRST_IDS = [
   101,
   2256,

@@ -1,4 +1,4 @@
-/** A tiny BERT on real CoLA (../shared/data) with the real bert-base-uncased tokenizer learns: the loss falls. */
+/** A tiny BERT on real CoLA (tests/data.ts) with the real bert-base-uncased tokenizer learns: the loss falls. */
 import { tinyCola } from "../tests/cola.ts";
 import { initWeights } from "./weights.ts";
 import { DEFAULT_TRAIN_OPTIONS, Trainer } from "./trainer.ts";

@@ -10,7 +10,12 @@ import type { EpochLog, EvalResult, StepLog, StepProgress } from "./trainer.ts";
 
 /** "accuracy 0.812, MCC 0.523, loss 0.456 (516 examples)". */
 export function formatEval(r: Omit<EvalResult, "predictions">): string {
-  if (Number.isNaN(r.accuracy)) return `MSE ${r.loss.toFixed(4)} (${r.examples} examples)`;
+  if (Number.isNaN(r.accuracy)) {
+    const corr = r.pearson === undefined
+      ? ""
+      : `Pearson ${r.pearson.toFixed(3)}, Spearman ${r.spearman!.toFixed(3)}, `;
+    return `${corr}MSE ${r.loss.toFixed(4)} (${r.examples} examples)`;
+  }
   return `accuracy ${r.accuracy.toFixed(3)}, MCC ${r.mcc.toFixed(3)}, F1 ${r.f1.toFixed(3)}, loss ${
     r.loss.toFixed(4)
   } (${r.examples} examples)`;

@@ -44,6 +44,18 @@ export interface DownloadOptions {
  */
 export const COLA_URL = "https://nyu-mll.github.io/CoLA/cola_public_1.1.zip";
 
+/**
+ * The CoLA zip's URL: `$BERT_WEBGPU_COLA_URL` (a mirror) when set, else {@linkcode COLA_URL}.
+ * @example
+ * ```ts
+ * import { colaUrl } from "./hub.ts";
+ * console.log(colaUrl().endsWith(".zip")); // true
+ * ```
+ */
+export function colaUrl(): string {
+  return env("BERT_WEBGPU_COLA_URL") ?? COLA_URL;
+}
+
 /** What to do about HTTP 401/403. */
 const AUTH_HINT =
   "the model may be private or gated: accept its terms on the hub and set HF_TOKEN (or pass --token)";

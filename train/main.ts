@@ -21,11 +21,13 @@ import {
   versionText,
 } from "./cli.ts";
 import { loadModel } from "./checkpoint.ts";
-import { COLA_URL, download, downloadModelFiles } from "./hub.ts";
+import { colaUrl, download, downloadModelFiles } from "./hub.ts";
 import { loadCola } from "./data/cola.ts";
 import { loadTable } from "./data/tabular.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { splitTrainValidation } from "./data/cola.ts";
+import { formatGlueScores, GLUE, type GlueScores, loadGlue } from "./data/glue.ts";
+import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, validateTrainOptions } from "./trainer.ts";
 import { BEST_MODEL_METRICS, type RunData, runTraining } from "./run.ts";
 import { LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
@@ -55,12 +57,16 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   task: {
     type: "string",
     value: "name",
-    help: 'Built-in recipe: "cola" (official CoLA zip, 90/10 split, dev sets as tests)',
+    help:
+      "GLUE task: cola (the tutorial's CoLA zip, 90/10 split), sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli " +
+      "(train.tsv, reported on the dev set(s) with the task's GLUE metric)",
   },
   data: {
     type: "string",
     value: "path|url",
-    help: "Training data: TSV/CSV/JSONL file or URL (with --task cola: the CoLA zip or its folder)",
+    help:
+      "Training data: TSV/CSV/JSONL file or URL (with --task: the task's GLUE folder or zip, or the CoLA " +
+      "zip; default: download it)",
   },
   "validation-data": {
     type: "string",
@@ -126,8 +132,8 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
     type: "number",
     min: 0,
     below: 1,
-    default: 0.1,
-    help: "Fraction of the training data held out for validation",
+    help: "Fraction of the training data held out for per-epoch validation (default: 0.1; 0 for GLUE " +
+      "tasks other than cola, which report their dev sets)",
   },
   dropout: {
     type: "number",
@@ -161,13 +167,14 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   "cache-dir": {
     type: "string",
     value: "folder",
-    help: "Download cache (default: the Hugging Face hub cache for models, ~/.cache/bert-webgpu for CoLA)",
+    help:
+      "Download cache (default: the Hugging Face hub cache for models, ~/.cache/bert-webgpu for CoLA and GLUE)",
   },
 };
 
 const USAGE = `Fine-tune BERT for sequence classification on WebGPU.
 
-Usage: deno task train --task cola [options]
+Usage: deno task train --task cola|sst2|mrpc|stsb|qqp|mnli|qnli|rte|wnli [options]
        deno task train --data <file> --text-column <name> --label-column <name> [options]`;
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
@@ -206,16 +213,50 @@ function firstN(ds: Dataset, n: number | undefined): Dataset {
   return n === undefined || ds.examples.length <= n ? ds : { ...ds, examples: ds.examples.slice(0, n) };
 }
 
-async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; labels: string[] }> {
-  const valSplit = v["val-split"] as number;
+async function loadData(
+  v: FlagValues,
+  seed: number,
+): Promise<{ data: RunData; labels: string[]; glue?: string }> {
+  const glue = v.task === undefined ? undefined : taskOrUsage(v.task as string).name;
+  const valSplit = (v["val-split"] as number | undefined) ??
+    (glue === undefined || glue === "cola" ? 0.1 : 0);
   const shuffle = !v["no-shuffle"];
   let data: RunData;
   let labels: string[];
-  if (v.task !== undefined) {
-    if (v.task !== "cola") {
-      throw new UsageError(`--task "${v.task}" is unknown; the built-in recipe is "cola"`);
+  const source = v.data as string | undefined;
+  if (glue !== undefined && source !== undefined && !isUrl(source)) {
+    const dir = GLUE[glue as keyof typeof GLUE].dir;
+    const expected = glue === "cola"
+      ? `${COLA_SOURCE}, or GLUE's CoLA folder or zip`
+      : `GLUE ${dir}'s folder or zip`;
+    const info = await checkPath("data", source, "any", expected);
+    if (info.isFile && !source.toLowerCase().endsWith(".zip")) {
+      throw new UsageError(
+        `--data "${source}" is not a zip: with --task ${glue}, expected ${expected} (for your own file, leave out --task)`,
+      );
     }
-    let source = (v.data as string | undefined) ?? COLA_URL;
+  }
+  if (glue !== undefined && !(glue === "cola" && isColaPublic(source))) {
+    const splits = await loadGlue(glue, v.data as string | undefined, {
+      cacheDir: v["cache-dir"] as string | undefined,
+      onProgress: downloadProgress(GLUE[glue as keyof typeof GLUE].dir),
+    });
+    for (const { file, lines } of splits.skipped) {
+      console.log(
+        `Skipped ${lines.length} row(s) of ${file} with missing fields, as GLUE's readers do (lines ${
+          lines.slice(0, 10).join(", ")
+        }${lines.length > 10 ? ", ..." : ""})`,
+      );
+    }
+    labels = splits.train.labels;
+    // The dev set(s) are the reported evaluation; --val-split also holds out part of train.
+    if ((v["validation-data"] as string[]).length || valSplit === 0) {
+      data = { train: splits.train, validation: null, tests: splits.dev };
+    } else {
+      data = { ...splitTrainValidation({ ...splits.train, name: glue }, valSplit, seed), tests: splits.dev };
+    }
+  } else if (v.task !== undefined) {
+    let source = (v.data as string | undefined) ?? colaUrl();
     if (isUrl(source)) {
       source = await download(source, {
         cacheDir: v["cache-dir"] as string | undefined,
@@ -239,7 +280,7 @@ async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; l
     labels = cola.train.labels;
   } else {
     if (v.data === undefined) {
-      throw new UsageError("Pass --task cola or --data <file>: run with --help for the flags");
+      throw new UsageError("Pass --task <GLUE task> or --data <file>: run with --help for the flags");
     }
     const all = await table("data", v.data as string, v);
     labels = all.labels;
@@ -268,6 +309,7 @@ async function loadData(v: FlagValues, seed: number): Promise<{ data: RunData; l
         Object.fromEntries(Object.entries(data.tests).map(([k, ds]) => [k, firstN(ds, maxEval)])),
     },
     labels,
+    glue,
   };
 }
 
@@ -319,7 +361,7 @@ async function train(v: FlagValues, args: string[]): Promise<number> {
     join("runs", `${v.task ?? "data"}-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`);
   if (v.resume && v.output === undefined) throw new UsageError("--resume needs --output <run folder>");
   const dropout = v.dropout as number | undefined;
-  const { data, labels } = await loadData(v, recipe.seed);
+  const { data, labels, glue } = await loadData(v, recipe.seed);
   if (v["load-best-model-at-end"] && !data.validation) {
     throw new UsageError(
       "--load-best-model-at-end needs validation data: --validation-data <file> or --val-split > 0",
@@ -350,6 +392,7 @@ async function train(v: FlagValues, args: string[]): Promise<number> {
     }; run folder ${output}`,
   );
   const stop = installInterrupt();
+  let scores: GlueScores | undefined;
   const result = await runTraining(gpu, model, tokenizer, data, {
     ...recipe,
     output,
@@ -361,6 +404,11 @@ async function train(v: FlagValues, args: string[]): Promise<number> {
     ...consoleProgress(recipe.epochs, { loggingSteps: v["logging-steps"] as number }),
     shouldStop: stop.requested,
     onMessage: (m) => console.log(m),
+    onTestResults: (results) => {
+      if (glue === undefined) return;
+      scores = glueScoresOf(glue, results, data.tests ?? {});
+      return { glue: scores };
+    },
   });
   stop.dispose();
   if (result.stopped) {
@@ -372,6 +420,7 @@ async function train(v: FlagValues, args: string[]): Promise<number> {
     return 130;
   }
   for (const [name, r] of Object.entries(result.tests)) console.log(`${name}: ${formatEval(r)}`);
+  if (scores) { for (const line of formatGlueScores(scores)) console.log(line); }
   console.log(`Model folder: ${output} (export with: deno task export --model ${output})`);
   return 0;
 }

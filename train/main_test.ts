@@ -109,8 +109,8 @@ Deno.test("deno task train names the flag at fault", async () => {
     [...data, "--max-length", "17"],
     /--max-length 17 exceeds the model's max_position_embeddings 16/,
   );
-  await expectUsage(["--task", "mnli"], /--task "mnli" is unknown/);
-  await expectUsage([], /Pass --task cola or --data/);
+  await expectUsage(["--task", "squad"], /--task "squad" is unknown; the GLUE tasks are cola, sst2/);
+  await expectUsage([], /Pass --task <GLUE task> or --data/);
   const help = helpText("usage", TRAIN_FLAGS);
   for (
     const flag of [

@@ -13,7 +13,6 @@ import { matmul } from "../kernels/matmul.ts";
 import { layerNormBackwardDx, layerNormForward } from "../kernels/layernorm.ts";
 import { paramGrads } from "../kernels/param_grads.ts";
 import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
-import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
 import { dropout } from "../kernels/dropout.ts";
 import { lossForwardBackward } from "../kernels/loss.ts";
@@ -388,8 +387,7 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dCtx: f("d.ctx", N * C),
     dQKV: f("d.qkv", N * 3 * C), // dQ | dK | dV side by side
     dInter: f("d.inter", N * I),
-    dProbs: f("d.probs", B * H * T * T),
-    dProbsDrop: dropAttn ? f("d.probsDrop", B * H * T * T) : null,
+    dProbs: f("d.probs", B * H * T * T), // dL/d(dropped probs), then dL/dscores in place
   };
 }
 
@@ -432,7 +430,6 @@ function record(
     b: GPUBuffer;
     dw: GPUBuffer;
     db: GPUBuffer;
-    firstBias?: string;
   };
   const byName = (name: string): Linear => ({
     name,
@@ -450,31 +447,29 @@ function record(
       b: span(engine.parameters, "bias"),
       dw: span(engine.gradients, "weight"),
       db: span(engine.gradients, "bias"),
-      firstBias: `${names[0]}.bias`,
     };
   };
   const params = (p: string | Linear): Linear => (typeof p === "string" ? byName(p) : p);
-  // One dispatch for a LayerNorm's dgamma/dbeta and up to two bias gradients (all column sums over
-  // \`rows\`), written into one view of the gradient arena.
-  type BiasGrad = { dy: GPUBuffer; p: string | Linear; cols: number };
-  const reduceParams = (
-    rows: number,
-    ln: { name: string; dout: GPUBuffer; input: GPUBuffer; mean: GPUBuffer; rstd: GPUBuffer } | null,
-    biases: BiasGrad[],
+  // A LayerNorm's dgamma/dbeta in one dispatch (kernels/param_grads.ts) into its two arena tensors.
+  const lnParamGrads = (
+    name: string,
+    dout: GPUBuffer,
+    input: GPUBuffer,
+    mean: GPUBuffer,
+    rstd: GPUBuffer,
   ) => {
-    // A bias by name, or a fused bias: the first of its tensors (the span starts there).
-    const biasName = (p: string | Linear) => (typeof p === "string" ? `${p}.bias` : p.firstBias!);
-    const names = [
-      ...(ln ? [`${ln.name}.weight`, `${ln.name}.bias`] : []),
-      ...biases.map((b) => biasName(b.p)),
-    ];
-    const { view, at } = engine.gradients.cover(names);
+    const { view, at } = engine.gradients.cover([`${name}.weight`, `${name}.bias`]);
     bwd.push(paramGrads(gpu, {
-      rows,
-      layerNorm: ln
-        ? { ...ln, cols: C, gammaAt: at(`${ln.name}.weight`), betaAt: at(`${ln.name}.bias`) }
-        : undefined,
-      biases: biases.map((b) => ({ dy: b.dy, cols: b.cols, at: at(biasName(b.p)) })),
+      rows: N,
+      layerNorm: {
+        dout,
+        input,
+        mean,
+        rstd,
+        cols: C,
+        gammaAt: at(`${name}.weight`),
+        betaAt: at(`${name}.bias`),
+      },
       grads: view,
       accumulate: true,
     }));
@@ -487,7 +482,7 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    lda?: number,
+    o: { lda?: number; geluPre?: GPUBuffer } = {},
   ) => {
     const { name, w, b: bias } = params(p);
     fwd.push(matmul(gpu, {
@@ -499,11 +494,13 @@ function record(
       N: out,
       K: inp,
       transB: true,
-      lda,
+      lda: o.lda,
+      // y = gelu(x·Wᵀ + b) with the pre-activation saved for the backward, in one dispatch.
+      ...(o.geluPre ? { activation: "gelu" as const, aux: o.geluPre } : {}),
       label: name,
     }));
   };
-  // Backward of a linear: dW += dYᵀ·X, dX (+)= dY·W; db += colsum(dY) is batched per layer (paramGrads).
+  // Backward of a linear: dW += dYᵀ·X with db += colsum(dY) in the same dispatch, dX (+)= dY·W.
   const linearBack = (
     dY: GPUBuffer,
     x: GPUBuffer,
@@ -512,9 +509,9 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    o: { accumulateDx?: boolean; lda?: number; ldc?: number } = {},
+    o: { accumulateDx?: boolean; lda?: number; ldc?: number; geluPre?: GPUBuffer } = {},
   ) => {
-    const { name, w, dw } = params(p);
+    const { name, w, dw, db } = params(p);
     bwd.push(matmul(gpu, {
       a: dY,
       b: x,
@@ -525,6 +522,7 @@ function record(
       transA: true,
       ldb: o.lda,
       beta: 1,
+      rowSum: db, // db += colsum(dY), in the same dispatch
       label: `${name}.dW`,
     }));
     if (dX) {
@@ -537,6 +535,8 @@ function record(
         K: out,
         ldc: o.ldc,
         beta: o.accumulateDx ? 1 : 0,
+        // dX ⊙ gelu'(pre): the gradient through the GELU that produced this linear's input.
+        ...(o.geluPre ? { activation: "geluGrad" as const, aux: o.geluPre } : {}),
         label: `${name}.dX`,
       }));
     }
@@ -620,6 +620,8 @@ function record(
     inputs.push(x);
     linear(x, qkvOf(l), a.qkv, N, 3 * C, C);
     fwd.push(perHead(`l${l}.scores`, [a.qkv, "q"], [a.qkv, "k"], [b.scores, "tt"], D, { transB: true }));
+    // Scale, mask, softmax and the attention dropout in one dispatch.
+    const dropProbs = pAttn > 0 ? { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } : null;
     fwd.push(
       attentionSoftmaxForward(gpu, {
         scores: b.scores,
@@ -629,9 +631,10 @@ function record(
         heads: H,
         T,
         scale: 1 / Math.sqrt(D),
+        ...(dropProbs ? { dropout: { ...dropProbs, dropped: a.probsDrop } } : {}),
       }),
     );
-    const probs = drop(a.probs, a.probsDrop, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
+    const probs = dropProbs ? a.probsDrop : a.probs;
     probsUsed.push(probs);
     fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.qkv, "v"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
@@ -650,8 +653,7 @@ function record(
       cols: C,
       eps,
     }));
-    linear(a.h1, n.inter, a.interPre, N, I, C);
-    fwd.push(geluForward(gpu, { x: a.interPre, out: a.inter, n: N * I }));
+    linear(a.h1, n.inter, a.inter, N, I, C, { geluPre: a.interPre });
     linear(a.inter, n.out, a.ffnOut, N, C, I);
     fwd.push(layerNormForward(gpu, {
       x: a.ffnOut,
@@ -672,7 +674,7 @@ function record(
   // ---- forward: pooler on [CLS] (row b·T of the last output), classifier, loss
   const last = b.layers.length ? b.layers[b.layers.length - 1].out : embDrop;
   const poolerLayer = config.num_hidden_layers * 8;
-  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, T * C);
+  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, { lda: T * C });
   fwd.push(tanhForward(gpu, { x: b.pooledPre, out: b.pooled, n: B * C }));
   const pooledDrop = drop(b.pooled, b.pooledDrop, B * C, pHidden, poolerLayer + SITE.pooler);
   linear(pooledDrop, "classifier", b.logits, B, L, C);
@@ -704,10 +706,6 @@ function record(
   // The loss reaches the last layer only through [CLS]: zero, then write rows b·T.
   bwd.push(fill(gpu, b.dA, N * C, 0));
   linearBack(dPooledPre, last, "bert.pooler.dense", b.dA, B, C, C, { lda: T * C, ldc: T * C });
-  reduceParams(B, null, [
-    { dy: b.dLogits, p: "classifier", cols: L },
-    { dy: dPooledPre, p: "bert.pooler.dense", cols: C },
-  ]);
 
   // ---- backward: encoder layers, last to first. dA = dL/d(layer output); dB = dL/d(layer input).
   let dOut = b.dA;
@@ -729,13 +727,8 @@ function record(
       cols: C,
       dropout: dropSite(dFfn, l * 8 + SITE.ffnOut),
     }));
-    linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I);
-    bwd.push(geluBackward(gpu, { x: a.interPre, dout: b.dInter, dx: b.dInter, n: N * I }));
-    // The output LayerNorm's dgamma/dbeta and both FFN biases, while dFfn is intact (dH1 accumulates next).
-    reduceParams(N, { name: n.outLn, dout: dOut, input: a.sum2, mean: a.mean2, rstd: a.rstd2 }, [
-      { dy: dFfn, p: n.out, cols: C },
-      { dy: b.dInter, p: n.inter, cols: I },
-    ]);
+    lnParamGrads(n.outLn, dOut, a.sum2, a.mean2, a.rstd2);
+    linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I, { geluPre: a.interPre });
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
     // h1 = LN(dropout(attnOut) + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths; dAttn =
     // dropout(dL/dsum1) from the same pass.
@@ -751,13 +744,13 @@ function record(
       cols: C,
       dropout: dropSite(dAttn, l * 8 + SITE.attnOut),
     }));
+    lnParamGrads(n.attnLn, b.dH1, a.sum1, a.mean1, a.rstd1);
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
-    const dProbsDrop = b.dProbsDrop ?? b.dProbs;
-    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.qkv, "v"], [dProbsDrop, "tt"], D, { transB: true }));
+    const dProbs = b.dProbs;
+    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.qkv, "v"], [dProbs, "tt"], D, { transB: true }));
     bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dQKV, "v"], T, { transA: true }));
-    const dProbs = dropBack(dProbsDrop, b.dProbs, B * H * T * T, pAttn, l * 8 + SITE.attnProbs);
-    // Gradient w.r.t. the raw scores (scale folded in), in place.
+    // Gradient w.r.t. the raw scores (attention dropout and scale folded in), in place.
     bwd.push(
       attentionSoftmaxBackward(gpu, {
         probs: a.probs,
@@ -766,17 +759,12 @@ function record(
         rows: B * H * T,
         T,
         scale: 1 / Math.sqrt(D),
+        ...(pAttn > 0 ? { dropout: { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } } : {}),
       }),
     );
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
     bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.qkv, "k"], [b.dQKV, "q"], T));
     bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.qkv, "q"], [b.dQKV, "k"], T, { transA: true }));
-    // The attention LayerNorm's dgamma/dbeta, the output projection's and Q/K/V's biases, while dAttn
-    // is intact (dIn accumulates next).
-    reduceParams(N, { name: n.attnLn, dout: b.dH1, input: a.sum1, mean: a.mean1, rstd: a.rstd1 }, [
-      { dy: dAttn, p: n.attnOut, cols: C },
-      { dy: b.dQKV, p: qkvOf(l), cols: 3 * C },
-    ]);
     // One dW for Q, K and V together; one dX summing the three paths (K = 3·hidden).
     linearBack(b.dQKV, inputs[l], qkvOf(l), dIn, N, 3 * C, C, { accumulateDx: true });
     [dOut, dIn] = [dIn, dOut];
@@ -795,8 +783,7 @@ function record(
     rows: N,
     cols: C,
   }));
-  const embLn = "bert.embeddings.LayerNorm";
-  reduceParams(N, { name: embLn, dout: dEmbOut, input: b.embSum, mean: b.embMean, rstd: b.embRstd }, []);
+  lnParamGrads("bert.embeddings.LayerNorm", dEmbOut, b.embSum, b.embMean, b.embRstd);
   bwd.push(
     embeddingBackward(gpu, {
       dout: dEmbSum,

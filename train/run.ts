@@ -67,6 +67,11 @@ export interface RunHooks extends Omit<TrainCallbacks, "onCheckpoint" | "onEpoch
   onEvaluate?(evaluation: EvaluationLog): void;
   /** Messages worth showing a person ("resuming from step 120", "checkpoint written"). */
   onMessage?(message: string): void;
+  /**
+   * Called with the test sets' figures and predictions at the end (e.g. to compute a task's GLUE
+   * metrics); what it returns is added to metrics.json's `final`.
+   */
+  onTestResults?(results: Record<string, EvalResult>): Record<string, unknown> | void;
 }
 
 /** What a run produced. */
@@ -258,15 +263,19 @@ export async function runTraining(
     say(`loaded the best model: step ${best.step}, validation ${best.metric} ${best.value.toFixed(4)}`);
   }
   if (!result.stopped) {
+    const full: Record<string, EvalResult> = {};
     for (const [name, ds] of Object.entries(data.tests ?? {})) {
-      const { predictions: _, ...r } = await trainer.evaluate(ds);
+      full[name] = await trainer.evaluate(ds);
+      const { predictions: _, ...r } = full[name];
       tests[name] = r;
     }
+    const extra = hooks.onTestResults?.(full) ?? {};
     await writeMetrics({
       final: {
         ...(epochs.at(-1)?.validation ? { validation: epochs.at(-1)!.validation } : {}),
         tests,
         ...(loadBestModelAtEnd && best ? { best_model: best } : {}),
+        ...extra,
       },
     });
   }

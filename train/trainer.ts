@@ -16,7 +16,7 @@ import type { Weights } from "./weights.ts";
 import { ReadbackRing } from "./readback.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { type Batch, type BatchTokenizer, makeBatches } from "./data/batches.ts";
-import { accuracy, f1Score, matthewsCorrcoef } from "./data/metrics.ts";
+import { accuracy, f1Score, matthewsCorrcoef, pearson, spearman } from "./data/metrics.ts";
 
 /** The recipe. Defaults are the tutorial's (see {@linkcode DEFAULT_TRAIN_OPTIONS}). */
 export interface TrainOptions {
@@ -104,6 +104,9 @@ export interface EvalResult {
   mcc: number;
   /** F1: binary for two labels (label 1 positive), else macro (NaN for regression). */
   f1: number;
+  /** Regression only: Pearson and Spearman correlation of predictions and targets. */
+  pearson?: number;
+  spearman?: number;
   /** Examples evaluated. */
   examples: number;
   /** Predicted class ids (or regression values). */
@@ -452,6 +455,9 @@ export class Trainer {
       accuracy: classification ? accuracy(predictions, gold) : NaN,
       mcc: classification ? matthewsCorrcoef(predictions, gold) : NaN,
       f1: classification ? f1Score(predictions, gold, { average: L === 2 ? "binary" : "macro" }) : NaN,
+      ...(classification || n === 0
+        ? {}
+        : { pearson: pearson(predictions, gold), spearman: spearman(predictions, gold) }),
       examples: n,
       predictions,
     };

@@ -6,7 +6,7 @@
 #   3. PyTorch timings: training step float32 and AMP, torch.matmul, peak memory (torch_bench.py);
 #   4. ours in the same run: deno task bench --suite kernels,train with PyTorch's figures as reference;
 #   5. a short summary table, printed last.
-# Run on the GPU host from the tree's root:  bash .gpu/on_device.sh bash bench/gpu/run.sh
+# Run on the GPU host from the tree's root:  bash bench/gpu/on_device.sh bash bench/gpu/run.sh
 # Everything is written under $OUT (default /tmp/bench_gpu). PYTHON picks the Python with torch.
 # BENCH_GPU_TINY=1 is a dry run for a machine without the GPU: tiny shapes, any adapter accepted.
 set -uo pipefail

@@ -7,11 +7,11 @@
 
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { COLA_URL, download } from "../hub.ts";
+import { COLA_URL, colaUrl, download } from "../hub.ts";
 import { decodeUtf8, readFileOrThrow } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
 import { parseTable } from "./tabular.ts";
-import { readZipMember } from "./zip.ts";
+import { readZipMember } from "../../formats/_zip.ts";
 import { Rng } from "../../kernels/random.ts";
 
 /** The four CoLA data sets. */
@@ -59,20 +59,36 @@ const MEMBERS = {
 
 /**
  * Loads CoLA. `source` is a local path to cola_public_1.1.zip, a folder holding it, or an http(s)
- * URL (downloaded into the cache, e.g. `COLA_URL`).
- * @param source The zip's path, a folder holding it, or an http(s) URL such as {@linkcode COLA_URL}.
+ * URL (downloaded into the cache); without one, the official zip (`$BERT_WEBGPU_COLA_URL` when set,
+ * else `COLA_URL`).
+ * @param source The zip's path, a folder holding it, or an http(s) URL. @default colaUrl()
  * @param options The validation fraction and split seed, and the download cache.
  * @returns The train/validation split of in_domain_train and the two dev sets, labels unacceptable (0) and acceptable (1).
  * @throws {Deno.errors.NotFound} for a missing zip or member; {@linkcode SyntaxError} for a corrupt
  *   zip; RangeError/TypeError for malformed rows (naming file and line).
  * @example
  * ```ts
+ * import { zipSync } from "npm:fflate@0.8.3";
  * import { loadCola } from "./cola.ts";
- * const cola = await loadCola(new URL("../../../shared/data/", import.meta.url).pathname);
- * cola.train.examples.length; // 7695
+ * // loadCola() with no source downloads the official zip (8,551 train rows) into the cache; here a
+ * // zip of the same layout, written by the example.
+ * const tsv = (rows: string[]) => new TextEncoder().encode(rows.map((r) => `src\t${r}\n`).join(""));
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/cola_public_1.1.zip`, zipSync({
+ *   "cola_public/raw/in_domain_train.tsv": tsv(["1\t\tThe dog runs.", "0\t*\tDog the runs.", "1\t\tIt rains."]),
+ *   "cola_public/raw/in_domain_dev.tsv": tsv(["1\t\tCats sleep."]),
+ *   "cola_public/raw/out_of_domain_dev.tsv": tsv(["0\t*\tSleep cats the."]),
+ * }));
+ * const cola = await loadCola(dir, { valSplit: 0.3 });
+ * console.log(cola.train.examples.length, cola.validation.examples.length); // 2 1
+ * console.log(cola.outOfDomainDev.examples[0]); // { text: "Sleep cats the.", label: 0, ... }
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function loadCola(source: string | URL, options: ColaOptions = {}): Promise<ColaSplits> {
+export async function loadCola(
+  source: string | URL = colaUrl(),
+  options: ColaOptions = {},
+): Promise<ColaSplits> {
   const zipPath = await resolveZip(source, options.cacheDir);
   const zip = await readFileOrThrow(zipPath, "CoLA zip");
   const zipName = basename(zipPath);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { dirname } from "node:path";
+import { colaZipPath } from "../../tests/data.ts";
 import { loadCola, splitTrainValidation } from "./cola.ts";
 import { DownloadError } from "../hub.ts";
 import { startTestServer } from "../_test_server.ts";
 import { assertRejectsWith, assertThrowsWith } from "./_assertions.ts";
 
-const DATA = new URL("../../../shared/data/", import.meta.url);
-const ZIP_PATH = fileURLToPath(new URL("cola_public_1.1.zip", DATA));
+const ZIP_PATH = await colaZipPath();
 // From the shared data README.
 const FIRST_SENTENCE = "Our friends won't buy this analysis, let alone the next one we propose.";
 
@@ -39,7 +39,7 @@ Deno.test("loadCola() without shuffle keeps file order: the first train row is t
 });
 
 Deno.test("loadCola() splits deterministically per seed, differently for another seed, covering every row once", async () => {
-  const a = await loadCola(fileURLToPath(DATA)); // a folder holding the zip
+  const a = await loadCola(dirname(ZIP_PATH)); // a folder holding the zip
   const b = await loadCola(ZIP_PATH, { seed: 42 });
   const c = await loadCola(ZIP_PATH, { seed: 7 });
   const sources = (ds: { examples: { source?: string }[] }) => ds.examples.map((e) => e.source!);

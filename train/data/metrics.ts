@@ -150,3 +150,94 @@ export function f1Score(pred: ArrayLike<number>, gold: ArrayLike<number>, option
   }
   return f1Of(k);
 }
+
+function checkFinite(values: ArrayLike<number>, metric: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new RangeError(`${metric}: value ${values[i]} at index ${i} is not finite; pass finite numbers`);
+    }
+  }
+}
+
+/**
+ * Pearson correlation coefficient, as scipy.stats.pearsonr computes it (float64, means subtracted
+ * first). NaN when either input is constant (the coefficient is undefined; scipy also returns nan).
+ * @param x Predictions.
+ * @param y Gold values, one per prediction.
+ * @returns The coefficient in [-1, 1], or NaN.
+ * @throws {RangeError} for arrays of different or zero length, or a non-finite value.
+ * @example
+ * ```ts
+ * import { pearson } from "./metrics.ts";
+ * pearson([1, 2, 3], [2, 4, 6.5]); // 0.9986...
+ * ```
+ */
+export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  checkLengths(x, y, "pearson()");
+  checkFinite(x, "pearson()");
+  checkFinite(y, "pearson()");
+  const n = x.length;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = x[i] - mx;
+    const dy = y[i] - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  if (sxx === 0 || syy === 0) return NaN;
+  const r = sxy / Math.sqrt(sxx * syy);
+  return Math.max(-1, Math.min(1, r));
+}
+
+/**
+ * Ranks from 1, ties given the average of the ranks they span (scipy.stats.rankdata "average").
+ * @example
+ * ```ts
+ * import { averageRanks } from "./metrics.ts";
+ * averageRanks([10, 20, 10, 30]); // [1.5, 3, 1.5, 4]
+ * ```
+ */
+export function averageRanks(values: ArrayLike<number>): Float64Array {
+  const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  const ranks = new Float64Array(values.length);
+  for (let start = 0; start < order.length;) {
+    let end = start + 1;
+    while (end < order.length && values[order[end]] === values[order[start]]) end++;
+    // Positions start..end-1 hold equal values: ranks start+1..end, averaged.
+    const rank = (start + 1 + end) / 2;
+    for (let k = start; k < end; k++) ranks[order[k]] = rank;
+    start = end;
+  }
+  return ranks;
+}
+
+/**
+ * Spearman rank correlation, as scipy.stats.spearmanr computes it: the Pearson correlation of the
+ * average ranks (ties share the mean of their ranks). NaN when either input is constant.
+ * @param x Predictions.
+ * @param y Gold values, one per prediction.
+ * @returns The coefficient in [-1, 1], or NaN.
+ * @throws {RangeError} for arrays of different or zero length, or a non-finite value.
+ * @example
+ * ```ts
+ * import { spearman } from "./metrics.ts";
+ * spearman([1, 2, 3, 4], [1, 3, 9, 27]); // 1
+ * ```
+ */
+export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  checkLengths(x, y, "spearman()");
+  checkFinite(x, "spearman()");
+  checkFinite(y, "spearman()");
+  return pearson(averageRanks(x), averageRanks(y));
+}

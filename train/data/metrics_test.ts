@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { accuracy, f1Score, matthewsCorrcoef } from "./metrics.ts";
+import { accuracy, averageRanks, f1Score, matthewsCorrcoef, pearson, spearman } from "./metrics.ts";
 import { assertThrowsWith } from "./_assertions.ts";
 import { assertClose } from "../../tests/util.ts";
 import { METRIC_F64 } from "../../tests/tolerance.ts";
@@ -66,4 +66,53 @@ Deno.test("metrics reject mismatched or empty inputs and invalid binary settings
     RangeError,
     "positiveLabel 1 is not one of the classes 0, 2",
   );
+});
+
+// GLUE metrics against scipy.stats / sklearn.metrics on fixed vectors (tests/torch/glue_metrics_fixture.py).
+const glue: {
+  regression: {
+    name: string;
+    pred: number[];
+    gold: number[];
+    pearson: number | null;
+    spearmanr: number | null;
+    ranks_pred: number[];
+  }[];
+  classification: {
+    name: string;
+    pred: number[];
+    gold: number[];
+    accuracy: number;
+    matthews_correlation: number;
+    f1?: number;
+  }[];
+} = JSON.parse(await Deno.readTextFile(new URL("../../tests/fixtures/glue_metrics.json", import.meta.url)));
+
+Deno.test("pearson() and spearman() match scipy.stats, ties as average ranks, NaN for constant input", () => {
+  assert.ok(glue.regression.length >= 6);
+  for (const c of glue.regression) {
+    assert.deepEqual(Array.from(averageRanks(c.pred)), c.ranks_pred, `${c.name} ranks`);
+    if (c.pearson === null) {
+      assert.ok(Number.isNaN(pearson(c.pred, c.gold)) && Number.isNaN(spearman(c.pred, c.gold)), c.name);
+      continue;
+    }
+    assertClose(
+      [pearson(c.pred, c.gold), spearman(c.pred, c.gold)],
+      [c.pearson, c.spearmanr!],
+      METRIC_F64,
+      c.name,
+    );
+  }
+  // A tie-breaking rank (ordinal instead of average) would change this case's Spearman value.
+  assert.ok(glue.regression.some((c) => c.name === "many ties"));
+  assertThrowsWith(() => pearson([1, NaN], [1, 2]), RangeError, "pearson(): value NaN at index 1");
+  assertThrowsWith(() => spearman([1], [1, 2]), RangeError, "spearman(): 1 predictions for 2 gold labels");
+});
+
+Deno.test("accuracy, MCC and F1 match sklearn.metrics on the GLUE fixture vectors", () => {
+  for (const c of glue.classification) {
+    assertClose([accuracy(c.pred, c.gold)], [c.accuracy], METRIC_F64, `${c.name} accuracy`);
+    assertClose([matthewsCorrcoef(c.pred, c.gold)], [c.matthews_correlation], METRIC_F64, `${c.name} mcc`);
+    if (c.f1 !== undefined) assertClose([f1Score(c.pred, c.gold)], [c.f1], METRIC_F64, `${c.name} f1`);
+  }
 });

@@ -14,6 +14,11 @@
  * int8: every weight MatMul (Q, K, V, attention output, FFN, pooler, classifier) becomes a dynamic
  * quantized matmul and the word embeddings a per-row int8 table; LayerNorm, attention's
  * activation x activation matmuls, position and token type embeddings stay float32.
+ *
+ * Two graph forms compute the same function:
+ * - fused (default): onnxruntime's com.microsoft transformer ops: one Q|K|V matmul per layer split for
+ *   MultiHeadAttention, SkipLayerNormalization for residual + LayerNorm, Gelu (exact, erf) or BiasGelu.
+ * - portable: standard ONNX ops only (opset 17), for any runtime.
  * @module
  */
 
@@ -39,6 +44,29 @@ export interface BertOnnxOptions {
   int8Weights?: "int8" | "uint8";
   /** Quantize the word embedding table to int8 (per row) when quantizing. @default true */
   int8Embeddings?: boolean;
+  /**
+   * Standard ONNX ops only (no com.microsoft domain): unfused attention, LayerNorm and GELU, and int8
+   * linears as MatMulInteger. For runtimes other than onnxruntime. @default false
+   */
+  portable?: boolean;
+  /**
+   * Use onnxruntime's fused transformer ops (MultiHeadAttention, SkipLayerNormalization, Gelu).
+   * @default true unless `portable`
+   */
+  fused?: boolean;
+}
+
+/** The graph form options resolve to: whether ops are fused and how int8 linears are written. */
+export function graphForm(options: BertOnnxOptions): { fused: boolean; int8Linear: Int8LinearForm } {
+  const portable = options.portable ?? false;
+  const fused = options.fused ?? !portable;
+  const int8Linear = options.int8Linear ?? (portable ? "MatMulInteger" : "DynamicQuantizeMatMul");
+  if (portable && (fused || int8Linear !== "MatMulInteger")) {
+    throw new RangeError(
+      `A portable graph uses standard ONNX ops only; drop fused (${fused}) and int8Linear "${int8Linear}"`,
+    );
+  }
+  return { fused, int8Linear };
 }
 
 /** Model inputs, in order: int64 (batch, sequence). */
@@ -101,8 +129,11 @@ export function buildBertOnnx(
   weights: Map<string, Float32Array>,
   options: BertOnnxOptions = {},
 ): Uint8Array {
+  const form = graphForm(options);
   return bertGraph(config, weights, options).encode({
-    docString: `BertForSequenceClassification, ${options.quantize === "int8" ? "int8 dynamic" : "float32"}`,
+    docString: `BertForSequenceClassification, ${options.quantize === "int8" ? "int8 dynamic" : "float32"}, ${
+      options.portable ? "portable (standard ONNX ops)" : form.fused ? "fused (com.microsoft ops)" : "unfused"
+    }`,
   });
 }
 
@@ -126,7 +157,8 @@ export function bertGraph(
 ): GraphBuilder {
   checkWeights(config, weights);
   const int8 = options.quantize === "int8";
-  const int8Options: Int8LinearOptions = { form: options.int8Linear, weightType: options.int8Weights };
+  const { fused, int8Linear } = graphForm(options);
+  const int8Options: Int8LinearOptions = { form: int8Linear, weightType: options.int8Weights };
   const H = config.hidden_size;
   const heads = config.num_attention_heads;
   const D = H / heads;
@@ -140,16 +172,33 @@ export function bertGraph(
   const mask = g.input("attention_mask", DataType.INT64, dims);
   const types = g.input("token_type_ids", DataType.INT64, dims);
 
-  // y = x @ W^T + b for x (..., in), W (out, in).
-  const linear = (x: string, name: string): string => {
-    const w = W(`${name}.weight`);
-    const b = W(`${name}.bias`);
+  // y = x @ W^T + b for x (..., in), W (out, in). Float32 without `addBias` leaves the bias to the caller.
+  const linearOf = (x: string, name: string, w: Float32Array, b: Float32Array, addBias = true): string => {
     if (int8) return emitInt8Linear(g, x, w, b, name, int8Options);
     const out = b.length;
     const inp = w.length / out;
     const wT = g.initializer(`${name}.weight_t`, transpose(w, out, inp), [inp, out]); // MatMul wants (in, out)
-    return g.op("Add", [g.op("MatMul", [x, wT]), g.initializer(`${name}.bias`, b, [out])]);
+    const y = g.op("MatMul", [x, wT]);
+    return addBias ? g.op("Add", [y, g.initializer(`${name}.bias`, b, [out])]) : y;
   };
+  const linear = (x: string, name: string, addBias = true): string =>
+    linearOf(x, name, W(`${name}.weight`), W(`${name}.bias`), addBias);
+  // Residual + LayerNorm: LN(x + bias + skip); `bias` is the float32 linear's bias left out of x.
+  const skipLayerNorm = (x: string, skip: string, name: string, bias?: string): string =>
+    fused
+      ? g.op(
+        "SkipLayerNormalization",
+        [
+          x,
+          skip,
+          g.initializer(`${name}.weight`, W(`${name}.weight`), [H]),
+          g.initializer(`${name}.bias`, W(`${name}.bias`), [H]),
+          ...(bias ? [bias] : []),
+        ],
+        { epsilon: float(eps) },
+        "com.microsoft",
+      )
+      : layerNorm(g.op("Add", [bias ? g.op("Add", [x, bias]) : x, skip]), name);
   const layerNorm = (x: string, name: string): string =>
     g.op("LayerNormalization", [
       x,
@@ -177,32 +226,82 @@ export function bertGraph(
   let h = layerNorm(g.op("Add", [g.op("Add", [word, type]), positions]), "bert.embeddings.LayerNorm");
 
   // Additive mask (B, 1, 1, T): 0 where attended, float32 min where padded (HF's extended mask).
-  const maskF = g.op("Cast", [g.op("Unsqueeze", [mask, g.int64([1, 2])])], { to: DataType.FLOAT });
-  const additive = g.op("Mul", [g.op("Sub", [g.float32([1]), maskF]), g.float32([FLOAT32_MIN])]);
+  let additiveMask = "";
+  const additive = () => {
+    if (!additiveMask) {
+      const maskF = g.op("Cast", [g.op("Unsqueeze", [mask, g.int64([1, 2])])], { to: DataType.FLOAT });
+      additiveMask = g.op("Mul", [g.op("Sub", [g.float32([1]), maskF]), g.float32([FLOAT32_MIN])]);
+    }
+    return additiveMask;
+  };
 
-  const headShape = g.int64([0, 0, heads, D]); // Reshape's 0 copies B and T
-  const hiddenShape = g.int64([0, 0, H]);
-  const sqrtD = g.float32([Math.sqrt(D)]);
-  const sqrtHalf = g.float32([Math.SQRT1_2]);
+  // Constants of the unfused form (made on first use, shared after).
+  const headShape = () => g.int64([0, 0, heads, D]); // Reshape's 0 copies B and T
+  // Fused attention masks keys with an int32 (B, T) 1/0 mask and fills float32 min, as HF does.
+  const keyMask = fused ? g.op("Cast", [mask], { to: DataType.INT32 }) : "";
+  const biasOf = (name: string) =>
+    g.initializer(`${name}.bias`, W(`${name}.bias`), [W(`${name}.bias`).length]);
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const n = layerNames(i);
-    const split = (x: string, perm: number[]) =>
-      g.op("Transpose", [g.op("Reshape", [x, headShape])], { perm });
-    const q = split(linear(h, n.query), [0, 2, 1, 3]); // (B, heads, T, D)
-    const kT = split(linear(h, n.key), [0, 2, 3, 1]); // (B, heads, D, T)
-    const v = split(linear(h, n.value), [0, 2, 1, 3]); // (B, heads, T, D)
-    const scores = g.op("Add", [g.op("Div", [g.op("MatMul", [q, kT]), sqrtD]), additive]); // (B, heads, T, T)
-    const probs = g.op("Softmax", [scores], { axis: -1 });
-    const context = g.op("Reshape", [
-      g.op("Transpose", [g.op("MatMul", [probs, v])], { perm: [0, 2, 1, 3] }),
-      hiddenShape,
-    ]); // (B, T, H)
-    const h1 = layerNorm(g.op("Add", [linear(context, n.attnOut), h]), n.attnLn);
-    // Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))).
-    const pre = linear(h1, n.inter);
-    const erf = g.op("Erf", [g.op("Mul", [pre, sqrtHalf])]);
-    const gelu = g.op("Mul", [g.op("Mul", [pre, g.float32([0.5])]), g.op("Add", [erf, g.float32([1])])]);
-    h = layerNorm(g.op("Add", [linear(gelu, n.out), h1]), n.outLn);
+    let context: string; // (B, T, H)
+    if (fused) {
+      // One (H, 3H) matmul for Q|K|V, split into three (B, T, H) for MultiHeadAttention.
+      const qkvW = new Float32Array(3 * H * H);
+      const qkvB = new Float32Array(3 * H);
+      [n.query, n.key, n.value].forEach((name, j) => {
+        qkvW.set(W(`${name}.weight`), j * H * H);
+        qkvB.set(W(`${name}.bias`), j * H);
+      });
+      const qkvName = n.query.replace(/query$/, "qkv");
+      const qkv = linearOf(h, qkvName, qkvW, qkvB, int8);
+      const [q, k, v] = g.node("Split", [qkv], { outputs: 3, attributes: { axis: -1 } });
+      const qkvBias = int8 ? "" : g.initializer(`${qkvName}.bias`, qkvB, [3 * H]);
+      context = g.op(
+        "MultiHeadAttention",
+        [q, k, v, qkvBias, keyMask],
+        { num_heads: heads, mask_filter_value: float(FLOAT32_MIN) },
+        "com.microsoft",
+      );
+    } else {
+      const split = (x: string, perm: number[]) =>
+        g.op("Transpose", [g.op("Reshape", [x, headShape()])], { perm });
+      const q = split(linear(h, n.query), [0, 2, 1, 3]); // (B, heads, T, D)
+      const kT = split(linear(h, n.key), [0, 2, 3, 1]); // (B, heads, D, T)
+      const v = split(linear(h, n.value), [0, 2, 1, 3]); // (B, heads, T, D)
+      const scores = g.op("Add", [
+        g.op("Div", [g.op("MatMul", [q, kT]), g.float32([Math.sqrt(D)])]),
+        additive(),
+      ]); // (B, heads, T, T)
+      const probs = g.op("Softmax", [scores], { axis: -1 });
+      context = g.op("Reshape", [
+        g.op("Transpose", [g.op("MatMul", [probs, v])], { perm: [0, 2, 1, 3] }),
+        g.int64([0, 0, H]),
+      ]);
+    }
+    const h1 = skipLayerNorm(
+      linear(context, n.attnOut, !fused || int8),
+      h,
+      n.attnLn,
+      fused && !int8 ? biasOf(n.attnOut) : undefined,
+    );
+    let gelu: string;
+    if (fused) {
+      // Exact GELU (erf) as one op; float32 adds the bias inside it (BiasGelu).
+      gelu = int8
+        ? g.op("Gelu", [linear(h1, n.inter)], {}, "com.microsoft")
+        : g.op("BiasGelu", [linear(h1, n.inter, false), biasOf(n.inter)], {}, "com.microsoft");
+    } else {
+      // Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))).
+      const pre = linear(h1, n.inter);
+      const erf = g.op("Erf", [g.op("Mul", [pre, g.float32([Math.SQRT1_2])])]);
+      gelu = g.op("Mul", [g.op("Mul", [pre, g.float32([0.5])]), g.op("Add", [erf, g.float32([1])])]);
+    }
+    h = skipLayerNorm(
+      linear(gelu, n.out, !fused || int8),
+      h1,
+      n.outLn,
+      fused && !int8 ? biasOf(n.out) : undefined,
+    );
   }
 
   // Pooler on token 0: (B, H) -> tanh(dense), then the classifier: (B, num_labels).

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bertGraph, buildBertOnnx } from "./bert_onnx.ts";
+import { bertGraph, type BertOnnxOptions, buildBertOnnx } from "./bert_onnx.ts";
 import { argmaxRows, loadFixture, node, randomBatch, runLogits, web } from "./_test_util.ts";
 import { encodeModel } from "./onnx_proto.ts";
 import { BERT_BASE, numLabels, parseBertConfig } from "../config.ts";
@@ -76,6 +76,74 @@ Deno.test("buildBertOnnx() int8 forms and weight storages give the same logits",
       assertClose(await runLogits(web, bytes, batch), base, REDUCTION_F32, `${int8Linear} ${int8Weights}`);
     }
   }
+});
+
+const FORMS: Record<string, BertOnnxOptions> = {
+  fused: {},
+  unfused: { fused: false },
+  portable: { portable: true },
+};
+
+Deno.test("buildBertOnnx() fused (default), unfused and portable graphs give the same logits", async () => {
+  for (const name of ["tiny", "odd", "regression"]) {
+    const fx = await loadFixture(name);
+    const padded = randomBatch(new Rng(24), fx.config, 5, fx.config.max_position_embeddings - 1);
+    for (const quantize of ["none", "int8"] as const) {
+      const fused = await runLogits(web, buildBertOnnx(fx.config, fx.weights, { quantize }), padded);
+      for (const [form, options] of Object.entries(FORMS)) {
+        const bytes = buildBertOnnx(fx.config, fx.weights, { ...options, quantize });
+        if (quantize === "none") {
+          assertClose(
+            await runLogits(web, bytes, fx.batch),
+            fx.logits,
+            ONNX_F32,
+            `${name} ${form} vs PyTorch`,
+          );
+        }
+        assertClose(await runLogits(web, bytes, padded), fused, REDUCTION_F32, `${name} ${form} ${quantize}`);
+      }
+    }
+  }
+});
+
+Deno.test("buildBertOnnx() fused graph uses onnxruntime's transformer ops; portable only standard ONNX", () => {
+  const config = parseBertConfig({
+    hidden_size: 8,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    intermediate_size: 16,
+    vocab_size: 20,
+    max_position_embeddings: 8,
+  });
+  const weights = new Map(
+    parameterSpecs(config).map((s) => [s.name, new Float32Array(s.shape.reduce((a, b) => a * b, 1))]),
+  );
+  const ops = (options: BertOnnxOptions) => {
+    const model = bertGraph(config, weights, options).build();
+    return { model, ops: new Set(model.graph.node.map((n) => `${n.domain ?? ""}:${n.op_type}`)) };
+  };
+  const fused = ops({ quantize: "int8" });
+  for (const op of ["MultiHeadAttention", "SkipLayerNormalization", "Gelu", "DynamicQuantizeMatMul"]) {
+    assert.ok(fused.ops.has(`com.microsoft:${op}`), `fused int8 lacks ${op}: ${[...fused.ops]}`);
+  }
+  assert.ok(ops({}).ops.has("com.microsoft:BiasGelu"));
+  assert.ok(!fused.ops.has(":Erf") && !fused.ops.has(":Softmax") && !fused.ops.has(":Transpose"));
+  for (const quantize of ["none", "int8"] as const) {
+    const portable = ops({ quantize, portable: true });
+    assert.deepEqual([...portable.ops].filter((op) => !op.startsWith(":")), [], `portable ${quantize}`);
+    assert.deepEqual(portable.model.opset_import, [{ domain: "", version: 17 }]);
+  }
+  assert.throws(() => buildBertOnnx(config, weights, { portable: true, fused: true }), {
+    name: "RangeError",
+    message: /portable graph uses standard ONNX ops only/,
+  });
+  assert.throws(
+    () => buildBertOnnx(config, weights, { portable: true, int8Linear: "DynamicQuantizeMatMul" }),
+    {
+      name: "RangeError",
+      message: /int8Linear "DynamicQuantizeMatMul"/,
+    },
+  );
 });
 
 Deno.test("buildBertOnnx() int8 is at most 27% of float32 for bert-base", () => {

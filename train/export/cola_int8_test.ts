@@ -1,5 +1,5 @@
 /**
- * A tiny BERT trained on CoLA (real tokenizer and data from ../shared/data), exported: the float32
+ * A tiny BERT trained on CoLA (real tokenizer and data through tests/data.ts), exported: the float32
  * ONNX logits equal the engine's, and int8 predictions agree with float32 on the CoLA dev sentences.
  */
 import { makeBatches } from "../data/batches.ts";
@@ -17,7 +17,8 @@ function softmax2(l0: number, l1: number): number {
 }
 
 Deno.test({
-  name: "exportModel() of a CoLA-trained tiny model: float32 equals the engine, int8 agrees on >= 99% of dev",
+  name:
+    "exportModel() of a CoLA-trained tiny model: float32 equals the engine, int8 agrees on >= 99.5% of dev",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -79,7 +80,7 @@ Deno.test({
       await f32.release();
       await int8.release();
       const rate = agree / total;
-      if (total !== 1043 || rate < 0.99 || probDiff > 0.05) {
+      if (total !== 1043 || rate < 0.995 || probDiff > 0.05) {
         throw new Error(
           `int8 agrees on ${agree}/${total} (${rate}); largest probability difference ${probDiff}`,
         );

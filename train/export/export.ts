@@ -45,11 +45,16 @@ export interface ExportOptions {
   output?: string;
   /**
    * Longest input in tokens, written to serve.json; at most max_position_embeddings.
-   * @default 128, or max_position_embeddings when that is smaller
+   * @default the run's training max length (training_args.json), else max_position_embeddings capped at 512
    */
   maxLength?: number;
   /** Which models to write. @default ["float32", "int8"] */
   variants?: ExportVariant[];
+  /**
+   * Standard ONNX ops only (no onnxruntime com.microsoft ops), for runtimes other than onnxruntime;
+   * same logits as the default fused graph. @default false
+   */
+  portable?: boolean;
 }
 
 /** What {@linkcode exportModel} wrote. */
@@ -58,6 +63,50 @@ export interface ExportResult {
   files: Record<string, string>;
   /** Variant -> size in bytes. */
   bytes: Record<string, number>;
+  /** serve.json's maxLength. */
+  maxLength: number;
+  /** Where maxLength came from, for the user: "--max-length", "training_args.json" or "max_position_embeddings". */
+  maxLengthSource: MaxLengthSource;
+}
+
+/** Where an export's maxLength came from. */
+export type MaxLengthSource = "option" | "training_args.json" | "max_position_embeddings";
+
+/** The longest input a model takes by default, when the caller gives none. */
+const MAX_DEFAULT_LENGTH = 512;
+
+/**
+ * The maxLength an export uses when none is given: the run's training max length (`maxLength` or
+ * `max_length` in training_args.json) when known and within max_position_embeddings, else
+ * max_position_embeddings capped at 512.
+ * @example
+ * ```ts
+ * import { defaultMaxLength } from "./export.ts";
+ * const dir = await Deno.makeTempDir();
+ * console.log(await defaultMaxLength(dir, 64)); // { maxLength: 64, source: "max_position_embeddings" }
+ * await Deno.writeTextFile(`${dir}/training_args.json`, JSON.stringify({ maxLength: 32 }));
+ * console.log(await defaultMaxLength(dir, 64)); // { maxLength: 32, source: "training_args.json" }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function defaultMaxLength(
+  modelDir: string,
+  maxPositionEmbeddings: number,
+): Promise<{ maxLength: number; source: MaxLengthSource }> {
+  let args: Record<string, unknown> | null = null;
+  try {
+    args = JSON.parse(await Deno.readTextFile(join(modelDir, "training_args.json")));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound || error instanceof SyntaxError)) throw error;
+  }
+  const trained = args?.maxLength ?? args?.max_length;
+  if (Number.isInteger(trained) && (trained as number) >= 1 && (trained as number) <= maxPositionEmbeddings) {
+    return { maxLength: trained as number, source: "training_args.json" };
+  }
+  return {
+    maxLength: Math.min(MAX_DEFAULT_LENGTH, maxPositionEmbeddings),
+    source: "max_position_embeddings",
+  };
 }
 
 /** serve.json: what the server needs besides the model files. */
@@ -131,7 +180,9 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   }
   if (variants.length === 0) throw new RangeError("No export variants given; use float32 and/or int8");
   const { config, weights } = await loadModelFolder(modelDir);
-  const maxLength = options.maxLength ?? Math.min(128, config.max_position_embeddings);
+  const { maxLength, source: maxLengthSource } = options.maxLength === undefined
+    ? await defaultMaxLength(modelDir, config.max_position_embeddings)
+    : { maxLength: options.maxLength, source: "option" as const };
   if (!Number.isInteger(maxLength) || maxLength < 1 || maxLength > config.max_position_embeddings) {
     throw new RangeError(
       `maxLength ${maxLength} must be an integer in [1, ${config.max_position_embeddings}] (max_position_embeddings)`,
@@ -140,10 +191,13 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   const output = options.output ?? modelDir;
   await Deno.mkdir(output, { recursive: true });
 
-  const result: ExportResult = { files: {}, bytes: {} };
+  const result: ExportResult = { files: {}, bytes: {}, maxLength, maxLengthSource };
   const models: ServeManifest["models"] = {};
   for (const variant of variants) {
-    const bytes = buildBertOnnx(config, weights, { quantize: variant === "int8" ? "int8" : "none" });
+    const bytes = buildBertOnnx(config, weights, {
+      quantize: variant === "int8" ? "int8" : "none",
+      portable: options.portable ?? false,
+    });
     const path = join(output, VARIANT_FILES[variant]);
     await writeFileAtomic(path, bytes);
     result.files[variant] = path;

@@ -1,20 +1,21 @@
 import assert from "node:assert/strict";
 import { exportModel, HF_ONNX_FILES, type ServeManifest } from "./export.ts";
+import { decodeModel } from "./onnx_proto.ts";
 import { fixtureDir, loadFixture, onnxCheck, runLogits, web } from "./_test_util.ts";
 import { assertClose } from "../../tests/util.ts";
 import { ONNX_F32 } from "../../tests/tolerance.ts";
+import { bertBaseUncasedDir } from "../../tests/data.ts";
 
-const SHARED_TOKENIZER = new URL("../../../shared/data/bert-base-uncased/", import.meta.url).pathname;
-
-/** A temporary model folder: a fixture's config and weights, plus the shared tokenizer files. */
+/** A temporary model folder: a fixture's config and weights, plus bert-base-uncased's tokenizer files. */
 async function modelFolder(fixture: string, withTokenizer: boolean): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "export_model_" });
   for (const f of ["config.json", "model.safetensors"]) {
     await Deno.copyFile(fixtureDir(fixture) + f, `${dir}/${f}`);
   }
   if (withTokenizer) {
+    const bert = await bertBaseUncasedDir();
     for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
-      await Deno.copyFile(SHARED_TOKENIZER + f, `${dir}/${f}`);
+      await Deno.copyFile(`${bert}/${f}`, `${dir}/${f}`);
     }
   }
   return dir;
@@ -90,6 +91,31 @@ Deno.test("exportModel() defaults to the model folder and writes only the varian
     });
   } finally {
     await Deno.remove(model, { recursive: true });
+  }
+});
+
+Deno.test("exportModel({ portable }) writes standard-ONNX graphs that pass the full onnx check", async () => {
+  const model = await modelFolder("tiny", false);
+  const output = await Deno.makeTempDir({ prefix: "export_portable_" });
+  try {
+    const result = await exportModel(model, { output, portable: true });
+    for (const path of Object.values(result.files)) {
+      const { graph, opset_import } = decodeModel(await Deno.readFile(path));
+      assert.deepEqual(opset_import.map((o) => o.domain ?? ""), [""], path); // decoding drops the empty domain
+      assert.ok(graph.node.every((n) => !n.domain), path);
+    }
+    const check = await onnxCheck(result.files.float32, result.files.int8);
+    assert.equal(check.code, 0, check.output);
+    const fx = await loadFixture("tiny");
+    assertClose(
+      await runLogits(web, result.files.float32, fx.batch),
+      fx.logits,
+      ONNX_F32,
+      "portable float32",
+    );
+  } finally {
+    await Deno.remove(model, { recursive: true });
+    await Deno.remove(output, { recursive: true });
   }
 });
 

@@ -18,8 +18,17 @@ const FLAGS: Record<string, Flag> = {
     value: "folder",
     help: "Where to write the ONNX files (default: the model folder)",
   },
-  "max-length": { type: "int", min: 1, default: 128, help: "Longest input serve accepts before truncating" },
+  "max-length": {
+    type: "int",
+    min: 1,
+    help: "Longest input serve accepts before truncating (default: the run's training max length, " +
+      "else max_position_embeddings capped at 512)",
+  },
   variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
+  portable: {
+    type: "boolean",
+    help: "Standard ONNX ops only (no onnxruntime contrib ops), for runtimes other than onnxruntime",
+  },
 };
 
 if (import.meta.main) {
@@ -44,9 +53,18 @@ if (import.meta.main) {
       }
       const r = await exportModel(v.model as string, {
         output: v.output as string | undefined,
-        maxLength: v["max-length"] as number,
+        maxLength: v["max-length"] as number | undefined,
         variants,
+        portable: v.portable === true,
       });
+      const why = {
+        option: "from --max-length",
+        "training_args.json":
+          "the length the model was trained at (training_args.json); --max-length changes it",
+        max_position_embeddings:
+          "max_position_embeddings capped at 512 (no training max length known); --max-length changes it",
+      }[r.maxLengthSource];
+      console.log(`max length ${r.maxLength} tokens: ${why}`);
       for (const [variant, path] of Object.entries(r.files)) {
         console.log(`${variant.padEnd(8)} ${path} (${(r.bytes[variant]! / 1e6).toFixed(2)} MB)`);
       }

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { ENV_NAMES } from "./config.ts";
+import { ENV_NAMES } from "../serve/config.ts";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
+const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 
 /** The child's environment: this process's, with every server setting reset (empty means default) and `env` on top. */
 function serverEnv(env: Record<string, string> = {}): Record<string, string> {
