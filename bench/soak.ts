@@ -69,6 +69,12 @@ export interface SoakMemory {
   lastKb: number;
   /** lastKb / firstKb. */
   ratio: number;
+  /** VmRSS right after start (model loaded, nothing served): "before". */
+  startKb: number;
+  /** VmRSS after the last round: "after". */
+  endKb: number;
+  /** The process's peak resident memory over its life (VmHWM), loading included. */
+  peakKb: number;
 }
 
 /** What {@linkcode runSoak} measured. */
@@ -86,17 +92,18 @@ export interface SoakResult {
 }
 
 /**
- * VmRSS of process `pid` in KiB, from /proc/<pid>/status; null when it cannot be read.
+ * VmRSS (or the peak, VmHWM) of process `pid` in KiB, from /proc/<pid>/status; null when it cannot
+ * be read.
  * @example
  * ```ts
  * import { readRssKb } from "./soak.ts";
  * console.log(readRssKb(Deno.pid)); // e.g. 61440 on Linux, null elsewhere
  * ```
  */
-export function readRssKb(pid: number): number | null {
+export function readRssKb(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number | null {
   try {
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const kb = status.match(/^VmRSS:\s+(\d+)\s+kB/m)?.[1];
+    const kb = status.match(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m"))?.[1];
     return kb === undefined ? null : Number(kb);
   } catch {
     return null;
@@ -140,6 +147,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     try {
       const url = `${server.origin}/classify`;
       const bodies = requestBodies(200);
+      const startKb = readRssKb(server.pid);
       const warmup = options.warmupSeconds ?? (quick ? 1 : 20);
       await spawnLoad({ url, concurrency: Math.max(...levels), seconds: warmup, bodies });
 
@@ -174,8 +182,17 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         samples.filter(([t]) => t >= a && t <= b).map(([, kb]) => kb);
       const first = within(roundSpans[0]);
       const last = within(roundSpans[rounds - 1]);
-      const memory = first.length && last.length
-        ? { samples, firstKb: mean(first), lastKb: mean(last), ratio: mean(last) / mean(first) }
+      const endKb = readRssKb(server.pid), peakKb = readRssKb(server.pid, "VmHWM");
+      const memory = first.length && last.length && startKb !== null && endKb !== null && peakKb !== null
+        ? {
+          samples,
+          firstKb: mean(first),
+          lastKb: mean(last),
+          ratio: mean(last) / mean(first),
+          startKb,
+          endKb,
+          peakKb,
+        }
         : null;
       const byLevel = levels.map((concurrency): SoakLevel => {
         const mine = segments.filter((s) => s.concurrency === concurrency);
@@ -236,9 +253,9 @@ export function formatSoak(result: SoakResult): string {
   const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
   lines.push(
     m
-      ? `server RSS: first round ${mib(m.firstKb)}, last round ${mib(m.lastKb)}, ratio ${
-        m.ratio.toFixed(3)
-      } ` +
+      ? `server RSS: before ${mib(m.startKb)}, first round ${mib(m.firstKb)}, last round ${
+        mib(m.lastKb)
+      }, ratio ${m.ratio.toFixed(3)}, after ${mib(m.endKb)}, peak ${mib(m.peakKb)} ` +
         `(${m.samples.length} samples)`
       : "server RSS: not available (no /proc)",
   );

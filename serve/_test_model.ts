@@ -30,6 +30,8 @@ export interface TestModelOptions {
   fixture?: "tiny" | "regression";
   /** serve.json maxLength. @default 12 */
   maxLength?: number;
+  /** Standard ONNX ops only (export's --portable), e.g. for the WebGPU provider. @default false */
+  portable?: boolean;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function exportTestModel(options: TestModelOptions = {}): Promise<s
     await Deno.copyFile(`${fixture}model.safetensors`, `${source}/model.safetensors`);
     await Deno.writeTextFile(`${source}/vocab.txt`, vocabTxt(testVocabulary(config.vocab_size)));
     await Deno.writeTextFile(`${source}/tokenizer_config.json`, JSON.stringify({ do_lower_case: true }));
-    await exportModel(source, { output, maxLength: options.maxLength ?? 12 });
+    await exportModel(source, { output, maxLength: options.maxLength ?? 12, portable: options.portable });
   } catch (e) {
     await Deno.remove(output, { recursive: true });
     throw e;

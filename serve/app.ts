@@ -67,6 +67,8 @@ import { PAGE_HTML, PAGE_JS } from "./page.ts";
 export interface AppOptions extends Partial<ServeConfig> {
   /** Serve this model instead of loading `modelDir`; the caller keeps ownership (close() keeps it). */
   model?: ServeModel;
+  /** Workers sharing the cores when ORT_THREADS is unset (main.ts passes DENO_JOBS). @default 1 */
+  workers?: number;
 }
 
 /** A running application. */
@@ -283,13 +285,16 @@ function parseClassify(json: unknown, maxTexts: number): ClassifyRequest {
  * ```
  */
 export async function createApp(options: AppOptions = {}): Promise<App> {
-  const { model: given, ...settings } = options;
+  const { model: given, workers, ...settings } = options;
   const config = resolveConfig(settings);
   const model = given ??
-    await loadServeModel(config.modelDir, { variant: config.variant, threads: config.ortThreads });
-  // The backend field comes with MODEL_BACKEND (issue 12); a model without it runs on wasm.
-  const backend = (model as { backend?: string }).backend ?? "wasm";
-  const metrics = new Metrics({ backend, variant: model.variant });
+    await loadServeModel(config.modelDir, {
+      backend: config.backend,
+      variant: config.variant,
+      threads: config.ortThreads,
+      workers,
+    });
+  const metrics = new Metrics({ backend: model.backend, variant: model.variant });
   const batcher = new Batcher((rows: Encoding[]) => model.run(rows), {
     windowMs: config.batchWindowMs,
     maxBatch: config.maxBatch,
@@ -355,8 +360,15 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       labels: m.labels,
       maxLength: m.maxLength,
       problemType: m.problemType,
+      backend: model.backend,
       variant: model.variant,
-      quantization: model.variant === "int8" ? "int8 weights, dynamic uint8 activations" : "none (float32)",
+      quantization: model.variant === "int8"
+        ? "int8 weights, dynamic uint8 activations"
+        : model.variant === "float16"
+        ? "float16 weights and activations"
+        : "none (float32)",
+      threads: model.threads,
+      ...(model.threadsNote ? { threadsNote: model.threadsNote } : {}),
       file: model.file,
       bytes: model.bytes,
       variants: Object.keys(m.models),

@@ -22,13 +22,18 @@
  */
 
 import { loadServeModel, type Prediction, predictionOf, type ServeModel } from "./model.ts";
-import type { ModelVariant } from "./config.ts";
+import type { Backend, ModelVariant } from "./config.ts";
 
 /** Options of {@linkcode loadClassifier}. */
 export interface LoadClassifierOptions {
-  /** Which model of serve.json to run: the int8 quantized one or the float32 one. @default "int8" */
+  /** Where the model runs: onnxruntime-web wasm or WebGPU, or onnxruntime-node. @default "wasm" */
+  backend?: Backend;
+  /** Which model of serve.json to run. @default "int8" ("float16" on webgpu) */
   variant?: ModelVariant;
-  /** onnxruntime-web wasm threads; only the first session of a process sets it. @default 1 */
+  /**
+   * Intra-op threads (wasm: only the first session of a process sets it).
+   * @default the cores the process may use, at most 8
+   */
   threads?: number;
 }
 
@@ -68,7 +73,7 @@ export interface Classifier {
   readonly labels: readonly string[];
   /** Longest input in tokens, [CLS] and [SEP] included; longer texts are truncated. */
   readonly maxLength: number;
-  /** The model file that runs: "int8" or "float32". */
+  /** The model file that runs: "int8", "float32" or "float16". */
   readonly variant: ModelVariant;
   /** "single_label_classification" (softmax over labels) or "regression" (one value). */
   readonly problemType: "single_label_classification" | "regression";
@@ -207,6 +212,10 @@ export async function loadClassifier(
   options: LoadClassifierOptions = {},
 ): Promise<Classifier> {
   return new OnnxClassifier(
-    await loadServeModel(source, { variant: options.variant, threads: options.threads }),
+    await loadServeModel(source, {
+      backend: options.backend,
+      variant: options.variant,
+      threads: options.threads,
+    }),
   );
 }

@@ -8,16 +8,53 @@
 export const DEFAULT_MODEL_DIR = "runs/demo/export";
 
 /** Model variants serve.json can list. */
-export type ModelVariant = "int8" | "float32";
+export type ModelVariant = "int8" | "float32" | "float16";
+
+/** Where the model runs: onnxruntime-web on wasm or WebGPU, or onnxruntime-node (native code). */
+export type Backend = "wasm" | "webgpu" | "native";
+
+/** The variant each backend loads when MODEL_VARIANT is unset (WebGPU has no int8 kernels). */
+export const DEFAULT_VARIANT: Readonly<Record<Backend, ModelVariant>> = Object.freeze({
+  wasm: "int8",
+  webgpu: "float16",
+  native: "int8",
+});
+
+/**
+ * Most threads serve picks by itself: BERT's matmuls at batch 1 (768 x 768 per token row) stop
+ * gaining well before 8 intra-op threads, and every wasm thread is a Worker with its own stack in a
+ * heap that never shrinks. ORT_THREADS sets more.
+ */
+export const MAX_DEFAULT_THREADS = 8;
+
+/**
+ * The default thread count: the cores this process may use (`navigator.hardwareConcurrency`),
+ * capped at {@linkcode MAX_DEFAULT_THREADS}, shared among `workers` (`deno serve --parallel` runs
+ * DENO_JOBS workers in one process; a worker cannot otherwise tell how many siblings it has).
+ * @example
+ * ```ts
+ * import { defaultThreads } from "./config.ts";
+ * console.log(defaultThreads(16, 1), defaultThreads(16, 4), defaultThreads(2, 4)); // 8 4 1
+ * ```
+ */
+export function defaultThreads(cores: number, workers = 1): number {
+  const usable = Math.min(Number.isInteger(cores) && cores > 0 ? cores : 1, MAX_DEFAULT_THREADS);
+  return Math.max(1, Math.floor(usable / Math.max(1, workers)));
+}
 
 /** Server settings. */
 export interface ServeConfig {
   /** Exported model folder (path or http(s)/file URL) holding serve.json. @default "runs/demo/export" */
   modelDir: string;
-  /** Which model of serve.json to load. @default "int8" */
-  variant: ModelVariant;
-  /** onnxruntime-web wasm threads (set before the first session of the process). @default 1 */
-  ortThreads: number;
+  /** Where the model runs. @default "wasm" */
+  backend: Backend;
+  /** Which model of serve.json to load; undefined: the backend's {@linkcode DEFAULT_VARIANT}. */
+  variant?: ModelVariant;
+  /**
+   * Intra-op threads (wasm: set before the first session of the process); undefined: the cores
+   * the process may use, see {@linkcode defaultThreads}.
+   */
+  ortThreads?: number;
   /** How long the first queued text waits for company before its batch runs; 0 runs each request alone. @default 2 */
   batchWindowMs: number;
   /** Most texts in one session run. @default 32 */
@@ -43,8 +80,9 @@ export interface ServeConfig {
 /** Every setting's default. */
 export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   modelDir: DEFAULT_MODEL_DIR,
-  variant: "int8",
-  ortThreads: 1,
+  backend: "wasm",
+  variant: undefined,
+  ortThreads: undefined,
   batchWindowMs: 2,
   maxBatch: 32,
   maxBodyBytes: 1 << 20,
@@ -57,6 +95,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
 /** The environment variable of each setting. */
 export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.freeze({
   modelDir: "MODEL_DIR",
+  backend: "MODEL_BACKEND",
   variant: "MODEL_VARIANT",
   ortThreads: "ORT_THREADS",
   batchWindowMs: "BATCH_WINDOW_MS",
@@ -68,7 +107,8 @@ export const ENV_NAMES: Readonly<Record<keyof ServeConfig, string>> = Object.fre
   accessLog: "ACCESS_LOG",
 });
 
-const VARIANTS: readonly ModelVariant[] = ["int8", "float32"];
+const VARIANTS: readonly ModelVariant[] = ["int8", "float32", "float16"];
+const BACKENDS: readonly Backend[] = ["wasm", "webgpu", "native"];
 const WHOLE_SETTINGS = ["ortThreads", "maxBatch", "maxBodyBytes", "maxTexts", "bodyTimeoutMs"] as const;
 /** A window this long would only ever hurt latency; it is surely a unit mistake (seconds?). */
 const MAX_WINDOW_MS = 10_000;
@@ -78,14 +118,26 @@ function checkConfig(config: ServeConfig, label: (key: keyof ServeConfig) => str
   if (typeof config.modelDir !== "string" || config.modelDir === "") {
     throw new TypeError(`${label("modelDir")} must be a non-empty folder path or URL`);
   }
-  if (!VARIANTS.includes(config.variant)) {
-    throw new RangeError(`${label("variant")} is not a model variant; use int8 or float32`);
+  if (!BACKENDS.includes(config.backend)) {
+    throw new RangeError(`${label("backend")} is not a backend; use wasm (default), webgpu or native`);
+  }
+  if (config.variant !== undefined && !VARIANTS.includes(config.variant)) {
+    throw new RangeError(`${label("variant")} is not a model variant; use int8, float32 or float16`);
+  }
+  if (config.backend === "webgpu" && config.variant === "int8") {
+    throw new RangeError(
+      `${label("variant")} cannot run on MODEL_BACKEND webgpu (its provider has no int8 kernels); ` +
+        `use float16 (the default there) or float32, or MODEL_BACKEND wasm or native for int8`,
+    );
   }
   for (const key of WHOLE_SETTINGS) {
     const value = config[key];
-    if (!Number.isSafeInteger(value) || value < 1) {
+    if (key === "ortThreads" && value === undefined) continue;
+    if (!Number.isSafeInteger(value) || (value as number) < 1) {
       throw new RangeError(
-        `${label(key)} must be a whole number >= 1; the default is ${DEFAULT_CONFIG[key]}`,
+        `${label(key)} must be a whole number >= 1; the default is ${
+          DEFAULT_CONFIG[key] ?? "the cores the process may use"
+        }`,
       );
     }
   }
@@ -144,6 +196,7 @@ export function configFromEnv(get: (name: string) => string | undefined): ServeC
     if (text === undefined || text === "") continue;
     raw[key] = text;
     if (key === "modelDir") config.modelDir = text;
+    else if (key === "backend") config.backend = text as Backend;
     else if (key === "variant") config.variant = text as ModelVariant;
     else if (key === "corsOrigins") config.corsOrigins = text;
     else if (key === "accessLog") {

@@ -7,9 +7,14 @@
  * @module
  */
 
-import * as ort from "npm:onnxruntime-web@1.30.0";
+import * as ortWeb from "npm:onnxruntime-web@1.30.0";
 import { type Encoding, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
-import type { ModelVariant } from "./config.ts";
+import { type Backend, DEFAULT_VARIANT, defaultThreads, type ModelVariant } from "./config.ts";
+import { FileRanges, splitInitializers } from "./onnx_external.ts";
+
+/** What serve uses of an onnxruntime module (web, its webgpu entry, or node): the same API. */
+type Runtime = Pick<typeof ortWeb, "InferenceSession" | "Tensor">;
+type Session = ortWeb.InferenceSession;
 
 /** serve.json, as the exporter writes it. */
 export interface ServeManifest {
@@ -24,16 +29,29 @@ export interface ServeManifest {
 
 /** Options of {@linkcode loadServeModel}. */
 export interface LoadModelOptions {
-  /** Which model of serve.json. @default "int8" */
+  /** Where the model runs. @default "wasm" */
+  backend?: Backend;
+  /** Which model of serve.json. @default the backend's DEFAULT_VARIANT (int8; float16 on webgpu) */
   variant?: ModelVariant;
-  /** onnxruntime-web wasm threads; only the first session of a process sets it. @default 1 */
+  /**
+   * Intra-op threads (wasm: only the first session of a process sets it).
+   * @default defaultThreads(navigator.hardwareConcurrency, DENO_JOBS or 1)
+   */
   threads?: number;
+  /** Worker count that shares the cores when `threads` is unset (`deno serve --parallel`). @default 1 */
+  workers?: number;
 }
 
 /** A loaded model, ready to run. */
 export interface ServeModel {
   /** The folder or URL it came from, as given. */
   readonly source: string;
+  /** Where it runs. */
+  readonly backend: Backend;
+  /** Intra-op threads in force. */
+  readonly threads: number;
+  /** Why `threads` is fewer than asked (threads refused by the host), else null. */
+  readonly threadsNote: string | null;
   readonly manifest: Readonly<ServeManifest>;
   readonly variant: ModelVariant;
   /** Model file name, e.g. "model.int8.onnx". */
@@ -172,10 +190,30 @@ function withPrefix(prefix: string, e: unknown): Error {
 }
 
 /** int32 ids -> the int64 tensor BERT's ONNX inputs take. */
-function int64(values: Int32Array, rows: number, cols: number): ort.Tensor {
+function int64(runtime: Runtime, values: Int32Array, rows: number, cols: number): ortWeb.Tensor {
   const data = new BigInt64Array(values.length);
   for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
-  return new ort.Tensor("int64", data, [rows, cols]);
+  return new runtime.Tensor("int64", data, [rows, cols]);
+}
+
+/** IEEE half-precision bits -> number (for a float16 model whose logits stay float16). */
+function halfToFloat(h: number): number {
+  const exp = (h >> 10) & 0x1f, frac = h & 0x3ff, sign = h & 0x8000 ? -1 : 1;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** A logits tensor's values as float32, whatever float type the model emits. */
+function floats(tensor: ortWeb.Tensor): Float32Array {
+  if (tensor.type === "float32") return tensor.data as Float32Array;
+  if (tensor.type === "float16") {
+    const data = tensor.data as ArrayLike<number>;
+    // Uint16Array holds the bits; a runtime with Float16Array hands numbers already.
+    const bits = data instanceof Uint16Array;
+    return Float32Array.from({ length: data.length }, (_, i) => bits ? halfToFloat(data[i]) : data[i]);
+  }
+  throw new RangeError(`logits of type ${tensor.type}; expected float32 or float16`);
 }
 
 /** [CLS] [UNK]... [SEP], `length` tokens: the longest input serve will run. */
@@ -201,7 +239,11 @@ class OrtServeModel implements ServeModel {
     readonly file: string,
     readonly bytes: number,
     readonly tokenizer: Tokenizer,
-    readonly session: ort.InferenceSession,
+    readonly session: Session,
+    readonly runtime: Runtime,
+    readonly backend: Backend,
+    readonly threads: number,
+    readonly threadsNote: string | null,
   ) {
     this.inputNames = [...session.inputNames];
     this.outputNames = [...session.outputNames];
@@ -225,10 +267,12 @@ class OrtServeModel implements ServeModel {
       types.set(r.tokenTypeIds, b * seq);
     });
     const all = { input_ids: ids, attention_mask: mask, token_type_ids: types };
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const name of this.inputNames) feeds[name] = int64(all[name as keyof typeof all], batch, seq);
+    const feeds: Record<string, ortWeb.Tensor> = {};
+    for (const name of this.inputNames) {
+      feeds[name] = int64(this.runtime, all[name as keyof typeof all], batch, seq);
+    }
     const out = await this.session.run(feeds, ["logits"]);
-    const logits = out.logits.data as Float32Array;
+    const logits = floats(out.logits);
     const labels = this.manifest.labels.length;
     return Array.from({ length: batch }, (_, b) => logits.slice(b * labels, (b + 1) * labels));
   }
@@ -236,6 +280,170 @@ class OrtServeModel implements ServeModel {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** Why this isolate cannot run onnxruntime-web's wasm threads, or null when it can. */
+export function wasmThreadsRefused(
+  scope: { SharedArrayBuffer?: unknown; Worker?: unknown } = globalThis,
+): string | null {
+  if (typeof scope.SharedArrayBuffer !== "function") return "this isolate has no SharedArrayBuffer";
+  if (typeof scope.Worker !== "function") return "this isolate has no Worker";
+  return null;
+}
+
+/**
+ * Frees a buffer's memory now instead of at some later garbage collection (an idle server may not
+ * collect for minutes): transferring to length 0 detaches it and releases its backing store.
+ */
+function free(bytes: Uint8Array): void {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
+    (bytes.buffer as ArrayBuffer).transfer?.(0);
+  }
+}
+
+/** The native backend's module, imported only when MODEL_BACKEND=native. */
+const NATIVE_MODULE = "npm:onnxruntime-node@1.30.0";
+
+/** Threads of the first onnxruntime-web initialisation in this isolate (it cannot change later). */
+let wasmThreadsInForce: number | null = null;
+
+async function loadRuntime(backend: Backend, variant: ModelVariant, prefix: string): Promise<Runtime> {
+  if (backend === "wasm") return ortWeb;
+  if (backend === "webgpu") {
+    const gpu = (navigator as { gpu?: GPU }).gpu;
+    const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+    if (adapter === null) {
+      throw new Error(
+        `${prefix}: MODEL_BACKEND webgpu found no WebGPU adapter on this host (navigator.gpu ${
+          gpu ? "gave none" : "is missing"
+        }); use MODEL_BACKEND wasm (runs anywhere) or native`,
+      );
+    }
+    if (variant === "float16" && !adapter.features.has("shader-f16")) {
+      throw new Error(
+        `${prefix}: MODEL_BACKEND webgpu with MODEL_VARIANT float16 needs the adapter feature ` +
+          `shader-f16, which this adapter (${
+            adapter.info?.description || adapter.info?.vendor || "unnamed"
+          }) ` +
+          `lacks; set MODEL_VARIANT=float32, or use MODEL_BACKEND wasm or native`,
+      );
+    }
+    return await import("npm:onnxruntime-web@1.30.0/webgpu");
+  }
+  try {
+    // Loaded only when chosen: a specifier in a variable is outside Deno's static module graph, so the
+    // default path never resolves or downloads the native addon (a literal would put it in the graph
+    // and in the serve task's frozen lockfile).
+    const specifier = NATIVE_MODULE;
+    return (await import(specifier)) as unknown as Runtime;
+  } catch (e) {
+    const refused = e instanceof Deno.errors.NotCapable || /--allow-ffi|ffi access/i.test(String(e));
+    if (/lockfile is out of date/i.test(String(e))) {
+      throw new Error(
+        `${prefix}: MODEL_BACKEND native needs onnxruntime-node@1.30.0, which the frozen lockfile does not ` +
+          `list (locks/serve.lock holds only the default wasm path); start deno serve without ` +
+          `--frozen --lock=locks/serve.lock (or with --frozen=false), or use MODEL_BACKEND wasm`,
+        { cause: e },
+      );
+    }
+    throw new Error(
+      refused
+        ? `${prefix}: MODEL_BACKEND native needs native addons, which these permissions refuse ` +
+          `(${(e as Error).message}); add --allow-ffi to deno serve ` +
+          `(onnxruntime-node's addon lives in the npm cache it already reads), or use MODEL_BACKEND wasm`
+        : `${prefix}: MODEL_BACKEND native cannot load onnxruntime-node@1.30.0 on this host ` +
+          `(${(e as Error).message ?? e}); use MODEL_BACKEND wasm`,
+      { cause: e },
+    );
+  }
+}
+
+interface Created {
+  session: Session;
+  runtime: Runtime;
+  bytes: number;
+  threads: number;
+  threadsNote: string | null;
+}
+
+async function createSession(
+  runtime: Runtime,
+  backend: Backend,
+  loc: Location,
+  file: string,
+  asked: number,
+): Promise<Created> {
+  if (backend === "native") {
+    const options = { intraOpNumThreads: asked, interOpNumThreads: 1 };
+    // A path lets onnxruntime-node read the file itself: no copy of the model in JS.
+    if (loc.kind === "path") {
+      const name = where(loc, file);
+      const bytes = (await Deno.stat(name).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(`"${name}" does not exist`);
+        throw e;
+      })).size;
+      return {
+        session: await runtime.InferenceSession.create(name, options),
+        runtime,
+        bytes,
+        threads: asked,
+        threadsNote: null,
+      };
+    }
+    const model = await readBytes(loc, file);
+    const session = await runtime.InferenceSession.create(model, options);
+    return { session, runtime, bytes: model.length, threads: asked, threadsNote: null };
+  }
+  const web = runtime as typeof ortWeb;
+  // WebGPU runs the graph on the GPU; its wasm side (shapes, a few CPU ops) stays on one thread
+  // (its threaded start needs a blob: Worker, which Deno refuses).
+  if (backend === "webgpu") asked = 1;
+  let threads = asked, threadsNote: string | null = null;
+  const refused = asked > 1 ? wasmThreadsRefused() : null;
+  if (refused !== null) {
+    threads = 1;
+    threadsNote = `${asked} threads asked, 1 used: ${refused}`;
+  }
+  if (wasmThreadsInForce !== null && backend === "wasm" && wasmThreadsInForce !== threads) {
+    threadsNote = `${threads} threads asked, ${wasmThreadsInForce} used: onnxruntime-web was already ` +
+      `started in this isolate with ${wasmThreadsInForce}`;
+    threads = wasmThreadsInForce;
+  }
+  web.env.wasm.numThreads = threads;
+  // The weights go in as external data pointing into the file itself, so the wasm heap (which never
+  // shrinks) receives one copy of them, not three; from a local file they are read range by range,
+  // so no JS copy of the file is alive while the heap grows (see onnx_external.ts).
+  let model: Uint8Array | null = await readBytes(loc, file);
+  const bytes = model.length;
+  const { graph } = splitInitializers(model, file);
+  let data: Uint8Array = model;
+  if (loc.kind === "path") {
+    data = new FileRanges(where(loc, file));
+    free(model);
+    model = null;
+  }
+  let session: Session;
+  try {
+    session = await web.InferenceSession.create(graph, {
+      externalData: [{ path: file, data }],
+      // Measured with bert-base int8 (bench/serve.ts, BENCHMARKS.md): without the arena and the
+      // memory pattern, the never-shrinking heap settles about 25 MB lower after mixed batches.
+      enableCpuMemArena: false,
+      enableMemPattern: false,
+      ...(backend === "webgpu" ? { executionProviders: ["webgpu"] } : {}),
+    });
+  } finally {
+    if (data instanceof FileRanges) data.close();
+    else free(data);
+  }
+  // onnxruntime-web drops to one thread by itself where shared wasm memory is missing.
+  const used = web.env.wasm.numThreads ?? threads;
+  if (used < threads) {
+    threadsNote = `${asked} threads asked, ${used} used: onnxruntime-web found no shared wasm memory`;
+    threads = used;
+  }
+  if (backend === "wasm") wasmThreadsInForce ??= threads;
+  return { session, runtime, bytes, threads, threadsNote };
 }
 
 /**
@@ -257,7 +465,8 @@ export async function loadServeModel(
   source: string | URL,
   options: LoadModelOptions = {},
 ): Promise<ServeModel> {
-  const variant = options.variant ?? "int8";
+  const backend = options.backend ?? "wasm";
+  const variant = options.variant ?? DEFAULT_VARIANT[backend];
   const shown = source instanceof URL ? source.href : source;
   const prefix = `Cannot load model "${shown}"`;
   const loc = locate(source);
@@ -283,34 +492,43 @@ export async function loadServeModel(
   } catch (e) {
     throw withPrefix(prefix, e);
   }
+  if (backend === "webgpu" && variant === "int8") {
+    throw new RangeError(
+      `${prefix}: MODEL_BACKEND webgpu cannot run the int8 model (onnxruntime's WebGPU provider has no ` +
+        `int8 kernels); set MODEL_VARIANT to float16 or float32, or use MODEL_BACKEND wasm`,
+    );
+  }
   const file = manifest.models[variant];
   if (file === undefined) {
+    const listed = Object.keys(manifest.models).join(", ") || "none";
     throw new RangeError(
-      `${prefix}: "${where(loc, "serve.json")}" has no ${variant} model (it lists ${
-        Object.keys(manifest.models).join(", ") || "none"
-      }); set MODEL_VARIANT to one of those or re-export`,
+      `${prefix}: "${where(loc, "serve.json")}" has no ${variant} model (it lists ${listed}) for ` +
+        `MODEL_BACKEND ${backend}; set MODEL_VARIANT to one of those${
+          backend === "webgpu" ? " other than int8" : ""
+        } or re-export with the current exporter (deno task export writes int8, float32 and float16)`,
     );
   }
 
-  let bytes: Uint8Array, tokenizer: Tokenizer;
+  const asked = options.threads ?? defaultThreads(navigator.hardwareConcurrency, options.workers ?? 1);
+  const runtime = await loadRuntime(backend, variant, prefix);
+  let tokenizer: Tokenizer, created: Created;
   try {
-    [bytes, tokenizer] = await Promise.all([readBytes(loc, file), loadTokenizerAt(loc)]);
+    tokenizer = await loadTokenizerAt(loc);
   } catch (e) {
     throw withPrefix(prefix, e);
   }
-
-  ort.env.wasm.numThreads = options.threads ?? 1;
-  let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes);
+    created = await createSession(runtime, backend, loc, file, asked);
   } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw withPrefix(prefix, e);
     throw new Error(
-      `${prefix}: "${where(loc, file)}" is not a loadable ONNX model (${(e as Error).message ?? e})`,
-      {
-        cause: e,
-      },
+      `${prefix}: "${where(loc, file)}" is not a loadable ONNX model on MODEL_BACKEND ${backend} (${
+        (e as Error).message ?? e
+      })`,
+      { cause: e },
     );
   }
+  const { session, bytes, threads, threadsNote } = created;
   const unknown = session.inputNames.filter((n) => !(INPUTS as readonly string[]).includes(n));
   if (
     !session.inputNames.includes("input_ids") || unknown.length > 0 || !session.outputNames.includes("logits")
@@ -321,7 +539,19 @@ export async function loadServeModel(
         `[${session.outputNames}]; expected input_ids (with optional attention_mask, token_type_ids) and logits`,
     );
   }
-  const model = new OrtServeModel(shown, manifest, variant, file, bytes.length, tokenizer, session);
+  const model = new OrtServeModel(
+    shown,
+    manifest,
+    variant,
+    file,
+    bytes,
+    tokenizer,
+    session,
+    created.runtime,
+    backend,
+    threads,
+    threadsNote,
+  );
   // One probe run of serve.json's longest input catches, before serving, a maxLength beyond the
   // model's position table (which would fail every long request) and a logits width that disagrees
   // with serve.json's labels.
@@ -330,6 +560,14 @@ export async function loadServeModel(
     [probe] = await model.run([longestInput(tokenizer, manifest.maxLength)]);
   } catch (e) {
     await session.release();
+    if (backend === "webgpu") {
+      throw new RangeError(
+        `${prefix}: MODEL_BACKEND webgpu cannot run "${where(loc, file)}" (${(e as Error).message ?? e}); ` +
+          `its provider lacks some onnxruntime contrib ops: re-export with --portable, use MODEL_VARIANT ` +
+          `float16 (always portable), or MODEL_BACKEND wasm`,
+        { cause: e },
+      );
+    }
     throw new RangeError(
       `${prefix}: "${where(loc, file)}" cannot run an input of ${manifest.maxLength} tokens, the maxLength ` +
         `of "${where(loc, "serve.json")}" (${(e as Error).message ?? e}); re-export the model`,

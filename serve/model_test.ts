@@ -145,7 +145,11 @@ Deno.test({
         manifestPath,
         JSON.stringify({ ...manifest, models: { int8: "model.int8.onnx" } }),
       );
-      await rejects("RangeError", /has no float32 model \(it lists int8\); set MODEL_VARIANT/, "float32");
+      await rejects(
+        "RangeError",
+        /has no float32 model \(it lists int8\) for MODEL_BACKEND wasm; set MODEL_VARIANT/,
+        "float32",
+      );
       await Deno.writeTextFile(manifestPath, JSON.stringify({ ...manifest, labels: ["a", "b", "c"] }));
       await rejects("RangeError", /model\.int8\.onnx" gives 2 logits .* but serve\.json has 3 labels/);
       await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));

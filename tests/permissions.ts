@@ -18,7 +18,9 @@
  *   onnxruntime-web's .wasm file lives (it is read as a file, so it needs read access; kitoken's wasm
  *   is embedded and needs none); reads only its own settings; `deno serve` grants itself the
  *   listening address, so no --allow-net unless MODEL_DIR is a URL (add that host). It listens on
- *   $PORT (default 8000), read by a `deno eval` in the task line.
+ *   $PORT (default 8000), read by a `deno eval` in the task line. DENO_JOBS is read to share the
+ *   cores among `--parallel` workers. MODEL_BACKEND=native (onnxruntime-node, a native addon) needs
+ *   --allow-ffi added, only then; the default wasm backend never loads it.
  * - bench and test keep `-A`: they spawn subprocesses, run Python and write where they are told.
  *
  * Portability: `$HOME` is not set on Windows (use the flags with your profile folder there).
@@ -44,6 +46,7 @@ export const DOWNLOAD_HOSTS =
 /** The environment variables serve reads (`serve/config.ts` ENV_NAMES). */
 export const SERVE_ENV = [
   "MODEL_DIR",
+  "MODEL_BACKEND",
   "MODEL_VARIANT",
   "ORT_THREADS",
   "BATCH_WINDOW_MS",
@@ -53,6 +56,7 @@ export const SERVE_ENV = [
   "BODY_TIMEOUT_MS",
   "CORS_ORIGINS",
   "ACCESS_LOG",
+  "DENO_JOBS",
 ].join(",");
 
 /**

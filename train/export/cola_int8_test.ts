@@ -1,6 +1,7 @@
 /**
  * A tiny BERT trained on CoLA (real tokenizer and data through tests/data.ts), exported: the float32
- * ONNX logits equal the engine's, and int8 predictions agree with float32 on the CoLA dev sentences.
+ * ONNX logits equal the engine's, and int8 and float16 predictions agree with float32 on the CoLA dev
+ * sentences (float16 is WebGPU's variant; its numerics are checked on onnxruntime-web's CPU kernels).
  */
 import { makeBatches } from "../data/batches.ts";
 import { tinyCola } from "../../tests/cola.ts";
@@ -10,7 +11,7 @@ import { saveModel } from "../checkpoint.ts";
 import { exportModel } from "./export.ts";
 import { web } from "./_test_util.ts";
 import { assertClose, GPU_TEST, testGpu } from "../../tests/util.ts";
-import { ONNX_F32 } from "../../tests/tolerance.ts";
+import { FP16_LOGITS, ONNX_F32 } from "../../tests/tolerance.ts";
 
 function softmax2(l0: number, l1: number): number {
   return 1 / (1 + Math.exp(l0 - l1));
@@ -42,6 +43,8 @@ Deno.test({
       const out = await exportModel(dir, { maxLength: 48 });
       const f32 = await web.InferenceSession.create(out.files.float32!);
       const int8 = await web.InferenceSession.create(out.files.int8!);
+      const fp16 = await web.InferenceSession.create(out.files.float16!);
+      let agree16 = 0;
       const dev = {
         ...cola.inDomainDev,
         examples: [...cola.inDomainDev.examples, ...cola.outOfDomainDev.examples],
@@ -64,11 +67,15 @@ Deno.test({
         };
         const a = (await f32.run(feeds)).logits.data as Float32Array;
         const b = (await int8.run(feeds)).logits.data as Float32Array;
+        const c = (await fp16.run(feeds)).logits.data as Float32Array;
         assertClose(a, engine, ONNX_F32, "ONNX float32 vs engine logits");
+        const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(c, a, { abs: FP16_LOGITS.abs * scale, rel: 0 }, "ONNX float16 vs float32 logits");
         for (let r = 0; r < batch.batchSize; r++) {
           const pa = a[2 * r + 1] > a[2 * r] ? 1 : 0;
           const pb = b[2 * r + 1] > b[2 * r] ? 1 : 0;
           agree += pa === pb ? 1 : 0;
+          agree16 += pa === (c[2 * r + 1] > c[2 * r] ? 1 : 0) ? 1 : 0;
           predicted[pa]++;
           probDiff = Math.max(
             probDiff,
@@ -79,6 +86,8 @@ Deno.test({
       }
       await f32.release();
       await int8.release();
+      await fp16.release();
+      if (agree16 / total < 0.995) throw new Error(`float16 agrees on ${agree16}/${total}`);
       const rate = agree / total;
       if (total !== 1043 || rate < 0.995 || probDiff > 0.05) {
         throw new Error(
@@ -86,7 +95,9 @@ Deno.test({
         );
       }
       // Not a vacuous agreement: the trained model predicts both classes.
-      console.log(`agree ${agree}/${total}, probDiff ${probDiff}, predicted ${predicted}`);
+      console.log(
+        `agree ${agree}/${total} (float16 ${agree16}), probDiff ${probDiff}, predicted ${predicted}`,
+      );
       if (Math.min(...predicted) < 10) throw new Error(`predictions per class: ${predicted}`);
     } finally {
       await Deno.remove(dir, { recursive: true });

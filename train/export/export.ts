@@ -1,6 +1,7 @@
 /**
  * `deno task export`'s library part: a Hugging Face model folder (config.json + model.safetensors,
- * BertForSequenceClassification names) -> model.onnx (float32), model.int8.onnx, serve.json and
+ * BertForSequenceClassification names) -> model.onnx (float32), model.int8.onnx, model.fp16.onnx
+ * (float16, for WebGPU), serve.json and
  * copies of the tokenizer files, ready for serve/.
  * @module
  */
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { loadModel } from "../checkpoint.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { buildBertOnnx } from "./bert_onnx.ts";
+import { float16Model } from "./fp16.ts";
 
 /**
  * Export variants and their file names in the output folder.
@@ -19,7 +21,11 @@ import { buildBertOnnx } from "./bert_onnx.ts";
  * console.log(VARIANT_FILES.int8); // model.int8.onnx
  * ```
  */
-export const VARIANT_FILES = { float32: "model.onnx", int8: "model.int8.onnx" } as const;
+export const VARIANT_FILES = {
+  float32: "model.onnx",
+  int8: "model.int8.onnx",
+  float16: "model.fp16.onnx",
+} as const;
 
 /** A variant of the exported model. */
 export type ExportVariant = keyof typeof VARIANT_FILES;
@@ -34,7 +40,11 @@ export type ExportVariant = keyof typeof VARIANT_FILES;
  * console.log(HF_ONNX_FILES.int8); // onnx/model_quantized.onnx
  * ```
  */
-export const HF_ONNX_FILES = { float32: "onnx/model.onnx", int8: "onnx/model_quantized.onnx" } as const;
+export const HF_ONNX_FILES = {
+  float32: "onnx/model.onnx",
+  int8: "onnx/model_quantized.onnx",
+  float16: "onnx/model_fp16.onnx",
+} as const;
 
 /** Tokenizer files copied next to the model when present. */
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] as const;
@@ -48,7 +58,7 @@ export interface ExportOptions {
    * @default the run's training max length (training_args.json), else max_position_embeddings capped at 512
    */
   maxLength?: number;
-  /** Which models to write. @default ["float32", "int8"] */
+  /** Which models to write (float16 is for WebGPU, see fp16.ts). @default ["float32", "int8", "float16"] */
   variants?: ExportVariant[];
   /**
    * Standard ONNX ops only (no onnxruntime com.microsoft ops), for runtimes other than onnxruntime;
@@ -172,13 +182,15 @@ export async function loadModelFolder(
  * ```
  */
 export async function exportModel(modelDir: string, options: ExportOptions = {}): Promise<ExportResult> {
-  const variants = options.variants ?? ["float32", "int8"];
+  const variants = options.variants ?? ["float32", "int8", "float16"];
   for (const v of variants) {
     if (!(v in VARIANT_FILES)) {
       throw new RangeError(`Unknown export variant "${v}"; use ${Object.keys(VARIANT_FILES).join(" or ")}`);
     }
   }
-  if (variants.length === 0) throw new RangeError("No export variants given; use float32 and/or int8");
+  if (variants.length === 0) {
+    throw new RangeError("No export variants given; use float32, int8 and/or float16");
+  }
   const { config, weights } = await loadModelFolder(modelDir);
   const { maxLength, source: maxLengthSource } = options.maxLength === undefined
     ? await defaultMaxLength(modelDir, config.max_position_embeddings)
@@ -194,10 +206,12 @@ export async function exportModel(modelDir: string, options: ExportOptions = {})
   const result: ExportResult = { files: {}, bytes: {}, maxLength, maxLengthSource };
   const models: ServeManifest["models"] = {};
   for (const variant of variants) {
-    const bytes = buildBertOnnx(config, weights, {
+    // float16 is built from the standard-op graph: its casts and float16 kernels were checked on that form.
+    const built = buildBertOnnx(config, weights, {
       quantize: variant === "int8" ? "int8" : "none",
-      portable: options.portable ?? false,
+      portable: variant === "float16" ? true : options.portable ?? false,
     });
+    const bytes = variant === "float16" ? float16Model(built) : built;
     const path = join(output, VARIANT_FILES[variant]);
     await writeFileAtomic(path, bytes);
     result.files[variant] = path;

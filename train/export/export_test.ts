@@ -21,12 +21,16 @@ async function modelFolder(fixture: string, withTokenizer: boolean): Promise<str
   return dir;
 }
 
-Deno.test("exportModel() writes both models, serve.json and the tokenizer files", async () => {
+Deno.test("exportModel() writes the three models, serve.json and the tokenizer files", async () => {
   const model = await modelFolder("tiny", true);
   const output = `${await Deno.makeTempDir({ prefix: "export_out_" })}/nested/out`;
   try {
     const result = await exportModel(model, { output, maxLength: 12 });
-    assert.deepEqual(result.files, { float32: `${output}/model.onnx`, int8: `${output}/model.int8.onnx` });
+    assert.deepEqual(result.files, {
+      float32: `${output}/model.onnx`,
+      int8: `${output}/model.int8.onnx`,
+      float16: `${output}/model.fp16.onnx`,
+    });
     for (const [variant, path] of Object.entries(result.files)) {
       assert.equal((await Deno.stat(path)).size, result.bytes[variant]);
     }
@@ -45,7 +49,7 @@ Deno.test("exportModel() writes both models, serve.json and the tokenizer files"
     assert.deepEqual(manifest, {
       labels: ["unacceptable", "acceptable"],
       maxLength: 12,
-      models: { float32: "model.onnx", int8: "model.int8.onnx" },
+      models: { float32: "model.onnx", int8: "model.int8.onnx", float16: "model.fp16.onnx" },
       problemType: "single_label_classification",
     });
     for (const f of ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {

@@ -1,6 +1,6 @@
 /**
  * `deno task export --model <run folder> [--output <folder>]`: model.onnx (float32),
- * model.int8.onnx, serve.json and the tokenizer files, ready for `deno task serve`.
+ * model.int8.onnx, model.fp16.onnx, serve.json and the tokenizer files, ready for `deno task serve`.
  * @module
  */
 
@@ -24,7 +24,7 @@ const FLAGS: Record<string, Flag> = {
     help: "Longest input serve accepts before truncating (default: the run's training max length, " +
       "else max_position_embeddings capped at 512)",
   },
-  variants: { type: "string", default: "float32,int8", value: "list", help: "Which files to write" },
+  variants: { type: "string", default: "float32,int8,float16", value: "list", help: "Which files to write" },
   portable: {
     type: "boolean",
     help: "Standard ONNX ops only (no onnxruntime contrib ops), for runtimes other than onnxruntime",
@@ -34,7 +34,7 @@ const FLAGS: Record<string, Flag> = {
 if (import.meta.main) {
   await runCli(
     Deno.args,
-    "Export a model folder to ONNX (float32 and int8).\n\nUsage: deno task export --model <folder> [options]",
+    "Export a model folder to ONNX (float32, int8, and float16 for WebGPU).\n\nUsage: deno task export --model <folder> [options]",
     FLAGS,
     async (v) => {
       const expected = "a model folder with config.json and model.safetensors (a run folder)";
@@ -47,7 +47,7 @@ if (import.meta.main) {
       for (const x of variants) {
         if (!(x in VARIANT_FILES)) {
           throw new UsageError(
-            `--variants "${v.variants}" is not accepted: expected float32, int8 or float32,int8`,
+            `--variants "${v.variants}" is not accepted: expected a list of float32, int8 and float16`,
           );
         }
       }
