@@ -15,13 +15,11 @@
  */
 
 import * as ortWeb from "npm:onnxruntime-web@1.30.0";
-import { configToJson, parseBertConfig } from "../train/config.ts";
-import { initWeights } from "../train/weights.ts";
 import { exportModel, loadModelFolder, VARIANT_FILES } from "../train/export/export.ts";
 import { type BertOnnxOptions, buildBertOnnx } from "../train/export/bert_onnx.ts";
-import { serializeSafetensors, type TensorToWrite } from "../formats/safetensors.ts";
-import { parameterSpecs } from "../train/params.ts";
 import { Rng } from "../kernels/random.ts";
+import { randomModelFolder } from "./_model.ts";
+import { type BackendsResult, benchBackends } from "./infer_backends.ts";
 
 /** Options of {@linkcode benchInfer}. */
 export interface BenchInferOptions {
@@ -39,6 +37,11 @@ export interface BenchInferOptions {
   batches?: number[];
   /** The random model's size when no `modelDir` is given: "small" (hidden 256 x 4) or "bert-base". @default "small" */
   size?: "small" | "bert-base";
+  /**
+   * Also time the served model per backend (wasm 1 thread and default threads, native) in child
+   * processes ({@linkcode benchBackends}); the random model then carries bert-base's tokenizer.
+   */
+  backends?: boolean;
   /** onnxruntime-web thread counts at which the graph forms are compared. @default [1, 2] ([1] when quick) */
   graphThreads?: number[];
 }
@@ -106,38 +109,13 @@ export interface InferBenchResult {
   nodeThreads: number;
   /** Graph forms compared at each thread count; absent when `modelDir` holds only .onnx files. */
   graphs?: GraphBenchResult[];
+  /** The served model per backend and thread count, when asked for with `backends`. */
+  backends?: BackendsResult;
 }
 
 type Runtime = typeof ortWeb;
 const BATCHES = [1, 32];
 const SEQUENCE = 64;
-
-/** Writes a random HF model folder (config.json + model.safetensors) and returns its path. */
-export async function randomModelFolder(
-  quick: boolean,
-  size: "small" | "bert-base" = "small",
-): Promise<string> {
-  const config = parseBertConfig(
-    size === "bert-base" && !quick ? {} : quick
-      ? {
-        hidden_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 128,
-        vocab_size: 1000,
-      }
-      : { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, intermediate_size: 1024 },
-  );
-  const weights = initWeights(config, 1);
-  const dir = await Deno.makeTempDir({ prefix: "bench_infer_model_" });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(configToJson(config)));
-  const tensors = parameterSpecs(config).map((s): [string, TensorToWrite] => [
-    s.name,
-    { shape: s.shape, data: weights.get(s.name)! },
-  ]);
-  await Deno.writeFile(`${dir}/model.safetensors`, serializeSafetensors(tensors));
-  return dir;
-}
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
@@ -167,12 +145,16 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
   try {
     let folder = options.modelDir;
     if (!folder) {
-      folder = await randomModelFolder(quick, options.size);
+      folder = await randomModelFolder(
+        quick ? "tiny" : options.size ?? "small",
+        { tokenizer: options.backends, vocabSize: quick && !options.backends ? 1000 : undefined },
+      );
       temps.push(folder);
     }
     let files = { float32: `${folder}/${VARIANT_FILES.float32}`, int8: `${folder}/${VARIANT_FILES.int8}` };
+    let exportDir = folder;
     if (!(await exists(files.float32) && await exists(files.int8))) {
-      const out = await Deno.makeTempDir({ prefix: "bench_infer_onnx_" });
+      const out = exportDir = await Deno.makeTempDir({ prefix: "bench_infer_onnx_" });
       temps.push(out);
       files = (await exportModel(folder, { output: out })).files as typeof files;
     }
@@ -276,6 +258,9 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
         );
       }
     }
+    const backends = options.backends && await exists(`${exportDir}/serve.json`)
+      ? await benchBackends(exportDir, { quick })
+      : undefined;
     return {
       model: {
         source: options.modelDir ??
@@ -291,6 +276,7 @@ export async function benchInfer(options: BenchInferOptions = {}): Promise<Infer
       int8MaxAbsDiff,
       nodeThreads,
       graphs,
+      backends,
     };
   } finally {
     for (const t of temps) await Deno.remove(t, { recursive: true });

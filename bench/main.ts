@@ -49,6 +49,11 @@ export const BENCH_FLAGS: Record<string, Flag> = {
     value: "file",
     help: "JSON written by bench/gpu/torch_bench.py in the same GPU run: adds ours vs PyTorch ratios",
   },
+  "edge-bert-base": {
+    type: "boolean",
+    help:
+      "infer and serve suites on a random bert-base-size model, serve with CoLA dev sentences at 1, 8, 32 clients",
+  },
   "bert-base-batch": {
     type: "int",
     min: 1,
@@ -271,6 +276,18 @@ interface InferResult {
   nodeSpeedup: Record<string, number>;
   nodeThreads: number;
   graphs?: { graphSpeedup: Record<string, number>; portableSpeedup: Record<string, number> }[];
+  backends?: {
+    runs: {
+      backend: string;
+      variant: string;
+      threads: number;
+      loadedMiB: number | null;
+      peakMiB: number | null;
+      timings: { batch: number; sequence: number; medianMs: number; minMs: number; maxMs: number }[];
+    }[];
+    threadsSpeedup: Record<string, number>;
+    wasmOverNative: Record<string, number>;
+  };
 }
 interface ServeResult {
   measurements: {
@@ -351,6 +368,41 @@ function inferRows(r: InferResult, rows: Row[], ratios: Ratio[]): void {
       });
     }
   }
+  for (const b of r.backends?.runs ?? []) {
+    for (const t of b.timings) {
+      rows.push(
+        row("infer", `served ${b.backend} ${b.variant} x${b.threads} threads b${t.batch} s${t.sequence}`, {
+          median: t.medianMs,
+          min: t.minMs,
+          max: t.maxMs,
+        }, "ms"),
+      );
+    }
+    if (b.peakMiB !== null) {
+      rows.push({
+        suite: "infer",
+        what: `served ${b.backend} x${b.threads} peak RSS`,
+        median: b.peakMiB,
+        unit: "MiB",
+      });
+    }
+  }
+  for (const [k, v] of Object.entries(r.backends?.threadsSpeedup ?? {})) {
+    ratios.push({
+      name: `wasm 1 thread / default threads ${k}`,
+      value: v,
+      reference: "onnxruntime-web at 1 thread",
+      reading: "> 1: the default thread count is faster",
+    });
+  }
+  for (const [k, v] of Object.entries(r.backends?.wasmOverNative ?? {})) {
+    ratios.push({
+      name: `wasm / native ${k}`,
+      value: v,
+      reference: "onnxruntime-node (MODEL_BACKEND=native), same threads",
+      reading: "> 1: native is faster",
+    });
+  }
 }
 
 function serveRows(r: ServeResult, rows: Row[], ratios: Ratio[]): void {
@@ -397,7 +449,13 @@ async function lazy<T>(file: string): Promise<T> {
  */
 export async function runBench(
   suites: readonly SuiteName[],
-  options: { quick?: boolean; python?: string; torch?: string; bertBaseBatch?: number } = {},
+  options: {
+    quick?: boolean;
+    python?: string;
+    torch?: string;
+    bertBaseBatch?: number;
+    edgeBertBase?: boolean;
+  } = {},
 ): Promise<BenchReport> {
   const quick = options.quick ?? false;
   const env = await environment(); // at the start: the date and git state the figures belong to
@@ -442,17 +500,35 @@ export async function runBench(
         results.tokenizer = r;
         tokenizerRows(r, rows, suiteRatios);
       } else if (suite === "infer") {
-        const { benchInfer } = await lazy<{ benchInfer(o: { quick: boolean }): Promise<InferResult> }>(
+        const { benchInfer } = await lazy<
+          {
+            benchInfer(
+              o: { quick: boolean; backends: boolean; size?: "bert-base"; batches?: number[] },
+            ): Promise<InferResult>;
+          }
+        >(
           "./infer.ts",
         );
-        const r = await benchInfer({ quick });
+        const edge = options.edgeBertBase ? { size: "bert-base" as const, batches: [1, 8] } : {};
+        const r = await benchInfer({ quick, backends: true, ...edge });
         results.infer = r;
         inferRows(r, rows, suiteRatios);
       } else {
         const { benchServe } = await lazy<
-          { benchServe(o: { quick: boolean; seconds?: number }): Promise<ServeResult> }
+          {
+            benchServe(
+              o: {
+                quick: boolean;
+                seconds?: number;
+                bertBase?: boolean;
+                cola?: boolean;
+                concurrency?: number[];
+              },
+            ): Promise<ServeResult>;
+          }
         >("./serve.ts");
-        const r = await benchServe({ quick, seconds: quick ? 0.5 : undefined });
+        const edge = options.edgeBertBase ? { bertBase: true, cola: true, concurrency: [1, 8, 32] } : {};
+        const r = await benchServe({ quick, seconds: quick ? 0.5 : undefined, ...edge });
         results.serve = r;
         serveRows(r, rows, suiteRatios);
         notes.push(`serve: one ${r.seconds} s period a cell; p50/p99/max are over its requests`);
@@ -507,6 +583,7 @@ if (import.meta.main) {
       python: v.python as string,
       torch: v.torch as string | undefined,
       bertBaseBatch: batch,
+      edgeBertBase: Boolean(v["edge-bert-base"]),
     });
     if (v.json) await Deno.writeTextFile(v.json as string, JSON.stringify(report, null, 1) + "\n");
     console.log(formatReport(report));

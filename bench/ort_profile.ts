@@ -108,13 +108,14 @@ if (import.meta.main) {
     return (writeSync as any)(fd, data, ...rest);
   };
   const ort = await import("npm:onnxruntime-web@1.30.0");
-  const { GRAPH_FORMS, randomModelFolder } = await import("./infer.ts");
+  const { GRAPH_FORMS } = await import("./infer.ts");
+  const { randomModelFolder } = await import("./_model.ts");
   const { loadModelFolder } = await import("../train/export/export.ts");
   const { buildBertOnnx } = await import("../train/export/bert_onnx.ts");
   const files = [...positionals];
   const temps: string[] = [];
   if (!files.length) {
-    const model = await randomModelFolder(false, values["bert-base"] ? "bert-base" : "small");
+    const model = await randomModelFolder(values["bert-base"] ? "bert-base" : "small");
     const out = await Deno.makeTempDir({ prefix: "ort_profile_" });
     temps.push(model, out);
     const { config, weights } = await loadModelFolder(model);

@@ -16,17 +16,13 @@
  * @module
  */
 
-import { join } from "node:path";
 import { spawnServer } from "../tests/spawn.ts";
-import { bertBaseUncasedDir, colaZipPath } from "../tests/data.ts";
+import { colaZipPath } from "../tests/data.ts";
 import { DEFAULT_CONFIG } from "../serve/config.ts";
-import { configToJson, parseBertConfig } from "../train/config.ts";
-import { initWeights } from "../train/weights.ts";
-import { parameterSpecs } from "../train/params.ts";
 import { exportModel } from "../train/export/export.ts";
 import { generateDemoData } from "../train/demo/grammar.ts";
-import { serializeSafetensors, type TensorToWrite } from "../formats/safetensors.ts";
 import { type LoadSummary, spawnLoad } from "./_load.ts";
+import { randomModelFolder } from "./_model.ts";
 import { loadCola } from "../train/data/cola.ts";
 
 /** Options of {@linkcode benchServe}. */
@@ -91,40 +87,6 @@ export interface ServeBenchResult {
   batchingSpeedup: Record<string, number>;
 }
 
-/** Writes a random HF model folder with bert-base-uncased's tokenizer files; returns its path. */
-async function randomModelFolder(quick: boolean, bertBase = false): Promise<string> {
-  const config = parseBertConfig(
-    bertBase && !quick ? {} : quick
-      ? {
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-      }
-      : {
-        hidden_size: 256,
-        num_hidden_layers: 4,
-        num_attention_heads: 4,
-        intermediate_size: 1024,
-        max_position_embeddings: 128,
-      },
-  );
-  const weights = initWeights(config, 1);
-  const dir = await Deno.makeTempDir({ prefix: "bench_serve_model_" });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(configToJson(config)));
-  const tensors = parameterSpecs(config).map((s): [string, TensorToWrite] => [
-    s.name,
-    { shape: s.shape, data: weights.get(s.name)! },
-  ]);
-  await Deno.writeFile(`${dir}/model.safetensors`, serializeSafetensors(tensors));
-  const bert = await bertBaseUncasedDir();
-  for (const f of ["tokenizer.json", "vocab.txt", "tokenizer_config.json"]) {
-    await Deno.copyFile(join(bert, f), `${dir}/${f}`);
-  }
-  return dir;
-}
-
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 async function stats(origin: string): Promise<{ sessionRuns: number; textsRun: number }> {
@@ -186,7 +148,10 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Serve
   try {
     let exportDir = options.modelDir;
     if (exportDir === undefined || !(await exists(`${exportDir}/serve.json`))) {
-      const source = exportDir ?? await randomModelFolder(quick, options.bertBase);
+      const source = exportDir ?? await randomModelFolder(
+        quick ? "tiny" : options.bertBase ? "bert-base" : "small",
+        { tokenizer: true },
+      );
       if (exportDir === undefined) temps.push(source);
       exportDir = await Deno.makeTempDir({ prefix: "bench_serve_export_" });
       temps.push(exportDir);

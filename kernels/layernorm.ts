@@ -17,7 +17,8 @@
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import { BufferView, type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import { dropoutHashWgsl, dropoutScale, dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
@@ -113,9 +114,17 @@ function rowGroups(rows: number, perThread: boolean): [number, number] {
 
 /**
  * WGSL for the forward. With `fused`, s = x + residual is also written to `sum` (the backward's
- * input); otherwise s = x. `perThread` selects the fallback variant (one thread per row).
+ * input); otherwise s = x. `perThread` selects the fallback variant (one thread per row). With `drop`
+ * (implies `fused`), s = dropout(x) + residual with kernels/dropout.ts's mask, and gamma and beta are
+ * read from one binding at element offsets (the storage-binding budget is 8).
  */
-export function layerNormForwardWgsl(dtype: "f32" = "f32", fused = false, perThread = false): string {
+export function layerNormForwardWgsl(
+  dtype: "f32" = "f32",
+  fused = false,
+  perThread = false,
+  drop = false,
+): string {
+  if (drop) return layerNormForwardDropoutWgsl(dtype, perThread);
   const k = rowKernel(perThread, "f32");
   const io = fused
     ? `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
@@ -169,14 +178,78 @@ ${k.attrs}
 }`;
 }
 
-/** WGSL for the backward's dx pass; `accumulate` is a uniform flag, `perThread` the fallback variant. */
-export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false): string {
+function layerNormForwardDropoutWgsl(dtype: "f32", perThread: boolean): string {
+  const k = rowKernel(perThread, "f32");
+  return /* wgsl */ `
+// layerNormForward of dropout(x) + residual (${perThread ? "one thread" : "one workgroup"} per row)
+// bindings: params {rows, cols, eps, gammaAt, betaAt, threshold, scale, stream}, x, residual, sum: (rows, cols),
+// gb: gamma at gammaAt and beta at betaAt (cols each), out: (rows, cols), mean, rstd: (rows), seed: u32
+struct Params { rows: u32, cols: u32, eps: f32, gammaAt: u32, betaAt: u32, threshold: u32, scale: f32, stream: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> residual: array<${dtype}>;
+@group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;
+@group(0) @binding(4) var<storage, read> gb: array<${dtype}>;
+@group(0) @binding(5) var<storage, read_write> out: array<${dtype}>;
+@group(0) @binding(6) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(8) var<storage, read> seed: array<u32>;
+${dropoutHashWgsl()}
+${k.reduce}
+fn load(i: u32) -> f32 {
+  let keep = dropoutHash(seed[0], p.stream, i) >= p.threshold;
+  return f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i]);
+}
+${k.attrs}
+  ${k.head}
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  // As the plain forward: sums over s - shift; the mask is hashed once per element (s kept in sum).
+  let shift = load(base);
+  var s = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let v = load(base + j);
+    sum[base + j] = ${dtype}(v);
+    s += v - shift;
+  }
+  let mu = reduceSum(s) / f32(p.cols);
+  var q = 0.0;
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let d = f32(sum[base + j]) - shift - mu;
+    q += d * d;
+  }
+  let rs = 1.0 / sqrt(reduceSum(q) / f32(p.cols) + p.eps);
+  for (var j = first; j < p.cols; j += ${k.step}) {
+    let y = (f32(sum[base + j]) - shift - mu) * rs * f32(gb[p.gammaAt + j]) + f32(gb[p.betaAt + j]);
+    out[base + j] = ${dtype}(y);
+  }
+  if (leader) {
+    mean[row] = shift + mu;
+    rstd[row] = rs;
+  }
+}`;
+}
+
+/**
+ * WGSL for the backward's dx pass; `accumulate` is a uniform flag, `perThread` the fallback variant.
+ * With `drop`, dx also goes through an inverted dropout into `dxDrop` (the gradient of the branch that
+ * was dropped before the residual add; the mask regenerated as kernels/dropout.ts does).
+ */
+export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread, "vec2f");
   return /* wgsl */ `
-// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)
-// bindings: params {rows, cols, accumulate}, dout: (rows, cols), input: (rows, cols), gamma: (cols),
-// mean: (rows), rstd: (rows), dx: (rows, cols)
-struct Params { rows: u32, cols: u32, accumulate: u32 }
+// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)${
+    drop ? ", and its dropout" : ""
+  }
+// bindings: params {rows, cols, accumulate${
+    drop ? ", threshold, scale, stream" : ""
+  }}, dout: (rows, cols), input: (rows, cols), gamma: (cols),
+// mean: (rows), rstd: (rows), dx: (rows, cols)${
+    drop ? ", seed: u32 (seed[0] read), dxDrop: (rows, cols)" : ""
+  }
+struct Params { rows: u32, cols: u32, accumulate: u32${
+    drop ? ", threshold: u32, scale: f32, stream: u32" : ""
+  } }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> input: array<${dtype}>;
@@ -184,6 +257,13 @@ struct Params { rows: u32, cols: u32, accumulate: u32 }
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<${dtype}>;
+${
+    drop
+      ? `@group(0) @binding(7) var<storage, read> seed: array<u32>;
+@group(0) @binding(8) var<storage, read_write> dxDrop: array<${dtype}>;
+${dropoutHashWgsl()}`
+      : ""
+  }
 ${k.reduce}
 ${k.attrs}
   ${k.head}
@@ -203,7 +283,13 @@ ${k.attrs}
     let xhat = (f32(input[base + j]) - mu) * rs;
     var v = rs * (g - m.x - xhat * m.y);
     if (p.accumulate != 0u) { v += f32(dx[base + j]); }
-    dx[base + j] = ${dtype}(v);
+    dx[base + j] = ${dtype}(v);${
+    drop
+      ? `
+    let keep = dropoutHash(seed[0], p.stream, base + j) >= p.threshold;
+    dxDrop[base + j] = select(${dtype}(0.0), ${dtype}(f32(${dtype}(v)) * p.scale), keep);`
+      : ""
+  }
   }
 }`;
 }
@@ -291,6 +377,11 @@ export interface LayerNormForwardArgs {
   cols: number;
   /** Added to the biased variance inside the square root (config `layer_norm_eps`). */
   eps: number;
+  /**
+   * Normalize dropout(x) + residual instead (needs `residual`; mask as kernels/dropout.ts, so its
+   * backward regenerates it). gamma and beta must then be views of one buffer (the parameter arena).
+   */
+  dropout?: { p: number; seed: GPUBuffer; stream: number };
 }
 
 /**
@@ -327,15 +418,59 @@ export function layerNormForward(
   checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
   const { x, residual, sum, gamma, beta, out, mean, rstd } = a;
   checkNoAlias(op, { sum, out, mean, rstd }, { x, residual, sum, gamma, beta, out, mean, rstd });
+  const perThread = usePerThread(gpu, variant);
+  if (a.dropout) return layerNormForwardDropout(gpu, a, a.dropout, perThread);
   const buffers = fused
     ? [a.x, a.residual!, a.sum!, a.gamma, a.beta, a.out, a.mean, a.rstd]
     : [a.x, a.gamma, a.beta, a.out, a.mean, a.rstd];
-  const perThread = usePerThread(gpu, variant);
   return gpu.dispatch(
     fused ? "layerNormForward.residual" : "layerNormForward",
     layerNormForwardWgsl("f32", fused, perThread),
     [["u32", a.rows], ["u32", a.cols], ["f32", a.eps]],
     buffers,
+    rowGroups(a.rows, perThread),
+  );
+}
+
+function layerNormForwardDropout(
+  gpu: Gpu,
+  a: LayerNormForwardArgs,
+  d: { p: number; seed: GPUBuffer; stream: number },
+  perThread: boolean,
+): Dispatch {
+  const op = "layerNormForward()";
+  if (!a.residual) {
+    throw new RangeError(`${op}: dropout is fused only with a residual; pass "residual" and "sum"`);
+  }
+  if (!Number.isInteger(d.stream) || d.stream < 0 || d.stream > 0xffffffff) {
+    throw new RangeError(`${op}: dropout stream must be a u32 (layer * 8 + site), got ${d.stream}`);
+  }
+  const { gamma, beta } = a;
+  if (!(gamma instanceof BufferView && beta instanceof BufferView && gamma.buffer === beta.buffer)) {
+    throw new RangeError(
+      `${op}: with dropout, gamma and beta must be views of one buffer (the parameter arena) so they bind as one`,
+    );
+  }
+  if ([a.sum, a.out, a.mean, a.rstd].includes(d.seed)) {
+    throw new RangeError(`${op}: "seed" must be its own buffer`);
+  }
+  const first = Math.min(gamma.offset, beta.offset);
+  const end = Math.max(gamma.offset + gamma.size, beta.offset + beta.size);
+  const gb = new BufferView(gamma.buffer, first, end - first, `${gamma.label}+${beta.label}`);
+  return gpu.dispatch(
+    "layerNormForward.residual.dropout",
+    layerNormForwardWgsl("f32", true, perThread, true),
+    [
+      ["u32", a.rows],
+      ["u32", a.cols],
+      ["f32", a.eps],
+      ["u32", (gamma.offset - first) / 4],
+      ["u32", (beta.offset - first) / 4],
+      ["u32", dropoutThreshold(d.p)],
+      ["f32", dropoutScale(d.p)],
+      ["u32", d.stream],
+    ],
+    [a.x, a.residual, a.sum!, gb, a.out, a.mean, a.rstd, d.seed],
     rowGroups(a.rows, perThread),
   );
 }
@@ -422,15 +557,8 @@ export function layerNormBackward(
   });
   const chunks = chunkCount(a.rows);
   const colGroups = Math.ceil(a.cols / COL_WG);
-  const perThread = usePerThread(gpu, variant);
   return [
-    gpu.dispatch(
-      "layerNormBackward.dx",
-      layerNormBackwardDxWgsl("f32", perThread),
-      [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]],
-      [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
-      rowGroups(a.rows, perThread),
-    ),
+    layerNormBackwardDx(gpu, a, variant),
     gpu.dispatch(
       "layerNormBackward.paramPartials",
       layerNormParamPartialsWgsl(),
@@ -446,6 +574,68 @@ export function layerNormBackward(
       [colGroups],
     ),
   ];
+}
+
+/**
+ * Prepares only the dx pass of the LayerNorm backward (one dispatch): for engines that reduce dgamma
+ * and dbeta together with other column sums (kernels/param_grads.ts).
+ * @throws {RangeError} for non-positive shapes, buffers too small, or dx aliasing an input.
+ */
+export function layerNormBackwardDx(
+  gpu: Gpu,
+  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams"> & {
+    /**
+     * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
+     * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
+     */
+    dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
+  },
+  variant: LayerNormVariant = "auto",
+): Dispatch {
+  const op = "layerNormBackwardDx()";
+  checkCount(op, "rows", a.rows);
+  checkCount(op, "cols", a.cols);
+  const n = a.rows * a.cols * 4;
+  const shape = `rows ${a.rows} x cols ${a.cols}`;
+  checkBuffer(op, "dout", a.dout, n, shape);
+  checkBuffer(op, "input", a.input, n, shape);
+  checkBuffer(op, "dx", a.dx, n, shape);
+  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
+  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
+  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
+  const { dout, input, gamma, mean, rstd, dx } = a;
+  const d = a.dropout;
+  if (d) {
+    if (a.accumulateDx) {
+      throw new RangeError(`${op}: dropout needs accumulateDx off (dxDrop is dropout of dx itself)`);
+    }
+    if (!Number.isInteger(d.stream) || d.stream < 0 || d.stream > 0xffffffff) {
+      throw new RangeError(`${op}: dropout stream must be a u32 (layer * 8 + site), got ${d.stream}`);
+    }
+    checkBuffer(op, "dropout.dxDrop", d.dxDrop, n, shape);
+    checkNoAlias(op, { dx, dxDrop: d.dxDrop }, {
+      dout,
+      input,
+      gamma,
+      mean,
+      rstd,
+      dx,
+      seed: d.seed,
+      dxDrop: d.dxDrop,
+    });
+  } else checkNoAlias(op, { dx }, { dout, input, gamma, mean, rstd, dx });
+  const perThread = usePerThread(gpu, variant);
+  const params: Param[] = [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]];
+  if (d) params.push(["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]);
+  return gpu.dispatch(
+    d ? "layerNormBackward.dx.dropout" : "layerNormBackward.dx",
+    layerNormBackwardDxWgsl("f32", perThread, !!d),
+    params,
+    d
+      ? [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx, d.seed, d.dxDrop]
+      : [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx],
+    rowGroups(a.rows, perThread),
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import { throws } from "node:assert/strict";
 import {
   layerNormBackward,
+  layerNormBackwardDx,
   layerNormBackwardRef,
   layerNormForward,
   layerNormRef,
@@ -8,7 +9,8 @@ import {
   type LayerNormVariant,
 } from "./layernorm.ts";
 import { Rng } from "./random.ts";
-import type { Gpu } from "./runtime.ts";
+import { dropout, dropoutRef } from "./dropout.ts";
+import { BufferView, type Gpu } from "./runtime.ts";
 import { readSafetensors, type SafetensorsFile } from "../formats/safetensors.ts";
 import {
   assertClose,
@@ -413,6 +415,221 @@ Deno.test({
     assertRangeError(
       () => layerNormBackward(gpu, { ...bwd, cols: 2.5 }),
       "cols must be a positive integer, got 2.5",
+    );
+  },
+});
+
+/** layerNormBackwardDx with its dropout on (both variants): returns [dx, dxDrop]. */
+async function gpuDxDropout(
+  gpu: Gpu,
+  a: BackwardInputs,
+  variant: LayerNormVariant,
+  drop: { p: number; seed: number; stream: number },
+): Promise<[Float32Array, Float32Array]> {
+  const n = a.rows * a.cols;
+  const dx = gpu.buffer("dx", n * 4);
+  const dxDrop = gpu.buffer("dxDrop", n * 4);
+  gpu.poison(dx);
+  gpu.poison(dxDrop);
+  const seed = gpu.upload("seed", new Uint32Array([drop.seed, 0, 0, 0]));
+  gpu.run([layerNormBackwardDx(gpu, {
+    dout: gpu.upload("dout", f32(a.dout)),
+    input: gpu.upload("input", f32(a.input)),
+    gamma: gpu.upload("gamma", f32(a.gamma)),
+    mean: gpu.upload("mean", f32(a.mean)),
+    rstd: gpu.upload("rstd", f32(a.rstd)),
+    dx,
+    rows: a.rows,
+    cols: a.cols,
+    dropout: { p: drop.p, seed, stream: drop.stream, dxDrop },
+  }, variant)]);
+  // The unfused pair on the same dx: dropout() as its own dispatch must give the same bits.
+  const sep = gpu.buffer("sep", n * 4);
+  gpu.run([dropout(gpu, { x: dx, out: sep, n, p: drop.p, seed, stream: drop.stream })]);
+  const [got, gotDrop, want] = [
+    await gpu.readF32(dx, n),
+    await gpu.readF32(dxDrop, n),
+    await gpu.readF32(sep, n),
+  ];
+  assertClose(gotDrop, want, EXACT, `dxDrop equals dropout(dx) bit for bit [${variant}]`);
+  return [got, gotDrop];
+}
+
+Deno.test({
+  name:
+    "layerNormBackwardDx() with dropout: dx as the reference and dxDrop = dropout(dx), also vs PyTorch dx",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(29);
+    for (const [rows, cols] of SHAPES) {
+      const x = randn(rng, rows * cols, 2);
+      const gamma = randn(rng, cols).map((v) => 1 + 0.3 * v);
+      const { mean, rstd } = layerNormRef(f32(x), gamma, new Float64Array(cols), rows, cols, 1e-5);
+      const b: BackwardInputs = {
+        dout: randn(rng, rows * cols),
+        input: f32(x),
+        gamma,
+        mean,
+        rstd,
+        rows,
+        cols,
+      };
+      const ref = layerNormBackwardRef(f32(b.dout), b.input, f32(gamma), f32(mean), f32(rstd), rows, cols).dx;
+      for (const variant of VARIANTS) {
+        const drop = { p: 0.3, seed: 12345, stream: 7 };
+        const [dx, dxDrop] = await gpuDxDropout(gpu, b, variant, drop);
+        assertClose(dx, ref, KERNEL_F32, `dx ${rows}x${cols} ${variant}`);
+        assertClose(
+          dxDrop,
+          dropoutRef(ref, drop.seed, drop.stream, drop.p),
+          KERNEL_F32,
+          `dxDrop ${rows}x${cols}`,
+        );
+      }
+    }
+    // torch's LayerNorm dx on the fixture, then the mask: the dropped branch's gradient.
+    const file = await readSafetensors(FIXTURE);
+    const t = (k: string) => fixture(file, `res.${k}`);
+    const [rows, cols] = [21, 45];
+    const s = add32(t("x"), t("residual"));
+    const r = layerNormRef(s, t("gamma"), t("beta"), rows, cols, t("eps")[0]);
+    const b: BackwardInputs = {
+      dout: t("dout"),
+      input: s,
+      gamma: t("gamma"),
+      mean: r.mean,
+      rstd: r.rstd,
+      rows,
+      cols,
+    };
+    for (const variant of VARIANTS) {
+      const drop = { p: 0.1, seed: 99, stream: 3 };
+      const [dx, dxDrop] = await gpuDxDropout(gpu, b, variant, drop);
+      assertClose(dx, t("dx"), KERNEL_F32, `torch dx ${variant}`);
+      assertClose(
+        dxDrop,
+        dropoutRef(t("dx"), drop.seed, drop.stream, drop.p),
+        KERNEL_F32,
+        `torch dx dropped ${variant}`,
+      );
+    }
+    const one = gpu.buffer("one", 4 * 4);
+    assertRangeError(
+      () =>
+        layerNormBackwardDx(gpu, {
+          dout: one,
+          input: one,
+          gamma: one,
+          mean: one,
+          rstd: one,
+          dx: gpu.buffer("dx", 16),
+          rows: 1,
+          cols: 4,
+          accumulateDx: true,
+          dropout: { p: 0.1, seed: one, stream: 0, dxDrop: gpu.buffer("dd", 16) },
+        }),
+      "dropout needs accumulateDx off",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "layerNormForward() with dropout equals dropout() then the residual forward, bit for bit, and the reference",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(31);
+    const drop = { p: 0.25, seed: 4242, stream: 10 };
+    for (const [rows, cols] of SHAPES) {
+      const n = rows * cols;
+      const [x, residual] = [f32(randn(rng, n, 2)), f32(randn(rng, n))];
+      // gamma and beta as views of one arena-like buffer, beta first and not adjacent
+      const gamma = f32(randn(rng, cols).map((v) => 1 + 0.3 * v));
+      const beta = f32(randn(rng, cols));
+      const gammaAt = Math.ceil(cols / 64) * 64 + 64;
+      const host = new Float32Array(gammaAt + Math.ceil(cols / 64) * 64);
+      host.set(beta, 0);
+      host.set(gamma, gammaAt);
+      const arena = gpu.upload("arena", host);
+      const gv = new BufferView(arena, gammaAt * 4, cols * 4, "gamma");
+      const bv = new BufferView(arena, 0, cols * 4, "beta");
+      const seed = gpu.upload("seed", new Uint32Array([drop.seed, 0, 0, 0]));
+      for (const variant of VARIANTS) {
+        const outs = (label: string) =>
+          ["sum", "out", "mean", "rstd"].map((k) => {
+            const b = gpu.buffer(`${label}.${k}`, (k === "mean" || k === "rstd" ? rows : n) * 4);
+            gpu.poison(b);
+            return b;
+          });
+        const [sum, out, mean, rstd] = outs("fused");
+        const [xb, rb] = [gpu.upload("x", x), gpu.upload("residual", residual)];
+        gpu.run([layerNormForward(gpu, {
+          x: xb,
+          residual: rb,
+          sum,
+          gamma: gv,
+          beta: bv,
+          out,
+          mean,
+          rstd,
+          rows,
+          cols,
+          eps: 1e-5,
+          dropout: { ...drop, seed },
+        }, variant)]);
+        const [sum2, out2, mean2, rstd2] = outs("pair");
+        const dropped = gpu.buffer("dropped", n * 4);
+        gpu.run([
+          dropout(gpu, { x: xb, out: dropped, n, p: drop.p, seed, stream: drop.stream }),
+          layerNormForward(gpu, {
+            x: dropped,
+            residual: rb,
+            sum: sum2,
+            gamma: gv,
+            beta: bv,
+            out: out2,
+            mean: mean2,
+            rstd: rstd2,
+            rows,
+            cols,
+            eps: 1e-5,
+          }, variant),
+        ]);
+        const what = `${rows}x${cols} ${variant}`;
+        for (
+          const [a, b, k] of [[sum, sum2, n], [out, out2, n], [mean, mean2, rows], [
+            rstd,
+            rstd2,
+            rows,
+          ]] as const
+        ) {
+          assertClose(await gpu.readF32(a, k), await gpu.readF32(b, k), EXACT, `fused vs pair ${what}`);
+        }
+        const s = add32(f32(dropoutRef(x, drop.seed, drop.stream, drop.p)), residual);
+        const ref = layerNormRef(s, gamma, beta, rows, cols, 1e-5);
+        assertClose(await gpu.readF32(out, n), ref.out, KERNEL_F32, `out vs reference ${what}`);
+      }
+    }
+    const one = gpu.buffer("one", 16);
+    assertRangeError(
+      () =>
+        layerNormForward(gpu, {
+          x: one,
+          residual: gpu.buffer("r", 16),
+          sum: gpu.buffer("s", 16),
+          gamma: gpu.buffer("g", 16),
+          beta: gpu.buffer("b", 16),
+          out: gpu.buffer("o", 16),
+          mean: gpu.buffer("m", 4),
+          rstd: gpu.buffer("v", 4),
+          rows: 1,
+          cols: 4,
+          eps: 1e-5,
+          dropout: { ...drop, seed: gpu.buffer("seed", 16) },
+        }),
+      "views of one buffer",
     );
   },
 });

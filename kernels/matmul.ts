@@ -70,6 +70,12 @@ export interface MatmulArgs {
   strideB?: [number, number];
   /** Element offset of out per (outer, inner) batch index. @default packed */
   strideC?: [number, number];
+  /** Element offset of A's first matrix (a column block of a wider buffer, e.g. K inside a Q|K|V row). @default 0 */
+  offsetA?: number;
+  /** Element offset of B's first matrix. @default 0 */
+  offsetB?: number;
+  /** Element offset of out's first matrix. @default 0 */
+  offsetC?: number;
   /** @default 1 */
   alpha?: number;
   /** 0 never reads out (it may hold NaN); 1 accumulates. @default 0 */
@@ -120,6 +126,9 @@ interface Layout {
   strideA: [number, number];
   strideB: [number, number];
   strideC: [number, number];
+  offsetA: number;
+  offsetB: number;
+  offsetC: number;
   alpha: number;
   beta: number;
   /** One past the largest element index of each operand. */
@@ -179,6 +188,9 @@ function resolveLayout(args: MatmulLayout): Layout {
   const strideA = stride("strideA", args.strideA, (transA ? K : M) * lda);
   const strideB = stride("strideB", args.strideB, (transB ? N : K) * ldb);
   const strideC = stride("strideC", args.strideC, M * ldc);
+  const offsetA = int("offsetA", args.offsetA ?? 0, 0);
+  const offsetB = int("offsetB", args.offsetB ?? 0, 0);
+  const offsetC = int("offsetC", args.offsetC ?? 0, 0);
   const alpha = args.alpha ?? 1;
   const beta = args.beta ?? 0;
   for (const [name, v] of [["alpha", alpha], ["beta", beta]] as const) {
@@ -186,11 +198,11 @@ function resolveLayout(args: MatmulLayout): Layout {
   }
   // One past the last element touched: last batch matrix, last row, last column.
   const outers = batch / heads - 1;
-  const extent = (s: [number, number], rows: number, ldx: number, cols: number) =>
-    outers * s[0] + (heads - 1) * s[1] + (rows - 1) * ldx + cols;
-  const extentA = extent(strideA, transA ? K : M, lda, transA ? M : K);
-  const extentB = extent(strideB, transB ? N : K, ldb, transB ? K : N);
-  const extentC = extent(strideC, M, ldc, N);
+  const extent = (o: number, s: [number, number], rows: number, ldx: number, cols: number) =>
+    o + outers * s[0] + (heads - 1) * s[1] + (rows - 1) * ldx + cols;
+  const extentA = extent(offsetA, strideA, transA ? K : M, lda, transA ? M : K);
+  const extentB = extent(offsetB, strideB, transB ? N : K, ldb, transB ? K : N);
+  const extentC = extent(offsetC, strideC, M, ldc, N);
   for (const [name, e] of [["A", extentA], ["B", extentB], ["out", extentC]] as const) {
     if (e > U32_MAX) {
       throw new RangeError(`matmul: ${name} spans ${e} elements, past the u32 index range (${shapes})`);
@@ -210,6 +222,9 @@ function resolveLayout(args: MatmulLayout): Layout {
     strideA,
     strideB,
     strideC,
+    offsetA,
+    offsetB,
+    offsetC,
     alpha,
     beta,
     extentA,
@@ -236,7 +251,17 @@ export function matmulExtents(args: MatmulLayout): { a: number; b: number; out: 
 
 /** True when every vec4 load and store of the "vec4" kernel is aligned and in range. */
 function vec4Aligned(l: Layout): boolean {
-  const strides = [...l.strideA, ...l.strideB, ...l.strideC, l.lda, l.ldb, l.ldc];
+  const strides = [
+    ...l.strideA,
+    ...l.strideB,
+    ...l.strideC,
+    l.lda,
+    l.ldb,
+    l.ldc,
+    l.offsetA,
+    l.offsetB,
+    l.offsetC,
+  ];
   if (strides.some((s) => s % 4 !== 0)) return false;
   // Contiguous dimensions are read 4 at a time: A's rows hold K (or M when transA), B's hold N (or K
   // when transB), out's and the bias's hold N.
@@ -277,6 +302,7 @@ const PARAMS_WGSL = `struct Params {
   lda: u32, ldb: u32, ldc: u32, batch: u32,
   sa0: u32, sa1: u32, sb0: u32, sb1: u32,
   sc0: u32, sc1: u32, alpha: f32, beta: f32,
+  oa: u32, ob: u32, oc: u32,
 }`;
 
 function params(l: Layout): Param[] {
@@ -297,6 +323,9 @@ function params(l: Layout): Param[] {
     ["u32", l.strideC[1]],
     ["f32", l.alpha],
     ["f32", l.beta],
+    ["u32", l.offsetA],
+    ["u32", l.offsetB],
+    ["u32", l.offsetC],
   ];
 }
 
@@ -342,9 +371,9 @@ fn dgelu4(x: vec4<${dtype}>) -> vec4<${dtype}> {
 const BATCH_BASES = `
   let outer = z / p.heads;
   let inner = z - outer * p.heads;
-  let baseA = outer * p.sa0 + inner * p.sa1;
-  let baseB = outer * p.sb0 + inner * p.sb1;
-  let baseC = outer * p.sc0 + inner * p.sc1;`;
+  let baseA = p.oa + outer * p.sa0 + inner * p.sa1;
+  let baseB = p.ob + outer * p.sb0 + inner * p.sb1;
+  let baseC = p.oc + outer * p.sc0 + inner * p.sc1;`;
 
 /**
  * `out = alpha * acc + bias + beta * out` for one element (or vec4, `vec`) at index `idx`, then the
@@ -797,9 +826,9 @@ export function matmulRef(
   for (let z = 0; z < l.batch; z++) {
     const outer = Math.floor(z / l.heads);
     const inner = z % l.heads;
-    const baseA = outer * l.strideA[0] + inner * l.strideA[1];
-    const baseB = outer * l.strideB[0] + inner * l.strideB[1];
-    const baseC = outer * l.strideC[0] + inner * l.strideC[1];
+    const baseA = l.offsetA + outer * l.strideA[0] + inner * l.strideA[1];
+    const baseB = l.offsetB + outer * l.strideB[0] + inner * l.strideB[1];
+    const baseC = l.offsetC + outer * l.strideC[0] + inner * l.strideC[1];
     for (let i = 0; i < l.M; i++) {
       for (let j = 0; j < l.N; j++) {
         let sum = 0;

@@ -131,7 +131,7 @@ const GENERIC: [MatmulKernel, Variant, number, ([number, number, number] | null)
 ];
 
 Deno.test({
-  name: "matmul() matches matmulRef for every transpose, bias, alpha and beta on padded batches",
+  name: "matmul() matches matmulRef for every transpose, bias, alpha and beta on padded, offset batches",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -141,7 +141,9 @@ Deno.test({
         if (!shapes[t]) continue;
         const [M, N, K] = shapes[t];
         const { bias, beta } = FLAGS[t];
-        const layout = { ...padded(M, N, K, transA, transB, pad), beta };
+        // Offsets place every operand inside a wider buffer (a Q|K|V row); multiples of pad keep vec4 aligned.
+        const offsets = { offsetA: 2 * pad, offsetB: 3 * pad, offsetC: pad };
+        const layout = { ...padded(M, N, K, transA, transB, pad), beta, ...offsets };
         await check(gpu, variant, { layout, bias, kernel }, rng, "generic");
       }
     }
@@ -531,6 +533,145 @@ Deno.test({
       await compare("attention dv", both(gpu, variant, p, dCtx, dV), t("attention.dv"));
       await compare("attention dq", both(gpu, variant, dS, kk, dQ), t("attention.dq"));
       await compare("attention dk", both(gpu, variant, dS, q, dK), t("attention.dk"));
+    }
+  },
+});
+
+/** A value on both paths: what the GPU computed (float32) and what the float64 reference computed. */
+type Pair = { gpu: Float64Array; ref: Float64Array };
+const same = (x: Float64Array): Pair => ({ gpu: x, ref: x });
+
+/** One matmul on the GPU (from the GPU path's values) and matmulRef (from the reference path's). */
+async function pairStep(
+  gpu: Gpu,
+  variant: Variant,
+  a: Pair,
+  b: Pair,
+  layout: MatmulLayout,
+  bias?: Float64Array,
+  init?: Pair,
+): Promise<Pair> {
+  const n = init ? init.gpu.length : matmulExtents(layout).out;
+  const out = init ? gpu.upload("out", f32(init.gpu)) : gpu.buffer("out", n * 4);
+  if (!init) gpu.poison(out);
+  gpu.run([matmul(gpu, {
+    ...layout,
+    a: gpu.upload("a", f32(a.gpu)),
+    b: gpu.upload("b", f32(b.gpu)),
+    out,
+    bias: bias && gpu.upload("bias", f32(bias)),
+  }, variant)]);
+  const ref = matmulRef(a.ref, b.ref, init ? Float64Array.from(init.ref) : new Float64Array(n), {
+    ...layout,
+    bias,
+  });
+  return { gpu: Float64Array.from(await gpu.readF32(out, n)), ref };
+}
+
+Deno.test({
+  name:
+    "fused Q/K/V: one matmul against [Wq; Wk; Wv], heads read at column offsets, equals three torch linears",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const fx = await readSafetensors(
+      new URL("../tests/fixtures/kernels/qkv.safetensors", import.meta.url).pathname,
+    );
+    const t = (name: string) => tensor(fx, name);
+    const [B, T, H, D] = [3, 7, 2, 5];
+    const [C, BT, C3] = [H * D, B * T, 3 * H * D];
+    const cat = (...xs: Float64Array[]) => {
+      const out = new Float64Array(xs.reduce((n, x) => n + x.length, 0));
+      xs.reduce((at, x) => (out.set(x, at), at + x.length), 0);
+      return out;
+    };
+    const w = same(cat(t("wq"), t("wk"), t("wv"))); // (3C, C): the arena's adjacent weights
+    const bias = cat(t("bq"), t("bk"), t("bv"));
+    const [x, p] = [same(t("x")), same(t("p"))];
+    const heads = { batch: B * H, heads: H };
+    const td = (offset: number) => ({ ld: C3, stride: [T * C3, D] as [number, number], offset });
+    const tt = { ld: T, stride: [H * T * T, T * T] as [number, number] };
+    const ctxL = { ld: C, stride: [T * C, D] as [number, number] };
+    const q = td(0), k = td(C), v = td(2 * C);
+    for (const variant of ["fallback", "tiled"] as const) {
+      const check = (what: string, r: Pair, torch: Float64Array) => {
+        assertClose(r.ref, torch, REF_F64, `matmulRef ${what}`);
+        assertClose(r.gpu, torch, REDUCTION_F32, `matmul ${what} [${variant}]`);
+      };
+      const step = (a: Pair, b: Pair, layout: MatmulLayout, bias?: Float64Array, init?: Pair) =>
+        pairStep(gpu, variant, a, b, layout, bias, init);
+      const qkv = await step(x, w, { M: BT, N: C3, K: C, transB: true }, bias);
+      const scores = await step(qkv, qkv, {
+        ...heads,
+        M: T,
+        N: T,
+        K: D,
+        transB: true,
+        lda: q.ld,
+        strideA: q.stride,
+        offsetA: q.offset,
+        ldb: k.ld,
+        strideB: k.stride,
+        offsetB: k.offset,
+        ldc: tt.ld,
+        strideC: tt.stride,
+      });
+      check("scores = Q·Kᵀ", scores, t("scores"));
+      const ctx = await step(p, qkv, {
+        ...heads,
+        M: T,
+        N: D,
+        K: T,
+        lda: tt.ld,
+        strideA: tt.stride,
+        ldb: v.ld,
+        strideB: v.stride,
+        offsetB: v.offset,
+        ldc: ctxL.ld,
+        strideC: ctxL.stride,
+      });
+      check("ctx = P·V", ctx, t("ctx"));
+      // dQ, dK, dV written side by side into one (BT, 3C) gradient, each product filling its columns.
+      const [dS, dCtx] = [same(t("dscores")), same(t("dctx"))];
+      const out = (o: { ld: number; stride: [number, number]; offset: number }) => ({
+        ldc: o.ld,
+        strideC: o.stride,
+        offsetC: o.offset,
+      });
+      const base = { ...heads, M: T, N: D, K: T, lda: tt.ld, strideA: tt.stride };
+      let dQKV = same(new Float64Array(BT * C3));
+      dQKV = await step(
+        dS,
+        qkv,
+        { ...base, ldb: k.ld, strideB: k.stride, offsetB: k.offset, ...out(q) },
+        undefined,
+        dQKV,
+      );
+      dQKV = await step(
+        dS,
+        qkv,
+        { ...base, transA: true, ldb: q.ld, strideB: q.stride, ...out(k) },
+        undefined,
+        dQKV,
+      );
+      dQKV = await step(
+        p,
+        dCtx,
+        { ...base, transA: true, ldb: ctxL.ld, strideB: ctxL.stride, ...out(v) },
+        undefined,
+        dQKV,
+      );
+      const dW = await step(dQKV, x, { M: C3, N: C, K: BT, transA: true });
+      check("dW for all three in one product", dW, cat(t("dwq"), t("dwk"), t("dwv")));
+      check("dX summing the three in one product", await step(dQKV, w, { M: BT, N: C, K: C3 }), t("dx"));
+      const db = cat(t("dbq"), t("dbk"), t("dbv"));
+      assertClose(biasGradRef(dQKV.ref, BT, C3), db, REF_F64, "biasGradRef over the fused columns");
+      assertClose(
+        biasGradRef(dQKV.gpu, BT, C3),
+        db,
+        REDUCTION_F32,
+        `bias grads from the GPU's dQKV [${variant}]`,
+      );
     }
   },
 });

@@ -67,6 +67,75 @@ export class FlatTensors {
     }
   }
 
+  /**
+   * One view over tensors that sit back to back in the arena (a pack, or part of one), in the given
+   * order: what fused kernels bind (e.g. Q|K|V weights as one [3·hidden, hidden] weight).
+   * @throws {RangeError} for an unknown name or tensors that do not follow each other.
+   */
+  span(names: readonly string[]): GPUBuffer {
+    const key = names.join("|");
+    const cached = this.#spans.get(key);
+    if (cached) return cached;
+    const byName = new Map(this.layout.entries.map((e) => [e.name, e]));
+    const parts = names.map((n) => {
+      const e = byName.get(n);
+      if (!e) throw new RangeError(`Unknown tensor "${n}" in the ${this.buffer.label} arena`);
+      return e;
+    });
+    parts.forEach((e, i) => {
+      if (i > 0 && parts[i - 1].offset + parts[i - 1].length !== e.offset) {
+        throw new RangeError(
+          `Tensors "${
+            parts[i - 1].name
+          }" and "${e.name}" are not adjacent in the ${this.buffer.label} arena: give them one pack in train/params.ts`,
+        );
+      }
+    });
+    const last = parts[parts.length - 1];
+    const first = parts[0].offset;
+    const view = new BufferView(this.buffer, first * 4, (last.offset + last.length - first) * 4, key);
+    this.#spans.set(key, view);
+    return view;
+  }
+  #spans = new Map<string, GPUBuffer>();
+
+  /**
+   * One view covering the named tensors (not necessarily adjacent) and each one's element offset in
+   * it: what a kernel writing several small tensors in one dispatch binds.
+   * @throws {RangeError} for an unknown name, or a span past the device's largest binding.
+   */
+  cover(names: readonly string[]): { view: GPUBuffer; at: (name: string) => number } {
+    const byName = new Map(this.layout.entries.map((e) => [e.name, e]));
+    const parts = names.map((n) => {
+      const e = byName.get(n);
+      if (!e) throw new RangeError(`Unknown tensor "${n}" in the ${this.buffer.label} arena`);
+      return e;
+    });
+    const align = FLAT_ALIGN_BYTES / 4;
+    const first = Math.floor(Math.min(...parts.map((e) => e.offset)) / align) * align;
+    const end = Math.max(...parts.map((e) => e.offset + e.length));
+    const limit = this.gpu.device.limits.maxStorageBufferBindingSize;
+    if ((end - first) * 4 > limit) {
+      throw new RangeError(
+        `Tensors ${names.join(", ")} span ${
+          (end - first) * 4
+        } bytes of the ${this.buffer.label} arena, past the device's maxStorageBufferBindingSize ${limit}: use a smaller model or another adapter`,
+      );
+    }
+    const key = `cover:${first}..${end}`;
+    let view = this.#spans.get(key);
+    if (!view) {
+      view = new BufferView(
+        this.buffer,
+        first * 4,
+        (end - first) * 4,
+        `${this.buffer.label}[${first}..${end})`,
+      );
+      this.#spans.set(key, view);
+    }
+    return { view, at: (name) => byName.get(name)!.offset - first };
+  }
+
   /** Dispatches that zero the whole arena (one per window). */
   clear(): Dispatch[] {
     return this.windows.map((w) => fill(this.gpu, w.view, w.length, 0));

@@ -10,7 +10,8 @@
 
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
-import { layerNormBackward, layerNormForward, layerNormScratchBytes } from "../kernels/layernorm.ts";
+import { layerNormBackwardDx, layerNormForward } from "../kernels/layernorm.ts";
+import { paramGrads } from "../kernels/param_grads.ts";
 import { attentionSoftmaxBackward, attentionSoftmaxForward } from "../kernels/softmax.ts";
 import { tanhBackward, tanhForward } from "../kernels/tanh.ts";
 import { dropout } from "../kernels/dropout.ts";
@@ -72,22 +73,19 @@ export interface EngineOptions {
 const SITE = { attnProbs: 0, attnOut: 1, ffnOut: 2, embeddings: 6, pooler: 7 } as const;
 
 interface LayerActs {
-  q: GPUBuffer;
-  k: GPUBuffer;
-  v: GPUBuffer;
+  qkv: GPUBuffer; // (N, 3C): Q | K | V side by side, one fused projection
+
   probs: GPUBuffer; // (B·H, T, T) softmax output
   probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
   ctx: GPUBuffer;
   attnOut: GPUBuffer; // projection output before dropout
-  attnDrop: GPUBuffer;
-  sum1: GPUBuffer; // attnDrop + x
+  sum1: GPUBuffer; // dropout(attnOut) + x
   h1: GPUBuffer; // LayerNorm(sum1)
   mean1: GPUBuffer;
   rstd1: GPUBuffer;
   interPre: GPUBuffer; // (N, I) before GELU
   inter: GPUBuffer;
   ffnOut: GPUBuffer;
-  ffnDrop: GPUBuffer;
   sum2: GPUBuffer;
   out: GPUBuffer; // LayerNorm(sum2): the layer output
   mean2: GPUBuffer;
@@ -338,14 +336,11 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     const attnOut = a("attnOut", N * C);
     const ffnOut = a("ffnOut", N * C);
     const acts: LayerActs = {
-      q: a("q", N * C),
-      k: a("k", N * C),
-      v: a("v", N * C),
+      qkv: a("qkv", N * 3 * C),
       probs,
       probsDrop: dropAttn ? a("probsDrop", B * H * T * T) : probs,
       ctx: a("ctx", N * C),
       attnOut,
-      attnDrop: dropHidden ? a("attnDrop", N * C) : attnOut,
       sum1: a("sum1", N * C),
       h1: a("h1", N * C),
       mean1: a("mean1", N),
@@ -353,7 +348,6 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
       interPre: a("interPre", N * I),
       inter: a("inter", N * I),
       ffnOut,
-      ffnDrop: dropHidden ? a("ffnDrop", N * C) : ffnOut,
       sum2: a("sum2", N * C),
       out: a("out", N * C),
       mean2: a("mean2", N),
@@ -391,12 +385,9 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dH1: f("d.h1", N * C),
     dC: f("d.c", N * C), // scratch (N, C)
     dCtx: f("d.ctx", N * C),
-    dQ: f("d.q", N * C),
-    dK: f("d.k", N * C),
-    dV: f("d.v", N * C),
+    dQKV: f("d.qkv", N * 3 * C), // dQ | dK | dV side by side
     dInter: f("d.inter", N * I),
     dProbs: f("d.probs", B * H * T * T), // dL/d(dropped probs), then dL/dscores in place
-    lnScratch: f("ln.scratch", layerNormScratchBytes(N, C) / 4),
   };
 }
 
@@ -422,26 +413,82 @@ function record(
   const G = (name: string) => engine.grads.get(name)!;
   const fwd: Dispatch[] = [];
   const bwd: Dispatch[] = [];
+  const qkvOf = (l: number) => {
+    const n = layerNames(l);
+    return fused(`l${l}.qkv`, [n.query, n.key, n.value]);
+  };
   // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
   const drop = (x: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
     if (p <= 0) return x;
     fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream }));
     return out;
   };
+  // A linear layer's parameters and gradients: by HF name, or fused (Q|K|V) spans of the arenas.
+  type Linear = {
+    name: string;
+    w: GPUBuffer;
+    b: GPUBuffer;
+    dw: GPUBuffer;
+    db: GPUBuffer;
+  };
+  const byName = (name: string): Linear => ({
+    name,
+    w: W(`${name}.weight`),
+    b: W(`${name}.bias`),
+    dw: G(`${name}.weight`),
+    db: G(`${name}.bias`),
+  });
+  const fused = (label: string, names: string[]): Linear => {
+    const span = (arena: typeof engine.parameters, suffix: string) =>
+      arena.span(names.map((n) => `${n}.${suffix}`));
+    return {
+      name: label,
+      w: span(engine.parameters, "weight"),
+      b: span(engine.parameters, "bias"),
+      dw: span(engine.gradients, "weight"),
+      db: span(engine.gradients, "bias"),
+    };
+  };
+  const params = (p: string | Linear): Linear => (typeof p === "string" ? byName(p) : p);
+  // A LayerNorm's dgamma/dbeta in one dispatch (kernels/param_grads.ts) into its two arena tensors.
+  const lnParamGrads = (
+    name: string,
+    dout: GPUBuffer,
+    input: GPUBuffer,
+    mean: GPUBuffer,
+    rstd: GPUBuffer,
+  ) => {
+    const { view, at } = engine.gradients.cover([`${name}.weight`, `${name}.bias`]);
+    bwd.push(paramGrads(gpu, {
+      rows: N,
+      layerNorm: {
+        dout,
+        input,
+        mean,
+        rstd,
+        cols: C,
+        gammaAt: at(`${name}.weight`),
+        betaAt: at(`${name}.bias`),
+      },
+      grads: view,
+      accumulate: true,
+    }));
+  };
   // Linear y(rows, out) = x(rows, in)·Wᵀ + b, with an optional row stride for x (the pooler reads [CLS] rows).
   const linear = (
     x: GPUBuffer,
-    name: string,
+    p: string | Linear,
     y: GPUBuffer,
     rows: number,
     out: number,
     inp: number,
     o: { lda?: number; geluPre?: GPUBuffer } = {},
-  ) =>
+  ) => {
+    const { name, w, b: bias } = params(p);
     fwd.push(matmul(gpu, {
       a: x,
-      b: W(`${name}.weight`),
-      bias: W(`${name}.bias`),
+      b: w,
+      bias,
       out: y,
       M: rows,
       N: out,
@@ -452,34 +499,36 @@ function record(
       ...(o.geluPre ? { activation: "gelu" as const, aux: o.geluPre } : {}),
       label: name,
     }));
-  // Backward of a linear: dW += dYᵀ·X, db += colsum(dY), dX (+)= dY·W.
+  };
+  // Backward of a linear: dW += dYᵀ·X with db += colsum(dY) in the same dispatch, dX (+)= dY·W.
   const linearBack = (
     dY: GPUBuffer,
     x: GPUBuffer,
-    name: string,
+    p: string | Linear,
     dX: GPUBuffer | null,
     rows: number,
     out: number,
     inp: number,
     o: { accumulateDx?: boolean; lda?: number; ldc?: number; geluPre?: GPUBuffer } = {},
   ) => {
+    const { name, w, dw, db } = params(p);
     bwd.push(matmul(gpu, {
       a: dY,
       b: x,
-      out: G(`${name}.weight`),
+      out: dw,
       M: out,
       N: inp,
       K: rows,
       transA: true,
       ldb: o.lda,
       beta: 1,
-      rowSum: G(`${name}.bias`), // db += colsum(dY), in the same dispatch
+      rowSum: db, // db += colsum(dY), in the same dispatch
       label: `${name}.dW`,
     }));
     if (dX) {
       bwd.push(matmul(gpu, {
         a: dY,
-        b: W(`${name}.weight`),
+        b: w,
         out: dX,
         M: rows,
         N: inp,
@@ -493,11 +542,14 @@ function record(
     }
   };
   // Attention products per (b, h) straight from the (B, T, H·D) layout: outer stride b, inner h.
-  // An operand is "td": a head's (T, D) columns inside a (B, T, H·D) buffer, or "tt": a head's (T, T)
-  // slice of a (B·H, T, T) buffer. Every product has T rows per head; K is the contracted size.
-  type HeadOperand = [GPUBuffer, "td" | "tt"];
-  const ld = (kind: "td" | "tt") => (kind === "tt" ? T : C);
-  const stride = (kind: "td" | "tt"): [number, number] => (kind === "tt" ? [H * T * T, T * T] : [T * C, D]);
+  // An operand is "td": a head's (T, D) columns inside a (B, T, H·D) buffer; "q", "k" or "v": the same
+  // inside the Q | K | V block of a (B, T, 3·H·D) buffer; or "tt": a head's (T, T) slice of a (B·H, T, T)
+  // buffer. Every product has T rows per head; K is the contracted size.
+  type Kind = "td" | "q" | "k" | "v" | "tt";
+  type HeadOperand = [GPUBuffer, Kind];
+  const ld = (kind: Kind) => (kind === "tt" ? T : kind === "td" ? C : 3 * C);
+  const stride = (kind: Kind): [number, number] => (kind === "tt" ? [H * T * T, T * T] : [T * ld(kind), D]);
+  const offset = (kind: Kind) => (kind === "k" ? C : kind === "v" ? 2 * C : 0);
   const perHead = (
     label: string,
     a: HeadOperand,
@@ -522,6 +574,9 @@ function record(
       strideA: stride(a[1]),
       strideB: stride(b[1]),
       strideC: stride(out[1]),
+      offsetA: offset(a[1]),
+      offsetB: offset(b[1]),
+      offsetC: offset(out[1]),
       label,
     });
 
@@ -551,6 +606,10 @@ function record(
     eps,
   }));
   const embDrop = drop(b.embOut, b.embDrop, N * C, pHidden, SITE.embeddings);
+  // A hidden-dropout site fused into the LayerNorm after it (none when p = 0).
+  const hiddenDrop = (
+    stream: number,
+  ) => (pHidden > 0 ? { p: pHidden, seed: engine.seed, stream } : undefined);
   const inputs: GPUBuffer[] = []; // each layer's input
   const probsUsed: GPUBuffer[] = []; // each layer's attention probabilities after dropout
 
@@ -559,10 +618,8 @@ function record(
     const n = layerNames(l);
     const x = l === 0 ? embDrop : b.layers[l - 1].out;
     inputs.push(x);
-    linear(x, n.query, a.q, N, C, C);
-    linear(x, n.key, a.k, N, C, C);
-    linear(x, n.value, a.v, N, C, C);
-    fwd.push(perHead(`l${l}.scores`, [a.q, "td"], [a.k, "td"], [b.scores, "tt"], D, { transB: true }));
+    linear(x, qkvOf(l), a.qkv, N, 3 * C, C);
+    fwd.push(perHead(`l${l}.scores`, [a.qkv, "q"], [a.qkv, "k"], [b.scores, "tt"], D, { transB: true }));
     // Scale, mask, softmax and the attention dropout in one dispatch.
     const dropProbs = pAttn > 0 ? { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } : null;
     fwd.push(
@@ -579,10 +636,12 @@ function record(
     );
     const probs = dropProbs ? a.probsDrop : a.probs;
     probsUsed.push(probs);
-    fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.v, "td"], [a.ctx, "td"], T));
+    fwd.push(perHead(`l${l}.context`, [probs, "tt"], [a.qkv, "v"], [a.ctx, "td"], T));
     linear(a.ctx, n.attnOut, a.attnOut, N, C, C);
+    // h1 = LN(dropout(attnOut) + x): the dropout runs inside the LayerNorm pass.
     fwd.push(layerNormForward(gpu, {
-      x: drop(a.attnOut, a.attnDrop, N * C, pHidden, l * 8 + SITE.attnOut),
+      x: a.attnOut,
+      dropout: hiddenDrop(l * 8 + SITE.attnOut),
       residual: x,
       sum: a.sum1,
       gamma: W(`${n.attnLn}.weight`),
@@ -597,7 +656,8 @@ function record(
     linear(a.h1, n.inter, a.inter, N, I, C, { geluPre: a.interPre });
     linear(a.inter, n.out, a.ffnOut, N, C, I);
     fwd.push(layerNormForward(gpu, {
-      x: drop(a.ffnOut, a.ffnDrop, N * C, pHidden, l * 8 + SITE.ffnOut),
+      x: a.ffnOut,
+      dropout: hiddenDrop(l * 8 + SITE.ffnOut),
       residual: a.h1,
       sum: a.sum2,
       gamma: W(`${n.outLn}.weight`),
@@ -636,6 +696,9 @@ function record(
     bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream }));
     return out;
   };
+  // A hidden-dropout site fused into a LayerNorm backward (none when p = 0).
+  const dropSite = (dxDrop: GPUBuffer, stream: number) =>
+    pHidden > 0 ? { p: pHidden, seed: engine.seed, stream, dxDrop } : undefined;
   linearBack(b.dLogits, pooledDrop, "classifier", b.dPooledDrop, B, L, C);
   const dPooled = dropBack(b.dPooledDrop, b.dPooled, B * C, pHidden, poolerLayer + SITE.pooler);
   const dPooledPre = dPooled === b.dPooled ? b.dPooledDrop : b.dPooled;
@@ -650,43 +713,43 @@ function record(
   for (let l = b.layers.length - 1; l >= 0; l--) {
     const a = b.layers[l];
     const n = layerNames(l);
-    // out = LN(ffnDrop + h1): dH1 holds dL/dsum2 first, then collects the FFN path.
-    bwd.push(...layerNormBackward(gpu, {
+    // out = LN(dropout(ffnOut) + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
+    // writes dFfn = dropout(dL/dsum2) with the forward's mask.
+    const dFfn = pHidden > 0 ? b.dC : b.dH1;
+    bwd.push(layerNormBackwardDx(gpu, {
       dout: dOut,
       input: a.sum2,
       gamma: W(`${n.outLn}.weight`),
       mean: a.mean2,
       rstd: a.rstd2,
       dx: b.dH1,
-      dgamma: G(`${n.outLn}.weight`),
-      dbeta: G(`${n.outLn}.bias`),
       rows: N,
       cols: C,
-      scratch: b.lnScratch,
+      dropout: dropSite(dFfn, l * 8 + SITE.ffnOut),
     }));
-    const dFfn = dropBack(b.dH1, b.dC, N * C, pHidden, l * 8 + SITE.ffnOut);
+    lnParamGrads(n.outLn, dOut, a.sum2, a.mean2, a.rstd2);
     linearBack(dFfn, a.inter, n.out, b.dInter, N, C, I, { geluPre: a.interPre });
     linearBack(b.dInter, a.h1, n.inter, b.dH1, N, I, C, { accumulateDx: true });
-    // h1 = LN(attnDrop + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths.
-    bwd.push(...layerNormBackward(gpu, {
+    // h1 = LN(dropout(attnOut) + x): dIn holds dL/dsum1 first, then collects the Q/K/V paths; dAttn =
+    // dropout(dL/dsum1) from the same pass.
+    const dAttn = pHidden > 0 ? b.dC : dIn;
+    bwd.push(layerNormBackwardDx(gpu, {
       dout: b.dH1,
       input: a.sum1,
       gamma: W(`${n.attnLn}.weight`),
       mean: a.mean1,
       rstd: a.rstd1,
       dx: dIn,
-      dgamma: G(`${n.attnLn}.weight`),
-      dbeta: G(`${n.attnLn}.bias`),
       rows: N,
       cols: C,
-      scratch: b.lnScratch,
+      dropout: dropSite(dAttn, l * 8 + SITE.attnOut),
     }));
-    const dAttn = dropBack(dIn, b.dC, N * C, pHidden, l * 8 + SITE.attnOut);
+    lnParamGrads(n.attnLn, b.dH1, a.sum1, a.mean1, a.rstd1);
     linearBack(dAttn, a.ctx, n.attnOut, b.dCtx, N, C, C);
     // context = P·V: dP = dCtx·Vᵀ, dV = Pᵀ·dCtx.
     const dProbs = b.dProbs;
-    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.v, "td"], [dProbs, "tt"], D, { transB: true }));
-    bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dV, "td"], T, { transA: true }));
+    bwd.push(perHead(`l${l}.dProbs`, [b.dCtx, "td"], [a.qkv, "v"], [dProbs, "tt"], D, { transB: true }));
+    bwd.push(perHead(`l${l}.dV`, [probsUsed[l], "tt"], [b.dCtx, "td"], [b.dQKV, "v"], T, { transA: true }));
     // Gradient w.r.t. the raw scores (attention dropout and scale folded in), in place.
     bwd.push(
       attentionSoftmaxBackward(gpu, {
@@ -700,30 +763,27 @@ function record(
       }),
     );
     // scores = Q·Kᵀ: dQ = dS·K, dK = dSᵀ·Q.
-    bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.k, "td"], [b.dQ, "td"], T));
-    bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.q, "td"], [b.dK, "td"], T, { transA: true }));
-    linearBack(b.dQ, inputs[l], n.query, dIn, N, C, C, { accumulateDx: true });
-    linearBack(b.dK, inputs[l], n.key, dIn, N, C, C, { accumulateDx: true });
-    linearBack(b.dV, inputs[l], n.value, dIn, N, C, C, { accumulateDx: true });
+    bwd.push(perHead(`l${l}.dQ`, [dProbs, "tt"], [a.qkv, "k"], [b.dQKV, "q"], T));
+    bwd.push(perHead(`l${l}.dK`, [dProbs, "tt"], [a.qkv, "q"], [b.dQKV, "k"], T, { transA: true }));
+    // One dW for Q, K and V together; one dX summing the three paths (K = 3·hidden).
+    linearBack(b.dQKV, inputs[l], qkvOf(l), dIn, N, 3 * C, C, { accumulateDx: true });
     [dOut, dIn] = [dIn, dOut];
   }
 
   // ---- backward: embeddings. dOut = dL/d(embDrop).
   const dEmbOut = dropBack(dOut, dIn, N * C, pHidden, SITE.embeddings);
   const dEmbSum = dEmbOut === dOut ? dIn : dOut;
-  bwd.push(...layerNormBackward(gpu, {
+  bwd.push(layerNormBackwardDx(gpu, {
     dout: dEmbOut,
     input: b.embSum,
     gamma: W("bert.embeddings.LayerNorm.weight"),
     mean: b.embMean,
     rstd: b.embRstd,
     dx: dEmbSum,
-    dgamma: G("bert.embeddings.LayerNorm.weight"),
-    dbeta: G("bert.embeddings.LayerNorm.bias"),
     rows: N,
     cols: C,
-    scratch: b.lnScratch,
   }));
+  lnParamGrads("bert.embeddings.LayerNorm", dEmbOut, b.embSum, b.embMean, b.embRstd);
   bwd.push(
     embeddingBackward(gpu, {
       dout: dEmbSum,

@@ -13,14 +13,12 @@ import { MODEL_F32 } from "../tests/tolerance.ts";
 
 const fixtures = new URL("../tests/fixtures/model/", import.meta.url);
 
-async function loadCase(name: string) {
+async function loadCase(name: string, dropout = false) {
   const dir = new URL(`${name}/`, fixtures).pathname;
   const config = parseBertConfig(
     JSON.parse(await Deno.readTextFile(`${dir}config.json`)),
     `${dir}config.json`,
-    {
-      dropout: 0,
-    },
+    dropout ? {} : { dropout: 0 },
   );
   const model = await readSafetensors(`${dir}model.safetensors`);
   const weights: Weights = new Map();
@@ -44,18 +42,25 @@ async function loadCase(name: string) {
   };
 }
 
-for (const name of ["tiny", "odd", "regression"]) {
+// "tiny_dropout": dropout 0.1 at every site, torch applying the engine's own masks for seed 777
+// (tests/torch/fixtures_model.py), so the dropout paths of the forward and backward are checked too.
+for (const name of ["tiny", "odd", "regression", "tiny_dropout"]) {
   Deno.test({
     name: `BertEngine forward and backward match PyTorch (${name})`,
     ...GPU_TEST,
     fn: async () => {
       const gpu = await testGpu();
-      const c = await loadCase(name);
+      const dropout = name === "tiny_dropout";
+      const c = await loadCase(name, dropout);
+      if (dropout && !(c.config.hidden_dropout_prob > 0 && c.config.attention_probs_dropout_prob > 0)) {
+        throw new Error("tiny_dropout must have dropout on");
+      }
       const engine = BertEngine.create(gpu, c.config, c.weights, {
         maxBatch: c.input.batchSize,
         maxSeqLen: c.input.seqLen,
       });
       engine.setBatch(c.input);
+      if (dropout) engine.setDropoutSeed(777);
       const plan = engine.plan(c.input.batchSize, c.input.seqLen);
       gpu.run([...engine.clearGradients(), ...plan.forward, ...plan.backward]);
       const logits = await gpu.readF32(

@@ -11,6 +11,7 @@ import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { gradNorm, gradNormScratchBytes } from "../kernels/grad_norm.ts";
 import { ADAM_HYPER_BYTES, adamwFlatStep, adamwSegmentTable, writeAdamHyper } from "../kernels/adamw.ts";
 import { FlatTensors } from "./flat.ts";
+import { FLAT_ALIGN_BYTES, type FlatLayout } from "./params.ts";
 import { usesWeightDecay } from "./schedule.ts";
 
 /** AdamW hyper-parameters (the tutorial's defaults: lr 2e-5, eps 1e-8, weight decay 0). */
@@ -79,7 +80,7 @@ export class AdamW {
       maxNorm: o.maxGradNorm,
       scratch,
     });
-    const segments = layout.entries.map((e) => ({ ...e, decay: usesWeightDecay(e.name) }));
+    const segments = decaySegments(layout);
     const table = gpu.upload("adam.segments", adamwSegmentTable(segments, layout.total));
     windows.forEach((w, i) => {
       this.#dispatches.push(adamwFlatStep(gpu, {
@@ -139,4 +140,27 @@ export class AdamW {
     }
     this.step = step;
   }
+}
+
+/**
+ * The arena as AdamW's segment table takes it: runs of tensors in one weight-decay group, by offset; a
+ * pack member at an unaligned offset merges into the run before it.
+ * @throws {RangeError} when a pack mixes decay and no-decay tensors (its later members would start unaligned).
+ */
+export function decaySegments(layout: FlatLayout): { offset: number; length: number; decay: boolean }[] {
+  const sorted = layout.entries.map((e) => ({ ...e, decay: usesWeightDecay(e.name) }))
+    .sort((a, b) => a.offset - b.offset);
+  const out: { offset: number; length: number; decay: boolean; name: string }[] = [];
+  for (const e of sorted) {
+    const last = out.at(-1);
+    if (last && e.offset % (FLAT_ALIGN_BYTES / 4) !== 0 && last.offset + last.length === e.offset) {
+      if (last.decay !== e.decay) {
+        throw new RangeError(
+          `Parameters "${last.name}" and "${e.name}" share a pack but not a weight-decay group: pack only tensors of one group`,
+        );
+      }
+      last.length += e.length;
+    } else out.push({ ...e });
+  }
+  return out.map(({ offset, length, decay }) => ({ offset, length, decay }));
 }

@@ -13,6 +13,11 @@ export interface ParamSpec {
   shape: number[];
   /** How a fresh parameter is initialised (HF `_init_weights`). */
   init: "normal" | "zeros" | "ones";
+  /**
+   * Tensors sharing a pack sit back to back in a flat arena, with no padding between them, in spec
+   * order, the pack starting where its first member would (fused kernels bind them as one tensor).
+   */
+  pack?: string;
 }
 
 /** Names of one encoder layer's parameters, with the layer prefix. */
@@ -27,6 +32,8 @@ export function layerNames(i: number) {
     inter: `${p}.intermediate.dense`,
     out: `${p}.output.dense`,
     outLn: `${p}.output.LayerNorm`,
+    /** Packs of the query, key and value weights (`.weight`) and biases (`.bias`): one fused projection. */
+    qkv: `${p}.attention.self.qkv`,
   };
 }
 
@@ -35,9 +42,9 @@ export function parameterSpecs(config: BertConfig): ParamSpec[] {
   const H = config.hidden_size;
   const I = config.intermediate_size;
   const specs: ParamSpec[] = [];
-  const linear = (name: string, out: number, inp: number) => {
-    specs.push({ name: `${name}.weight`, shape: [out, inp], init: "normal" });
-    specs.push({ name: `${name}.bias`, shape: [out], init: "zeros" });
+  const linear = (name: string, out: number, inp: number, pack?: { weight?: string; bias?: string }) => {
+    specs.push({ name: `${name}.weight`, shape: [out, inp], init: "normal", pack: pack?.weight });
+    specs.push({ name: `${name}.bias`, shape: [out], init: "zeros", pack: pack?.bias });
   };
   const layerNorm = (name: string) => {
     specs.push({ name: `${name}.weight`, shape: [H], init: "ones" });
@@ -61,9 +68,11 @@ export function parameterSpecs(config: BertConfig): ParamSpec[] {
   layerNorm("bert.embeddings.LayerNorm");
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const n = layerNames(i);
-    linear(n.query, H, H);
-    linear(n.key, H, H);
-    linear(n.value, H, H);
+    // Q, K and V weights adjacent, and their biases: one fused [3·hidden, hidden] projection.
+    const qkv = { weight: `${n.qkv}.weight`, bias: `${n.qkv}.bias` };
+    linear(n.query, H, H, qkv);
+    linear(n.key, H, H, qkv);
+    linear(n.value, H, H, qkv);
     linear(n.attnOut, H, H);
     layerNorm(n.attnLn);
     linear(n.inter, I, H);
@@ -85,14 +94,18 @@ export const FLAT_ALIGN_BYTES = 256;
 
 /** Where each parameter sits in a flat arena (parameters, gradients and both moments share it). */
 export interface FlatLayout {
-  /** In state_dict order: element offset (a multiple of FLAT_ALIGN_BYTES / 4) and element count. */
+  /**
+   * In state_dict order: element offset and count. Offsets are multiples of FLAT_ALIGN_BYTES / 4 except
+   * inside a pack, whose members follow each other with no gap (offsets then need not increase).
+   */
   entries: { name: string; offset: number; length: number }[];
   /** Elements of the arena, padding included (a multiple of FLAT_ALIGN_BYTES / 4). */
   total: number;
 }
 
 /**
- * The flat layout of `specs`: state_dict order, each tensor at the next aligned offset.
+ * The flat layout of `specs`: state_dict order, each tensor (or pack) at the next aligned offset; the
+ * members of a pack back to back from the pack's offset.
  * @example
  * ```ts
  * import { flatLayout } from "./params.ts";
@@ -102,12 +115,23 @@ export interface FlatLayout {
  */
 export function flatLayout(specs: readonly ParamSpec[]): FlatLayout {
   const align = FLAT_ALIGN_BYTES / 4;
+  const numelOf = (spec: ParamSpec) => spec.shape.reduce((a, b) => a * b, 1);
+  const offsets = new Map<string, number>();
   let at = 0;
-  const entries = specs.map((spec) => {
-    const length = spec.shape.reduce((a, b) => a * b, 1);
-    const entry = { name: spec.name, offset: at, length };
-    at += Math.ceil(length / align) * align;
-    return entry;
-  });
+  for (const spec of specs) {
+    if (offsets.has(spec.name)) continue;
+    const members = spec.pack === undefined ? [spec] : specs.filter((s) => s.pack === spec.pack);
+    let end = at;
+    for (const m of members) {
+      offsets.set(m.name, end);
+      end += numelOf(m);
+    }
+    at += Math.ceil((end - at) / align) * align;
+  }
+  const entries = specs.map((spec) => ({
+    name: spec.name,
+    offset: offsets.get(spec.name)!,
+    length: numelOf(spec),
+  }));
   return { entries, total: at };
 }

@@ -1,7 +1,9 @@
 """BertForSequenceClassification written out in plain PyTorch, computing exactly what Hugging Face's
 modeling_bert.py computes (transformers is not installable here; the GPU host checks the real one).
 
-Parameters use HF names and [out, in] layouts; dropout is off unless a generator is passed.
+Parameters use HF names and [out, in] layouts; dropout is off unless a generator is passed, or
+`dropout_seed`: then every site drops with the engine's own counter-based mask (kernels/dropout.ts),
+so gradients can be compared with dropout on.
 """
 import math
 
@@ -56,19 +58,47 @@ def random_params(cfg, num_labels, gen):
     return out
 
 
-def forward(cfg, P, input_ids, attention_mask, token_type_ids, labels, num_labels, dropout_gen=None):
+M32 = 0xFFFFFFFF
+
+
+def _pcg(v):
+    s = (v * 747796405 + 2891336453) & M32
+    w = (((s >> ((s >> 28) + 4)) ^ s) * 277803737) & M32
+    return ((w >> 22) ^ w) & M32
+
+
+def dropout_hash(seed, stream, i):
+    """kernels/dropout.ts's dropoutHash: pcg(pcg(pcg(i) + seed) ^ stream), all mod 2^32."""
+    return _pcg(_pcg((_pcg(i) + seed) & M32) ^ stream)
+
+
+def engine_dropout(x, p, seed, stream):
+    """The engine's inverted dropout of x (row-major element index i): keep when hash >= ceil(p 2^32),
+    kept values times float32(1 / float32(1 - p)), as torch's CPU dropout scales."""
+    threshold = math.ceil(p * 4294967296)
+    keep = torch.tensor([dropout_hash(seed, stream, i) >= threshold for i in range(x.numel())], dtype=x.dtype)
+    scale = float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(1 - p, dtype=torch.float32))
+    return x * keep.view(x.shape) * scale
+
+
+def forward(cfg, P, input_ids, attention_mask, token_type_ids, labels, num_labels, dropout_gen=None,
+            dropout_seed=None):
     """Returns (logits, loss). P: dict name -> tensor (requires_grad as the caller wants)."""
     H = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
     D = H // heads
     eps = cfg["layer_norm_eps"]
     B, T = input_ids.shape
-    p_hidden = cfg["hidden_dropout_prob"] if dropout_gen is not None else 0.0
-    p_attn = cfg["attention_probs_dropout_prob"] if dropout_gen is not None else 0.0
+    on = dropout_gen is not None or dropout_seed is not None
+    p_hidden = cfg["hidden_dropout_prob"] if on else 0.0
+    p_attn = cfg["attention_probs_dropout_prob"] if on else 0.0
 
-    def drop(x, p):
+    def drop(x, p, stream):
+        """stream: the engine's site constant, layer * 8 + site (train/model.ts SITE)."""
         if p == 0.0:
             return x
+        if dropout_seed is not None:
+            return engine_dropout(x, p, dropout_seed, stream)
         keep = (torch.rand(x.shape, generator=dropout_gen) >= p).to(x.dtype)
         return x * keep / (1 - p)
 
@@ -83,7 +113,7 @@ def forward(cfg, P, input_ids, attention_mask, token_type_ids, labels, num_label
     emb = F.embedding(input_ids, P["bert.embeddings.word_embeddings.weight"], padding_idx=pad)
     emb = emb + F.embedding(token_type_ids, P["bert.embeddings.token_type_embeddings.weight"])
     emb = emb + F.embedding(pos, P["bert.embeddings.position_embeddings.weight"])
-    h = drop(ln(emb, "bert.embeddings.LayerNorm"), p_hidden)
+    h = drop(ln(emb, "bert.embeddings.LayerNorm"), p_hidden, 6)
     dtype = h.dtype
     ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
     for i in range(cfg["num_hidden_layers"]):
@@ -94,13 +124,13 @@ def forward(cfg, P, input_ids, attention_mask, token_type_ids, labels, num_label
 
         q, k, v = split(lin(h, n["query"])), split(lin(h, n["key"])), split(lin(h, n["value"]))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D) + ext
-        probs = drop(torch.softmax(scores, dim=-1), p_attn)
+        probs = drop(torch.softmax(scores, dim=-1), p_attn, i * 8 + 0)
         ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(B, T, H)
-        h1 = ln(drop(lin(ctx, n["attn_out"]), p_hidden) + h, n["attn_ln"])
+        h1 = ln(drop(lin(ctx, n["attn_out"]), p_hidden, i * 8 + 1) + h, n["attn_ln"])
         inter = F.gelu(lin(h1, n["inter"]))
-        h = ln(drop(lin(inter, n["out"]), p_hidden) + h1, n["out_ln"])
+        h = ln(drop(lin(inter, n["out"]), p_hidden, i * 8 + 2) + h1, n["out_ln"])
     pooled = torch.tanh(lin(h[:, 0], "bert.pooler.dense"))
-    logits = lin(drop(pooled, p_hidden), "classifier")
+    logits = lin(drop(pooled, p_hidden, cfg["num_hidden_layers"] * 8 + 7), "classifier")
     if num_labels == 1:
         loss = F.mse_loss(logits.squeeze(), labels.squeeze().to(dtype))
     else:

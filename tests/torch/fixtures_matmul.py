@@ -15,6 +15,9 @@ matmul.safetensors
                dscores, dctx random; dq, dk, dp, dv by autograd
 bias_grad.safetensors
   dy(R, C) random; dbias = the bias gradient of y = x + bias by autograd
+qkv.safetensors (the engine's fused Q/K/V projection, checked against three separate nn.Linear)
+  x (B*T, C); wq, wk, wv (C, C); bq, bk, bv (C); q, k, v = F.linear(x, w*, b*); per head h:
+  scores = q_h @ k_h^T, ctx = p @ v_h (B, T, C); dscores, dctx random; dx, dw*, db* by autograd
 """
 import math
 import os
@@ -82,7 +85,30 @@ def bias_grad():
     return {"dy": dy, "dbias": bias.grad}
 
 
-INPUTS = {"x", "w", "b", "dy", "a", "dc", "q", "k", "v", "p", "dscores", "dctx"}
+def qkv():
+    bsz, t, h, d = 3, 7, 2, 5
+    c = h * d
+    x = randn(bsz * t, c).requires_grad_()
+    w = {n: randn(c, c).requires_grad_() for n in "qkv"}
+    b = {n: randn(c).requires_grad_() for n in "qkv"}
+    p = randn(bsz, h, t, t)
+    q, k, v = (F.linear(x, w[n], b[n]) for n in "qkv")
+
+    def heads(y):  # (B*T, H*D) -> (B, H, T, D)
+        return y.view(bsz, t, h, d).transpose(1, 2)
+
+    scores = heads(q) @ heads(k).transpose(-1, -2)
+    ctx = (p @ heads(v)).transpose(1, 2).reshape(bsz * t, c)
+    dscores, dctx = randn(bsz, h, t, t), randn(bsz * t, c)
+    torch.autograd.backward([scores, ctx], [dscores, dctx])
+    out = {"x": x, "p": p, "scores": scores, "ctx": ctx, "dscores": dscores, "dctx": dctx, "dx": x.grad}
+    for n in "qkv":
+        out.update({f"w{n}": w[n], f"b{n}": b[n], f"dw{n}": w[n].grad, f"db{n}": b[n].grad})
+    return out
+
+
+INPUTS = {"x", "w", "b", "dy", "a", "dc", "q", "k", "v", "p", "dscores", "dctx",
+          "wq", "wk", "wv", "bq", "bk", "bv"}
 
 
 def stored(tensors):
@@ -98,6 +124,7 @@ def main():
     meta = {"generator": "tests/torch/fixtures_matmul.py", "torch": torch.__version__}
     st.save(os.path.join(OUT, "matmul.safetensors"), stored(tensors), meta)
     st.save(os.path.join(OUT, "bias_grad.safetensors"), stored(bias_grad()), meta)
+    st.save(os.path.join(OUT, "qkv.safetensors"), stored(qkv()), meta)
 
 
 if __name__ == "__main__":

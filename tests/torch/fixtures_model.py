@@ -1,7 +1,8 @@
 """Writes whole-model parity fixtures: tests/fixtures/model/<case>/{model.safetensors, config.json,
 batch.safetensors, expected.safetensors}. Run: /usr/bin/python3 tests/torch/fixtures_model.py
 expected.safetensors holds logits, loss and grad.<name> for every parameter (dropout off, padding in
-the batch), computed in float32 like the engine.
+the batch), computed in float32 like the engine. Case "tiny_dropout" is "tiny" with dropout 0.1 on at
+every site, drawn with the engine's own masks for dropout seed DROPOUT_SEED.
 """
 import json
 import os
@@ -14,6 +15,7 @@ import st  # noqa: E402
 from bert_reference import forward, random_params  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "model")
+DROPOUT_SEED = 777
 
 CASES = {
     # The issue's tiny config: 2 layers, hidden 32, 4 heads, FFN 64, batch 3, sequence 7.
@@ -29,6 +31,7 @@ CASES = {
                                 vocab_size=30, max_position_embeddings=8, type_vocab_size=2),
                        labels=["score"], B=4, T=6, pair=False),
 }
+CASES["tiny_dropout"] = dict(CASES["tiny"], dropout_seed=DROPOUT_SEED)
 
 
 def make_batch(gen, B, T, vocab, pair, num_labels):
@@ -63,7 +66,7 @@ def main():
         P = random_params(cfg, L, gen)
         ids, mask, types, labels = make_batch(gen, spec["B"], spec["T"], cfg["vocab_size"], spec["pair"], L)
         Pg = {k: v.clone().requires_grad_(True) for k, v in P.items()}
-        logits, loss = forward(cfg, Pg, ids, mask, types, labels, L)
+        logits, loss = forward(cfg, Pg, ids, mask, types, labels, L, dropout_seed=spec.get("dropout_seed"))
         loss.backward()
         out = os.path.join(ROOT, case)
         os.makedirs(out, exist_ok=True)
