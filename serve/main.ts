@@ -1,7 +1,7 @@
 /**
  * The `deno serve` entry point: loads the model named by the environment (see `serve/config.ts`:
- * MODEL_DIR, MODEL_BACKEND, MODEL_VARIANT, ORT_THREADS, BATCH_WINDOW_MS, MAX_BATCH, MAX_BODY_BYTES, MAX_TEXTS,
- * BODY_TIMEOUT_MS) and serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so
+ * MODEL_DIR, MODEL_BACKEND, MODEL_VARIANT, ORT_THREADS, BATCH_WINDOW_MS, MAX_BATCH, MAX_BATCH_TOKENS, MAX_BODY_BYTES,
+ * MAX_TEXTS, BODY_TIMEOUT_MS) and serves `serve/app.ts`. Each `--parallel` worker evaluates this module and so
  * loads its own session. A missing or corrupt model folder stops start-up with exit code 1 and a
  * message naming the path.
  *
