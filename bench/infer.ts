@@ -19,6 +19,7 @@ import { exportModel, loadModelFolder, VARIANT_FILES } from "../train/export/exp
 import { type BertOnnxOptions, buildBertOnnx } from "../train/export/bert_onnx.ts";
 import { Rng } from "../kernels/random.ts";
 import { randomModelFolder } from "./_model.ts";
+import { summarize } from "./_stats.ts";
 import { type BackendsResult, benchBackends } from "./infer_backends.ts";
 
 /** Options of {@linkcode benchInfer}. */
@@ -122,10 +123,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 function stats(times: number[]) {
-  const sorted = [...times].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.length - 1] };
+  const { median, min, max } = summarize(times);
+  return { medianMs: median, minMs: min, maxMs: max };
 }
 
 /**

@@ -16,6 +16,7 @@
 import { loadServeModel } from "../serve/model.ts";
 import { type Backend, defaultThreads, type ModelVariant } from "../serve/config.ts";
 import { readRssKb } from "./soak.ts";
+import { summarize } from "./_stats.ts";
 
 /** One process's measurements. */
 export interface BackendRun {
@@ -78,10 +79,8 @@ async function timeOne(
         await model.run(rows);
         times.push(performance.now() - t0);
       }
-      times.sort((a, b) => a - b);
-      const mid = times.length >> 1;
-      const medianMs = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-      timings.push({ batch, sequence, runs, medianMs, minMs: times[0], maxMs: times[times.length - 1] });
+      const { median, min, max } = summarize(times);
+      timings.push({ batch, sequence, runs, medianMs: median, minMs: min, maxMs: max });
     }
   }
   await model.release();
