@@ -34,6 +34,41 @@ export interface Dispatch {
   workgroups: [number, number, number];
 }
 
+/**
+ * Storage type of a kernel's activation buffers: "f32", or "f16" (mixed precision; needs the device's
+ * shader-f16 feature). Arithmetic stays f32 either way: kernels convert on load and on store.
+ */
+export type Dtype = "f32" | "f16";
+
+/** Bytes of one element of `dtype`. */
+export function dtypeBytes(dtype: Dtype): number {
+  return dtype === "f16" ? 2 : 4;
+}
+
+/** The WGSL directive a shader storing any of `dtypes` needs first ("enable f16;" or nothing). */
+export function wgslEnable(...dtypes: (Dtype | undefined)[]): string {
+  return dtypes.includes("f16") ? "enable f16;\n" : "";
+}
+
+/**
+ * Throws, naming the kernel, when `dtype` is f16 and the device was created without shader-f16.
+ * @param what the kernel or feature that asked for f16 (named in the message)
+ */
+export function requireDtype(gpu: Gpu, dtype: Dtype | undefined, what: string): void {
+  if (dtype === "f16" && !gpu.device.features.has("shader-f16")) {
+    throw new Error(
+      `${what}: float16 needs the WebGPU feature "shader-f16", which this adapter (${
+        gpu.report.description || "unknown"
+      }) does not offer: use precision f32, or an adapter with shader-f16`,
+    );
+  }
+}
+
+/** Rounds every value to the nearest float16 (CPU references of f16 kernels). */
+export function roundF16(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v) => Math.f16round(v));
+}
+
 /** A scalar field of a kernel's uniform parameter struct, in WGSL declaration order. */
 export type Param = ["u32" | "i32" | "f32", number];
 
@@ -221,7 +256,7 @@ export class Gpu {
   }
 
   /** A storage buffer holding `data`. */
-  upload(label: string, data: Float32Array | Int32Array | Uint32Array): GPUBuffer {
+  upload(label: string, data: Float32Array | Float16Array | Int32Array | Uint32Array): GPUBuffer {
     const buf = this.buffer(label, data.byteLength);
     this.device.queue.writeBuffer(buf, 0, data as ArrayBufferView<ArrayBuffer>);
     return buf;
@@ -346,6 +381,11 @@ export class Gpu {
   /** Reads `count` float32 values. */
   async readF32(buffer: GPUBuffer, count = buffer.size / 4, offset = 0): Promise<Float32Array> {
     return new Float32Array(await this.read(buffer, count * 4, offset * 4));
+  }
+
+  /** Reads `count` float16 values, widened to float32. */
+  async readF16(buffer: GPUBuffer, count = buffer.size / 2, offset = 0): Promise<Float32Array> {
+    return Float32Array.from(new Float16Array(await this.read(buffer, count * 2, offset * 2)));
   }
 
   /**
