@@ -6,8 +6,9 @@
  * the requests ("steady") and VmHWM after start and at the end (peak over its life, loading included),
  * from /proc/<pid>/status.
  *
- * Run: `deno run -A bench/serve_mem.ts <export folder> [--requests 200] [--concurrency 8] [NAME=value ...]`
- * (NAME=value: server environment, e.g. MAX_BATCH_TOKENS=100000 or MALLOC_ARENA_MAX=0 to compare).
+ * Run: `deno run -A bench/serve_mem.ts <export folder> [--requests 200] [--concurrency 8] [NAME=value ...]
+ * [--deno-flag ...]` (NAME=value: server environment, e.g. MAX_BATCH_TOKENS=100000 or MALLOC_ARENA_MAX=0
+ * to compare; any other `--flag` or `--flag=value` goes to `deno serve`, e.g. `--v8-flags=...`).
  * Prints one JSON line. Linux only (reads /proc).
  * @module
  */
@@ -36,6 +37,7 @@ export async function probeServeMemory(
   requests = 200,
   concurrency = 8,
   env: Record<string, string> = {},
+  denoFlags: string[] = [],
 ): Promise<ServeMemory> {
   const rng = new Rng(7);
   const sentence = () =>
@@ -45,7 +47,10 @@ export async function probeServeMemory(
     { length: requests },
     (_, i) => JSON.stringify({ texts: Array.from({ length: i % 5 === 0 ? 8 : 1 }, sentence) }),
   );
-  const server = await spawnServer({ env: { MODEL_DIR: modelDir, ACCESS_LOG: "0", ...env } });
+  const server = await spawnServer({
+    env: { MODEL_DIR: modelDir, ACCESS_LOG: "0", ...env },
+    denoFlags,
+  });
   const mib = (field: "VmRSS" | "VmHWM") => Math.round((readRssKb(server.pid, field) ?? NaN) / 1024);
   try {
     const startMiB = mib("VmRSS"), startPeakMiB = mib("VmHWM");
@@ -80,15 +85,18 @@ if (import.meta.main) {
     return value;
   };
   const requests = take("--requests", 200), concurrency = take("--concurrency", 8);
+  const denoFlags = args.filter((a) => a.startsWith("--"));
   const env = Object.fromEntries(
-    args.filter((a) => a.includes("=")).map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
+    args.filter((a) => a.includes("=") && !a.startsWith("--")).map((
+      a,
+    ) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]),
   );
-  const dir = args.find((a) => !a.includes("="));
+  const dir = args.find((a) => !a.includes("=") && !a.startsWith("--"));
   if (dir === undefined) {
     console.error("usage: serve_mem.ts <export folder> [--requests 200] [--concurrency 8] [NAME=value ...]");
     Deno.exit(2);
   }
-  const result = await probeServeMemory(dir, requests, concurrency, env);
-  console.log(JSON.stringify({ model: dir, env, concurrency, ...result }));
+  const result = await probeServeMemory(dir, requests, concurrency, env, denoFlags);
+  console.log(JSON.stringify({ model: dir, env, denoFlags, concurrency, ...result }));
   if (result.errors > 0) Deno.exit(1);
 }

@@ -26,6 +26,8 @@ export interface SpawnOptions {
   workers?: number;
   /** Give up waiting for /health after this long. @default 60000 */
   timeoutMs?: number;
+  /** Extra `deno serve` flags, e.g. `--v8-flags=...` to compare with the task's. */
+  denoFlags?: string[];
 }
 
 /** A running server process. */
@@ -63,9 +65,9 @@ function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<vo
 }
 
 /** The `deno serve` command line for `port` (permissions: read, env, net; ORT's wasm is a file read). */
-function serveArgs(port: number, workers: number | undefined): string[] {
+function serveArgs(port: number, workers: number | undefined, denoFlags: string[] = []): string[] {
   const parallel = workers !== undefined ? ["--parallel"] : [];
-  return ["serve", "-A", ...parallel, "--port", String(port), "--host", "127.0.0.1", MAIN];
+  return ["serve", "-A", ...parallel, ...denoFlags, "--port", String(port), "--host", "127.0.0.1", MAIN];
 }
 
 /**
@@ -84,7 +86,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<ServerPro
   const env = serverEnv(options.env);
   if (options.workers !== undefined) env.DENO_JOBS = String(options.workers);
   const child = new Deno.Command(Deno.execPath(), {
-    args: serveArgs(port, options.workers),
+    args: serveArgs(port, options.workers, options.denoFlags),
     env,
     stdin: "null",
     stdout: "piped",
