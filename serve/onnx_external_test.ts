@@ -53,9 +53,14 @@ Deno.test("FileRanges reads exact ranges and refuses ones outside the file", asy
     const file = new FileRanges(path);
     assert.ok(file instanceof Uint8Array);
     assert.equal(file.byteLength, 300);
-    assert.deepEqual(Array.from(file.subarray(254, 259)), [254, 255, 0, 1, 2]);
+    const range = file.subarray(254, 259);
+    assert.deepEqual(Array.from(range), [254, 255, 0, 1, 2]);
+    const next = file.subarray(0, 2);
+    assert.deepEqual(Array.from(next), [0, 1]);
+    assert.equal(range.buffer.byteLength, 0, "the next read frees the range before");
     assert.throws(() => file.subarray(290, 301), RangeError);
     file.close();
+    assert.equal(next.buffer.byteLength, 0, "close() frees the last range");
   } finally {
     await Deno.remove(path);
   }
