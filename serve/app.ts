@@ -295,43 +295,19 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
       workers,
     });
   const metrics = new Metrics({ backend: model.backend, variant: model.variant });
-  /**
-   * POST requests received whose texts are not queued yet (body still arriving, being parsed or
-   * tokenized): a request that finds the batcher idle waits its window only for these.
-   */
-  let arriving = 0;
   const batcher = new Batcher((rows: Encoding[]) => model.run(rows), {
     windowMs: config.batchWindowMs,
     maxBatch: config.maxBatch,
     maxTokens: config.maxBatchTokens,
     lengthOf: (row: Encoding) => row.ids.length,
     onRun: (info) => metrics.run(info),
-    othersArriving: () => arriving > 0,
   });
   const origins = config.corsOrigins.split(",").map((o) => o.trim()).filter((o) => o !== "");
   let requests = 0; // POST /classify requests, valid or not
   const short = { variant: model.variant, file: model.file };
 
-  /** Counts a POST request as arriving until its texts are queued; returns the call that ends it. */
-  function arrive(): () => void {
-    arriving++;
-    let here = true;
-    return () => {
-      if (here) arriving--;
-      here = false;
-    };
-  }
-
-  /**
-   * Tokenizes and runs texts through the batcher (`queued` ends the request's arriving count first);
-   * returns each one's logits and the largest run.
-   */
-  async function infer(
-    queued: () => void,
-    texts: string[],
-    pairs?: (string | undefined)[],
-    refuseLong = false,
-  ) {
+  /** Tokenizes and runs texts through the batcher; returns each one's logits and the largest run. */
+  async function infer(texts: string[], pairs?: (string | undefined)[], refuseLong = false) {
     let encodings: Encoding[];
     try {
       encodings = texts.map((t, i) => model.encode(t, pairs?.[i]));
@@ -342,7 +318,6 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
     const long = encodings.findIndex((e) => e.truncated);
     if (refuseLong && long >= 0) throw tooLong(long, model.manifest.maxLength);
     let served;
-    queued();
     try {
       served = await batcher.submit(encodings);
     } catch (e) {
@@ -359,20 +334,20 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
   }
 
   /** Answers parsed Hugging Face or TEI inputs: label/score lists, one per text for a batch. */
-  async function answerScores(queued: () => void, parsed: ParsedInputs): Promise<Response> {
-    const { outputs, batchHeader } = await infer(queued, parsed.texts, parsed.pairs, parsed.refuseLong);
+  async function answerScores(parsed: ParsedInputs): Promise<Response> {
+    const { outputs, batchHeader } = await infer(parsed.texts, parsed.pairs, parsed.refuseLong);
     const answers = outputs.map((logits) =>
       labelScores(logits, model.manifest, parsed.transform, parsed.topK)
     );
     return Response.json(parsed.batch ? answers : answers[0], { headers: { "x-batch-size": batchHeader } });
   }
 
-  async function classify(request: Request, queued: () => void): Promise<Response> {
+  async function classify(request: Request): Promise<Response> {
     requests++;
     const json = await readJson(request);
-    if (isHuggingFaceBody(json)) return await answerScores(queued, parseHuggingFace(json, config.maxTexts));
+    if (isHuggingFaceBody(json)) return await answerScores(parseHuggingFace(json, config.maxTexts));
     const body = parseClassify(json, config.maxTexts);
-    const { encodings, outputs, batchHeader } = await infer(queued, body.texts, body.pairs);
+    const { encodings, outputs, batchHeader } = await infer(body.texts, body.pairs);
     const results = outputs.map((logits, i) => ({
       ...predictionOf(logits, model.manifest),
       truncated: encodings[i].truncated,
@@ -481,26 +456,20 @@ export async function createApp(options: AppOptions = {}): Promise<App> {
         { allow: [...methods, "OPTIONS"].join(", ") },
       );
     }
-    if (request.method === "POST") {
-      const queued = arrive();
-      try {
-        if (path === "/classify") return await classify(request, queued);
-        if (path === "/predict") {
-          return await answerScores(queued, parsePredict(await readJson(request), config.maxTexts));
-        }
-        // POST /: Hugging Face Inference Endpoints' address
-        const json = await readJson(request);
-        if (!isHuggingFaceBody(json)) {
-          throw new HttpError(
-            400,
-            "invalid_request",
-            `POST / takes Hugging Face's {"inputs": ...}; use POST /classify for {"text"}`,
-          );
-        }
-        return await answerScores(queued, parseHuggingFace(json, config.maxTexts));
-      } finally {
-        queued();
+    if (path === "/classify") return await classify(request);
+    if (path === "/predict") {
+      return await answerScores(parsePredict(await readJson(request), config.maxTexts));
+    }
+    if (request.method === "POST") { // POST /: Hugging Face Inference Endpoints' address
+      const json = await readJson(request);
+      if (!isHuggingFaceBody(json)) {
+        throw new HttpError(
+          400,
+          "invalid_request",
+          `POST / takes Hugging Face's {"inputs": ...}; use POST /classify for {"text"}`,
+        );
       }
+      return await answerScores(parseHuggingFace(json, config.maxTexts));
     }
     const response = getRoute(path);
     return request.method === "HEAD" ? new Response(null, { headers: response.headers }) : response;

@@ -4,9 +4,7 @@
  * is in flight wait and go together into the next run.
  *
  * Policy, with window W ms and batch limit M:
- * - An item arriving at an idle, empty queue runs at once when nothing says more are coming (option
- *   `othersArriving`, e.g. the server's requests still being read): a lone request never waits for
- *   company that is not on its way. Otherwise it starts a W ms timer; when it fires, up to M items run.
+ * - An item arriving at an idle, empty queue starts a W ms timer; when it fires, up to M items run.
  * - The queue reaching M items runs a batch at once, without waiting for the timer.
  * - When a run ends, queued items (they arrived during the run, so have waited already) run at once.
  * - W = 0 turns coalescing off: each run holds the texts of one request only (at most M of them),
@@ -38,12 +36,6 @@ export interface BatcherOptions<In = unknown> {
   runCost?: number;
   /** Called after every run with what it held and how long it took. */
   onRun?: (info: RunInfo) => void;
-  /**
-   * Whether more items are on their way (e.g. requests still being received), asked when an item
-   * arrives at an idle, empty batcher: true waits the window for them, false runs at once.
-   * @default () => false
-   */
-  othersArriving?: () => boolean;
 }
 
 /** What one run held (lengths count only with `lengthOf`; otherwise 0). */
@@ -100,7 +92,6 @@ export class Batcher<In, Out> {
   readonly #runCost: number;
   readonly #maxTokens: number;
   readonly #onRun: ((info: RunInfo) => void) | undefined;
-  readonly #othersArriving: () => boolean;
   #queue: Pending<In, Out>[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | null = null;
@@ -126,7 +117,6 @@ export class Batcher<In, Out> {
     this.#maxTokens = options.maxTokens ?? Infinity;
     if (!(this.#maxTokens >= 1)) throw new RangeError(`Batcher maxTokens ${options.maxTokens} must be >= 1`);
     this.#onRun = options.onRun;
-    this.#othersArriving = options.othersArriving ?? (() => false);
   }
 
   /** Number of `runBatch` calls so far. */
@@ -151,14 +141,12 @@ export class Batcher<In, Out> {
   async submit(items: readonly In[]): Promise<Submitted<Out>> {
     if (this.#closed) throw new Error("Cannot submit: the batcher is closed");
     const group = ++this.#groups;
-    const idle = this.#inFlight === null && this.#queue.length === 0;
     const promises = items.map((item) =>
       new Promise<Served<Out>>((resolve, reject) => {
         this.#queue.push({ item, group, resolve, reject });
       })
     );
-    if (idle && !this.#othersArriving()) this.#runNext();
-    else this.#schedule();
+    this.#schedule();
     const done = await Promise.all(promises);
     const sizes = new Map(done.map((d) => [d.run, d.batchSize]));
     const batchSizes = [...sizes.keys()].sort((a, b) => a - b).map((run) => sizes.get(run)!);

@@ -24,8 +24,7 @@ const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("Batcher.submit() coalesces concurrent submissions within the window into one run", async () => {
   const r = recorder();
-  // othersArriving: the server still receives other requests, so the first one waits for them.
-  const batcher = new Batcher(r.run, { windowMs: 30, maxBatch: 32, othersArriving: () => true });
+  const batcher = new Batcher(r.run, { windowMs: 30, maxBatch: 32 });
   const results = await Promise.all([batcher.submit([1, 2]), batcher.submit([3]), batcher.submit([4, 5, 6])]);
   assert.deepEqual(results.map((s) => s.outputs), [[10, 20], [30], [40, 50, 60]]);
   assert.deepEqual(results.map((s) => s.batchSizes), [[6], [6], [6]]);
@@ -33,34 +32,6 @@ Deno.test("Batcher.submit() coalesces concurrent submissions within the window i
   assert.equal(batcher.runs, 1);
   assert.equal(batcher.items, 6);
   await batcher.close();
-});
-
-Deno.test("Batcher.submit() runs a lone submission at once unless others are arriving", async () => {
-  const r = recorder({ hold: true });
-  let others = false;
-  // A window far longer than the test: only the idle rule can start a run in time.
-  const batcher = new Batcher(r.run, { windowMs: 60_000, maxBatch: 32, othersArriving: () => others });
-  const lone = batcher.submit([1]);
-  assert.deepEqual(r.calls, [[1]], "an idle batcher runs the submission in the same turn");
-  // Submissions during the run queue up and go together when it ends, without a window.
-  const during = [batcher.submit([2]), batcher.submit([3])];
-  r.release();
-  assert.deepEqual((await lone).outputs, [10]);
-  await tick(5);
-  assert.deepEqual(r.calls, [[1], [2, 3]]);
-  r.release();
-  await Promise.all(during);
-  // With others arriving, an idle batcher waits for them (the window; close() runs it now).
-  others = true;
-  const waiting = batcher.submit([4]);
-  await tick(20);
-  assert.deepEqual(r.calls.length, 2, "the run waits for the window");
-  const closing = batcher.close();
-  await tick(5);
-  r.release();
-  await closing;
-  assert.deepEqual((await waiting).outputs, [40]);
-  assert.deepEqual(r.calls, [[1], [2, 3], [4]]);
 });
 
 Deno.test("Batcher.submit() with window 0 runs each submission alone, one run at a time", async () => {
@@ -154,7 +125,6 @@ Deno.test("Batcher with lengthOf runs short items apart from a long one, the old
     lengthOf: (x: number) => x,
     runCost: 16,
     onRun: ({ items, tokens, paddedTokens }) => runs.push({ items, tokens, paddedTokens }),
-    othersArriving: () => true,
   });
   // One run would compute 4 x 60 = 240 slots (+16); apart: 16 + 3 x 5 and 16 + 60 = 107.
   const results = await Promise.all([batcher.submit([4, 60]), batcher.submit([5]), batcher.submit([3])]);
@@ -171,13 +141,7 @@ Deno.test("Batcher with lengthOf runs short items apart from a long one, the old
 
 Deno.test("Batcher with lengthOf keeps close lengths together and the oldest item goes first", async () => {
   const r = recorder();
-  const batcher = new Batcher(r.run, {
-    windowMs: 30,
-    maxBatch: 32,
-    lengthOf: (x: number) => x,
-    runCost: 16,
-    othersArriving: () => true,
-  });
+  const batcher = new Batcher(r.run, { windowMs: 30, maxBatch: 32, lengthOf: (x: number) => x, runCost: 16 });
   await Promise.all([batcher.submit([10]), batcher.submit([12]), batcher.submit([11])]);
   assert.deepEqual(r.calls, [[10, 12, 11]]); // 16 + 36 < 16 + 10 + 16 + 12 + ...
   r.calls.length = 0;

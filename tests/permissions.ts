@@ -91,14 +91,28 @@ export const LOCKS = {
   serve: "--frozen --lock=locks/serve.lock",
 } as const;
 
+/**
+ * How the serve task runs the process, besides permissions (`tests/spawn.ts` starts test and bench
+ * servers the same way). glibc malloc: one arena (V8's background threads compile onnxruntime-web's
+ * wasm with TurboFan during the first runs, and per-thread arenas kept 40-90 MB of that transient as
+ * RSS), and blocks of 32 KiB and more mapped on their own, so a freed compile zone or load buffer goes
+ * back to the OS instead of staying in the heap (bert-base int8 after 200 requests: 248 MiB resident
+ * instead of 321-334). V8: --optimize-for-size (a smaller JS heap: 12-24 MiB less at start and at the
+ * first runs' peak). Measured with bench/serve_mem.ts; BENCHMARKS.md has the figures.
+ */
+export const SERVE_PROCESS = {
+  env: { MALLOC_ARENA_MAX: "1", MALLOC_MMAP_THRESHOLD_: "32768" },
+  v8Flags: "--v8-flags=--optimize-for-size",
+} as const;
+
 /** The deno.json tasks these flags belong to (`bench`, `test` and `ok` stay as they are). */
 export const TASKS = {
   demo: `deno run ${LOCKS.train} ${FLAGS.demo} train/demo/main.ts`,
   train: `deno run ${LOCKS.train} ${FLAGS.train} train/main.ts`,
   eval: `deno run ${LOCKS.train} ${FLAGS.eval} train/eval.ts`,
   export: `deno run ${LOCKS.train} ${FLAGS.export} train/export/main.ts`,
-  // One glibc malloc arena: V8's background threads compile onnxruntime-web's wasm (TurboFan) during the
-  // first runs, and their per-thread arenas kept 40-90 MB of that transient as RSS (bench/serve_mem.ts).
-  serve:
-    `MALLOC_ARENA_MAX=1 deno serve ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
+  // Memory settings: SERVE_PROCESS.
+  serve: `${
+    Object.entries(SERVE_PROCESS.env).map(([k, v]) => `${k}=${v}`).join(" ")
+  } deno serve ${SERVE_PROCESS.v8Flags} ${LOCKS.serve} ${FLAGS.serve} --host 0.0.0.0 --port ${SERVE_PORT} serve/main.ts`,
 } as const;

@@ -5,17 +5,18 @@
  */
 
 import { ENV_NAMES } from "../serve/config.ts";
+import { SERVE_PROCESS } from "./permissions.ts";
 
 const MAIN = new URL("../serve/main.ts", import.meta.url).pathname;
 
 /**
  * The child's environment: this process's, with every server setting reset (empty means default),
- * glibc's single malloc arena as `deno task serve` sets it (MALLOC_ARENA_MAX=1, see tests/permissions.ts),
- * and `env` on top.
+ * glibc's malloc settings as `deno task serve` sets them (SERVE_PROCESS in tests/permissions.ts), and
+ * `env` on top.
  */
 function serverEnv(env: Record<string, string> = {}): Record<string, string> {
   const reset = Object.fromEntries(Object.values(ENV_NAMES).map((name) => [name, ""]));
-  return { ...reset, NO_COLOR: "1", MALLOC_ARENA_MAX: "1", ...env };
+  return { ...reset, NO_COLOR: "1", ...SERVE_PROCESS.env, ...env };
 }
 
 /** Options of {@linkcode spawnServer}. */
@@ -64,10 +65,25 @@ function collect(stream: ReadableStream<Uint8Array>, sink: string[]): Promise<vo
   ).catch(() => {});
 }
 
-/** The `deno serve` command line for `port` (permissions: read, env, net; ORT's wasm is a file read). */
+/**
+ * The `deno serve` command line for `port` (permissions: read, env, net; ORT's wasm is a file read),
+ * with the serve task's V8 flags unless `denoFlags` has its own --v8-flags.
+ */
 function serveArgs(port: number, workers: number | undefined, denoFlags: string[] = []): string[] {
   const parallel = workers !== undefined ? ["--parallel"] : [];
-  return ["serve", "-A", ...parallel, ...denoFlags, "--port", String(port), "--host", "127.0.0.1", MAIN];
+  const v8 = denoFlags.some((f) => f.startsWith("--v8-flags")) ? [] : [SERVE_PROCESS.v8Flags];
+  return [
+    "serve",
+    "-A",
+    ...parallel,
+    ...v8,
+    ...denoFlags,
+    "--port",
+    String(port),
+    "--host",
+    "127.0.0.1",
+    MAIN,
+  ];
 }
 
 /**
