@@ -59,7 +59,7 @@ export function requireDtype(gpu: Gpu, dtype: Dtype | undefined, what: string): 
     throw new Error(
       `${what}: float16 needs the WebGPU feature "shader-f16", which this adapter (${
         gpu.report.description || "unknown"
-      }) does not offer: use precision f32, or an adapter with shader-f16`,
+      }) does not offer: use f32 (--precision f32), or an adapter with shader-f16`,
     );
   }
 }

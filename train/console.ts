@@ -114,6 +114,8 @@ export function consoleProgress(
             (lossSum / lossCount).toFixed(4)
           }  lr ${log.learning_rate.toExponential(2)}  grad_norm ${
             log.grad_norm.toFixed(3)
+          }${
+            log.loss_scale === undefined ? "" : `  loss_scale ${log.loss_scale}${log.skipped ? " (step skipped)" : ""}`
           }  ${speed} samples/s  ETA ${eta}`,
         );
         lossSum = 0;

@@ -31,6 +31,7 @@ import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, validateTrainOptions } from "./trainer.ts";
 import { BEST_MODEL_METRICS, type RunData, runTraining } from "./run.ts";
 import { LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
+import { type Precision, PRECISIONS } from "./model.ts";
 import { consoleProgress, downloadProgress, formatEval, installInterrupt } from "./console.ts";
 
 const D = DEFAULT_TRAIN_OPTIONS;
@@ -115,6 +116,12 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
     min: 0,
     max: 1,
     help: "Warmup as a fraction of all steps (instead of --warmup-steps)",
+  },
+  precision: {
+    type: "string",
+    choices: PRECISIONS,
+    default: "f32",
+    help: "f16: mixed precision (f16 activations, f32 weights and optimizer, dynamic loss scaling); needs shader-f16",
   },
   "max-grad-norm": {
     type: "number",
@@ -330,6 +337,7 @@ export function recipeFromFlags(v: FlagValues): TrainOptions {
     dynamicPadding: Boolean(v["dynamic-padding"]),
     gradAccum: v["grad-accum"] as number,
     lrScheduler: v["lr-scheduler"] as LrScheduler,
+    precision: v.precision as Precision,
     ...(v["eval-batch-size"] !== undefined ? { evalBatchSize: v["eval-batch-size"] as number } : {}),
     ...(v["eval-steps"] !== undefined ? { evalSteps: v["eval-steps"] as number } : {}),
     ...(v["save-steps"] !== undefined ? { saveSteps: v["save-steps"] as number } : {}),
