@@ -90,14 +90,14 @@ interface LayerActs {
   probs: GPUBuffer; // (B·H, T, T) softmax output
   probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
   ctx: GPUBuffer;
-  attnOut: GPUBuffer; // projection output before dropout
+  attnOut: GPUBuffer; // projection output before dropout (scratch shared by every layer: the backward reads sum1)
   sum1: GPUBuffer; // dropout(attnOut) + x
   h1: GPUBuffer; // LayerNorm(sum1)
   mean1: GPUBuffer;
   rstd1: GPUBuffer;
   interPre: GPUBuffer; // (N, I) before GELU
   inter: GPUBuffer;
-  ffnOut: GPUBuffer;
+  ffnOut: GPUBuffer; // the same shared scratch (the backward reads sum2)
   sum2: GPUBuffer;
   out: GPUBuffer; // LayerNorm(sum2): the layer output
   mean2: GPUBuffer;
@@ -354,11 +354,13 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype
   const embOut = h("emb.out", N * C);
   const embDrop = dropHidden ? h("emb.drop", N * C) : embOut;
   const layers: LayerActs[] = [];
+  // Both output projections of every layer write here: only the LayerNorm right after reads them.
+  const projOut = h("proj.out", N * C);
   for (let l = 0; l < config.num_hidden_layers; l++) {
     const a = (name: string, count: number) => h(`l${l}.${name}`, count);
     const probs = a("probs", B * H * T * T);
-    const attnOut = a("attnOut", N * C);
-    const ffnOut = a("ffnOut", N * C);
+    const attnOut = projOut;
+    const ffnOut = projOut;
     const acts: LayerActs = {
       qkv: a("qkv", N * 3 * C),
       probs,
