@@ -623,6 +623,23 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
           reading: "> 1: ours is faster",
         });
       }
+      const ours16 = steps.find((s) => s.model === "bert-base" && s.precision === "f16");
+      if (torchGpu.amp && ours16 && ours16.batch === torchGpu.batch) {
+        ratios.push({
+          name: "bert-base f16 step: PyTorch AMP / ours f16",
+          value: torchGpu.amp.median / ours16.stepMs.median,
+          reference: `PyTorch ${torchGpu.torch} eager AMP on ${torchGpu.device}`,
+          reading: "> 1: ours is faster",
+        });
+      }
+      if (torchGpu.peakBytes.amp && memory) {
+        ratios.push({
+          name: "bert-base memory: ours f16 / PyTorch AMP peak",
+          value: memory.f16.total / torchGpu.peakBytes.amp,
+          reference: "torch.cuda.max_memory_allocated (AMP step)",
+          reading: "< 1: ours holds less",
+        });
+      }
       if (torchGpu.peakBytes.fp32) {
         ratios.push({
           name: "bert-base memory: ours / PyTorch float32 peak",
