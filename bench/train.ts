@@ -119,8 +119,12 @@ export interface MemoryStudy {
   seq: number;
   f32: MemoryBreakdown;
   f16: MemoryBreakdown;
+  /** f16 with gradient checkpointing (`recompute`: one layer's activations kept instead of all). */
+  f16Recompute: MemoryBreakdown;
   /** f16 total / f32 total. */
   ratio: number;
+  /** f16 with gradient checkpointing / f32 total. */
+  ratioRecompute: number;
 }
 
 /** Where the bytes go. */
@@ -171,12 +175,13 @@ function randomBatch(rng: Rng, B: number, T: number, vocab: number): BatchInput 
 }
 
 /** An engine, its AdamW, and a step function (on a fresh device so the byte counts are its own). */
-async function trainer(config: BertConfig, allocBatch: number, precision: Precision = "f32") {
+async function trainer(config: BertConfig, allocBatch: number, precision: Precision = "f32", recompute = false) {
   const gpu = await Gpu.create();
   const engine = BertEngine.create(gpu, config, initWeights(config, 1), {
     maxBatch: allocBatch,
     maxSeqLen: SEQ,
     precision,
+    recompute,
   });
   const engineBytes = gpu.bytesAllocated;
   const lossScale = engine.lossScale;
@@ -256,13 +261,22 @@ async function memoryStudy(notes: string[]): Promise<MemoryStudy | null> {
     notes.push(`f16 memory study skipped: ${(e as Error).message}`);
     return null;
   }
-  return { batch: BATCH, seq: SEQ, f32, f16, ratio: f16.total / f32.total };
+  const f16Recompute = await memoryOf("f16", true);
+  return {
+    batch: BATCH,
+    seq: SEQ,
+    f32,
+    f16,
+    f16Recompute,
+    ratio: f16.total / f32.total,
+    ratioRecompute: f16Recompute.total / f32.total,
+  };
 }
 
 /** Creates bert-base training state (engine, AdamW, the 32 x 64 plan) in one precision and counts its bytes. */
-async function memoryOf(precision: Precision): Promise<MemoryBreakdown> {
+async function memoryOf(precision: Precision, recompute = false): Promise<MemoryBreakdown> {
   const config = parseBertConfig({}, "bert-base");
-  const t = await trainer(config, BATCH, precision);
+  const t = await trainer(config, BATCH, precision, recompute);
   try {
     t.engine.plan(BATCH, SEQ);
     const arena = t.engine.parameters.buffer.size;
@@ -591,6 +605,11 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       value: memory.ratio,
       reference: "engine + AdamW + plan in f32 (gpu.bytesAllocated)",
       reading: "< 1: mixed precision holds less (issue 13 target <= 0.65)",
+    }, {
+      name: "bert-base training memory at 32x64: f16 + gradient checkpointing / f32",
+      value: memory.ratioRecompute,
+      reference: "engine + AdamW + plan in f32 (gpu.bytesAllocated)",
+      reading: "< 1: holds less",
     });
   }
   if (!quick && !isFallback) {

@@ -150,6 +150,10 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   },
   "no-shuffle": { type: "boolean", help: "Keep the data file's order" },
   "dynamic-padding": { type: "boolean", help: "Pad each batch to its longest sequence, not --max-length" },
+  "gradient-checkpointing": {
+    type: "boolean",
+    help: "Keep only each layer's input and recompute it in the backward: less memory, ~1 more forward a step",
+  },
   "grad-accum": { type: "int", min: 1, default: D.gradAccum, help: "Micro-batches per optimizer step" },
   "logging-steps": {
     type: "int",
@@ -338,6 +342,7 @@ export function recipeFromFlags(v: FlagValues): TrainOptions {
     gradAccum: v["grad-accum"] as number,
     lrScheduler: v["lr-scheduler"] as LrScheduler,
     precision: v.precision as Precision,
+    ...(v["gradient-checkpointing"] ? { gradientCheckpointing: true } : {}),
     ...(v["eval-batch-size"] !== undefined ? { evalBatchSize: v["eval-batch-size"] as number } : {}),
     ...(v["eval-steps"] !== undefined ? { evalSteps: v["eval-steps"] as number } : {}),
     ...(v["save-steps"] !== undefined ? { saveSteps: v["save-steps"] as number } : {}),

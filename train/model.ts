@@ -73,6 +73,14 @@ export interface EngineOptions {
    * {@linkcode BertEngine.lossScale}. Needs the adapter's shader-f16. @default "f32"
    */
   precision?: Precision;
+  /**
+   * Gradient checkpointing (transformers' `gradient_checkpointing`): keep only each encoder layer's input
+   * and rerun the layer's forward just before its backward, into one set of buffers all layers share.
+   * Activation memory drops from one set per layer to one set in all; a step costs about one more
+   * forward. Gradients are identical: the rerun is the same dispatches on the same inputs, with the same
+   * dropout masks (they come from the seed). @default false
+   */
+  recompute?: boolean;
 }
 
 /** Storage precision of the engine's activations. */
@@ -126,6 +134,8 @@ export class BertEngine {
   readonly logits: GPUBuffer;
   /** Storage type of activations. */
   readonly precision: Precision;
+  /** Gradient checkpointing: see {@linkcode EngineOptions.recompute}. */
+  readonly recompute: boolean;
   /** f16 only: f32[1] loss scale S multiplying dL/dlogits (train/grad_scaler.ts writes it); null for f32. */
   readonly lossScale: GPUBuffer | null;
   #plans = new Map<string, Plan>();
@@ -171,7 +181,8 @@ export class BertEngine {
     this.grads = this.gradients.views;
     this.#clearGrads = this.gradients.clear();
     this.seed = gpu.upload("dropout-seed", new Uint32Array(4));
-    this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen, this.precision);
+    this.recompute = options.recompute ?? false;
+    this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen, this.precision, this.recompute);
     this.lossScale = this.precision === "f16" ? gpu.upload("loss-scale", new Float32Array([1, 0, 0, 0])) : null;
     this.loss = this.#b.loss;
     this.logits = this.#b.logits;
@@ -339,7 +350,7 @@ export function withoutRow(index: EmbeddingIndex, row: number): EmbeddingIndex {
 }
 
 /** Allocates activations for the largest shape: one set per layer (kept for backward) plus scratch. */
-function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype) {
+function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype, recompute: boolean) {
   const C = config.hidden_size;
   const I = config.intermediate_size;
   const H = config.num_attention_heads;
@@ -356,8 +367,10 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype
   const layers: LayerActs[] = [];
   // Both output projections of every layer write here: only the LayerNorm right after reads them.
   const projOut = h("proj.out", N * C);
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    const a = (name: string, count: number) => h(`l${l}.${name}`, count);
+  // One layer's activations; with recompute one set serves every layer (the backward reruns the layer's
+  // forward into it first) and only each layer's output, the next layer's input, is kept per layer.
+  const layerActs = (prefix: string): LayerActs => {
+    const a = (name: string, count: number) => h(`${prefix}.${name}`, count);
     const probs = a("probs", B * H * T * T);
     const attnOut = projOut;
     const ffnOut = projOut;
@@ -369,17 +382,21 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype
       attnOut,
       sum1: a("sum1", N * C),
       h1: a("h1", N * C),
-      mean1: f(`l${l}.mean1`, N),
-      rstd1: f(`l${l}.rstd1`, N),
+      mean1: f(`${prefix}.mean1`, N),
+      rstd1: f(`${prefix}.rstd1`, N),
       interPre: a("interPre", N * I),
       inter: a("inter", N * I),
       ffnOut,
       sum2: a("sum2", N * C),
       out: a("out", N * C),
-      mean2: f(`l${l}.mean2`, N),
-      rstd2: f(`l${l}.rstd2`, N),
+      mean2: f(`${prefix}.mean2`, N),
+      rstd2: f(`${prefix}.rstd2`, N),
     };
-    layers.push(acts);
+    return acts;
+  };
+  const shared = recompute && config.num_hidden_layers > 0 ? layerActs("layer") : null;
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    layers.push(shared ? { ...shared, out: l === 0 ? shared.out : h(`l${l}.out`, N * C) } : layerActs(`l${l}`));
   }
   const pooledPre = f("pool.pre", B * C);
   const pooled = f("pool.out", B * C);
@@ -649,8 +666,10 @@ function record(
   const probsUsed: GPUBuffer[] = []; // each layer's attention probabilities after dropout
 
   // ---- forward: encoder layers
+  const layerForward: Dispatch[][] = []; // each layer's forward dispatches, rerun by the backward with recompute
   b.layers.forEach((a, l) => {
     const n = layerNames(l);
+    const start = fwd.length;
     const x = l === 0 ? embDrop : b.layers[l - 1].out;
     inputs.push(x);
     linear(x, qkvOf(l), a.qkv, N, 3 * C, C);
@@ -707,6 +726,7 @@ function record(
       eps,
       dtype: act,
     }));
+    layerForward.push(fwd.slice(start));
   });
 
   // ---- forward: pooler on [CLS] (row b·T of the last output), classifier, loss
@@ -753,6 +773,9 @@ function record(
   for (let l = b.layers.length - 1; l >= 0; l--) {
     const a = b.layers[l];
     const n = layerNames(l);
+    // Gradient checkpointing: refill the shared buffers with this layer's activations (the last layer's
+    // are still there from the forward).
+    if (engine.recompute && l < b.layers.length - 1) bwd.push(...layerForward[l]);
     // out = LN(dropout(ffnOut) + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
     // writes dFfn = dropout(dL/dsum2) with the forward's mask.
     const dFfn = pHidden > 0 ? b.dC : b.dH1;

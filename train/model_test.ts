@@ -81,3 +81,41 @@ for (const name of ["tiny", "odd", "regression", "tiny_dropout"]) {
     },
   });
 }
+
+// Gradient checkpointing reruns each layer's forward before its backward: the same dispatches on the same
+// inputs and dropout masks, so every output must be bit-identical to keeping all activations.
+for (const name of ["odd", "tiny_dropout"]) {
+  Deno.test({
+    name: `BertEngine with recompute (gradient checkpointing) equals the full engine bit for bit (${name})`,
+    ...GPU_TEST,
+    fn: async () => {
+      const gpu = await testGpu();
+      const c = await loadCase(name, name === "tiny_dropout");
+      const run = async (recompute: boolean) => {
+        const before = gpu.bytesAllocated;
+        const engine = BertEngine.create(gpu, c.config, c.weights, {
+          maxBatch: c.input.batchSize,
+          maxSeqLen: c.input.seqLen,
+          recompute,
+        });
+        const bytes = gpu.bytesAllocated - before;
+        engine.setBatch(c.input);
+        engine.setDropoutSeed(777);
+        const plan = engine.plan(c.input.batchSize, c.input.seqLen);
+        gpu.run([...engine.clearGradients(), ...plan.forward, ...plan.backward]);
+        const logits = await gpu.readF32(engine.logits, c.input.batchSize * Object.keys(c.config.id2label).length);
+        return { bytes, logits, loss: await gpu.readF32(engine.loss, 1), grads: await engine.readGrads() };
+      };
+      const full = await run(false);
+      const ckpt = await run(true);
+      assertClose(ckpt.logits, full.logits, { abs: 0, rel: 0 }, `${name} logits`);
+      assertClose(ckpt.loss, full.loss, { abs: 0, rel: 0 }, `${name} loss`);
+      for (const [param, g] of full.grads) {
+        assertClose(ckpt.grads.get(param)!, g, { abs: 0, rel: 0 }, `${name} grad ${param}`);
+      }
+      if (c.config.num_hidden_layers > 1 && !(ckpt.bytes < full.bytes)) {
+        throw new Error(`recompute allocated ${ckpt.bytes} bytes, the full engine ${full.bytes}`);
+      }
+    },
+  });
+}
