@@ -2,7 +2,7 @@ import { dropout, dropoutMaskRef, dropoutRef } from "./dropout.ts";
 import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, GPU_TEST, on2dGrid, randn, testGpu } from "../tests/util.ts";
-import { f16Words, poisonF16, uploadF16 } from "../tests/f16.ts";
+import { f16Words, gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
 import { EXACT, STORE_F16 } from "../tests/tolerance.ts";
 
 /** Runs f16 dropout on `x` (f16 values) and reads n + 1 values (the last one must stay poisoned). */
@@ -82,6 +82,21 @@ Deno.test({
       () => dropout(gpu, { x: b, out: b, n: 9, p: 0.1, seed, stream: 0, dtype: "f16" }),
       RangeError,
       /buffer "x" has 16 bytes but n = 9 needs 18/,
+    );
+  },
+});
+
+Deno.test({
+  name: "dropout() with dtype f16 refuses a device without shader-f16",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await gpuWithoutF16();
+    const b = gpu.buffer("b", 64);
+    assertThrows(
+      () =>
+        dropout(gpu, { x: b, out: b, n: 8, p: 0.1, seed: gpu.buffer("seed", 16), stream: 0, dtype: "f16" }),
+      Error,
+      /^dropout\(\): float16 needs the WebGPU feature "shader-f16"/,
     );
   },
 });

@@ -11,7 +11,7 @@ import {
 import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
-import { poisonF16, uploadF16 } from "../tests/f16.ts";
+import { gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
 import { KERNEL_F32, STORE_F16 } from "../tests/tolerance.ts";
 
 /** Odd shapes (odd element counts leave half a word of the f16 output unwritten). */
@@ -161,6 +161,53 @@ Deno.test({
         }),
       RangeError,
       /has 64 bytes but 40 f16 values needs 80/,
+    );
+  },
+});
+
+Deno.test({
+  name: "embedding kernels with dtype f16 refuse a device without shader-f16, naming the kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await gpuWithoutF16();
+    const b = gpu.buffer("b", 4096);
+    const index = createEmbeddingIndexBuffers(gpu, 4, "index");
+    assertThrows(
+      () =>
+        embeddingForward(gpu, {
+          inputIds: b,
+          tokenTypeIds: b,
+          word: b,
+          position: b,
+          tokenType: b,
+          out: gpu.buffer("o", 64),
+          batch: 1,
+          T: 4,
+          dim: 2,
+          vocabSize: 3,
+          typeVocabSize: 2,
+          dtype: "f16",
+        }),
+      Error,
+      /^embeddingForward: float16 needs the WebGPU feature "shader-f16"/,
+    );
+    assertThrows(
+      () => embeddingBackward(gpu, { dout: b, index, dTable: gpu.buffer("t", 64), dim: 2, dtype: "f16" }),
+      Error,
+      /^embeddingBackward: float16 needs the WebGPU feature "shader-f16"/,
+    );
+    assertThrows(
+      () =>
+        positionEmbeddingBackward(gpu, {
+          dout: b,
+          dPosition: gpu.buffer("t", 64),
+          batch: 1,
+          T: 4,
+          dim: 2,
+          dtype: "f16",
+        }),
+      Error,
+      /^positionEmbeddingBackward: float16 needs the WebGPU feature "shader-f16"/,
     );
   },
 });

@@ -1,6 +1,7 @@
 import { fill } from "./fill.ts";
 import { assertClose, assertThrows, GPU_TEST, testGpu } from "../tests/util.ts";
 import { KERNEL_F32, STORE_F16 } from "../tests/tolerance.ts";
+import { gpuWithoutF16 } from "../tests/f16.ts";
 
 Deno.test({
   name: "fill() writes the value to the first n elements only",
@@ -33,5 +34,19 @@ Deno.test({
     fill(gpu, out, 8, 0, "f16");
     assertThrows(() => fill(gpu, out, 9, 0, "f16"), RangeError, /9 f16 elements do not fit buffer "out"/);
     assertThrows(() => fill(gpu, out, 8, 1e5, "f16"), RangeError, /value 100000 is not a finite float16/);
+  },
+});
+
+Deno.test({
+  name: "fill() with dtype f16 refuses a device without shader-f16",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await gpuWithoutF16();
+    assertThrows(
+      () => fill(gpu, gpu.buffer("b", 64), 8, 0, "f16"),
+      Error,
+      /^fill: float16 needs the WebGPU feature "shader-f16"/,
+    );
+    fill(gpu, gpu.buffer("b", 64), 8, 0); // f32 needs no feature
   },
 });

@@ -2,7 +2,7 @@ import { tanhBackward, tanhBackwardRef, tanhForward, tanhRef } from "./tanh.ts";
 import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, GPU_TEST, on2dGrid, randn, testGpu } from "../tests/util.ts";
-import { f16Words, poisonF16, uploadF16 } from "../tests/f16.ts";
+import { f16Words, gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
 import { STORE_F16 } from "../tests/tolerance.ts";
 
 /** N(0, 2²) f16 inputs with extremes mixed in (60000 is near f16's largest finite value, 65504). */
@@ -72,6 +72,25 @@ Deno.test({
         tanhBackward(gpu, { out: b, dout: gpu.buffer("d", 16), dx: gpu.buffer("x", 16), n: 9, dtype: "f16" }),
       RangeError,
       /buffer "out" has 16 bytes but n = 9 needs 18/,
+    );
+  },
+});
+
+Deno.test({
+  name: "tanhForward() and tanhBackward() with dtype f16 refuse a device without shader-f16",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await gpuWithoutF16();
+    const [x, y, z] = [gpu.buffer("x", 64), gpu.buffer("y", 64), gpu.buffer("z", 64)];
+    assertThrows(
+      () => tanhForward(gpu, { x, out: y, n: 8, dtype: "f16" }),
+      Error,
+      /^tanhForward\(\): float16 needs the WebGPU feature "shader-f16"/,
+    );
+    assertThrows(
+      () => tanhBackward(gpu, { out: x, dout: y, dx: z, n: 8, dtype: "f16" }),
+      Error,
+      /^tanhBackward\(\): float16 needs the WebGPU feature "shader-f16"/,
     );
   },
 });

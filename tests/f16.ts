@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import { Gpu } from "../kernels/runtime.ts";
 
 /** `values` rounded to float16; an odd count gets one f16 NaN after it to fill the last word. */
 export function f16Words(values: ArrayLike<number>): Float16Array {
@@ -21,4 +21,12 @@ export function uploadF16(gpu: Gpu, label: string, values: ArrayLike<number>): G
 /** Fills every half-word of `buffer` with an f16 NaN (0x7e00), so unwritten f16 elements show up. */
 export function poisonF16(gpu: Gpu, buffer: GPUBuffer): void {
   gpu.write(buffer, new Uint16Array(buffer.size / 2).fill(0x7e00));
+}
+
+let withoutF16: Promise<Gpu> | null = null;
+
+/** A device created without shader-f16 (f16 kernels must refuse it by name), one a test file. */
+export function gpuWithoutF16(): Promise<Gpu> {
+  withoutF16 ??= Gpu.create({ f16: false });
+  return withoutF16;
 }
