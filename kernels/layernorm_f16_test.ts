@@ -16,7 +16,7 @@ import {
 } from "./layernorm.ts";
 import { dropoutMaskRef, dropoutScale } from "./dropout.ts";
 import { Rng } from "./random.ts";
-import { BufferView, type Gpu, roundF16 } from "./runtime.ts";
+import { BufferView, Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { F16_ONE_ULP, F16_STORE, REDUCTION_F32 } from "../tests/tolerance.ts";
 
@@ -254,5 +254,38 @@ Deno.test({
         e instanceof RangeError &&
         e.message.includes('buffer "dx" has 48 bytes but rows 4 x cols 8 needs 64'),
     );
+  },
+});
+
+Deno.test({
+  name: "layerNorm f16 kernels refuse a device without shader-f16, naming the kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await Gpu.create({ f16: false });
+    try {
+      const b = gpu.buffer("b", 64);
+      const shape = { rows: 2, cols: 8 };
+      const fails = (fn: () => unknown, what: string) =>
+        throws(fn, (e) => e instanceof Error && e.message.includes(`${what}: float16 needs`));
+      fails(
+        () =>
+          layerNormForward(gpu, {
+            ...shape,
+            x: b,
+            gamma: b,
+            beta: b,
+            out: gpu.buffer("o", 64),
+            mean: gpu.buffer("m", 16),
+            rstd: gpu.buffer("r", 16),
+            eps: 1e-5,
+            dtype: "f16",
+          }),
+        "layerNormForward()",
+      );
+      const dx = { dout: b, input: b, gamma: b, mean: b, rstd: b, dx: gpu.buffer("dx", 64), ...shape };
+      fails(() => layerNormBackwardDx(gpu, { ...dx, dtype: "f16" }), "layerNormBackwardDx()");
+    } finally {
+      gpu.device.destroy();
+    }
   },
 });

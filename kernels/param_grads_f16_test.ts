@@ -8,7 +8,7 @@ import { layerNormParamGradsRef, paramGrads } from "./param_grads.ts";
 import { biasGradRef } from "./bias_grad.ts";
 import { layerNormRef } from "./layernorm.ts";
 import { Rng } from "./random.ts";
-import { type Gpu, roundF16 } from "./runtime.ts";
+import { Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { REDUCTION_F32 } from "../tests/tolerance.ts";
 
@@ -111,5 +111,28 @@ Deno.test({
       () => paramGrads(gpu, { rows: 4, layerNorm: ln, grads: b(48), dtype: "f16" }),
       /buffer "grads" has 48 bytes/,
     );
+  },
+});
+
+Deno.test({
+  name: "paramGrads() f16 refuses a device without shader-f16, naming the kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await Gpu.create({ f16: false });
+    try {
+      const dy = gpu.buffer("dy", 64);
+      throws(
+        () =>
+          paramGrads(gpu, {
+            rows: 2,
+            biases: [{ dy, cols: 8, at: 0 }],
+            grads: gpu.buffer("g", 64),
+            dtype: "f16",
+          }),
+        (e) => e instanceof Error && e.message.includes("paramGrads(): float16 needs"),
+      );
+    } finally {
+      gpu.device.destroy();
+    }
   },
 });

@@ -14,7 +14,7 @@ import {
   type SoftmaxVariant,
 } from "./softmax.ts";
 import { Rng } from "./random.ts";
-import { type Gpu, roundF16 } from "./runtime.ts";
+import { Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { F16_STORE } from "../tests/tolerance.ts";
 
@@ -160,5 +160,34 @@ Deno.test({
       'buffer "dprobs" has 112 bytes but (rows 8, T 8) needs 128',
     );
     attentionSoftmaxBackward(gpu, { ...bwd, dprobs: bwd.dscores, dtype: "f16" });
+  },
+});
+
+Deno.test({
+  name: "attentionSoftmax f16 refuses a device without shader-f16, naming the kernel",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await Gpu.create({ f16: false });
+    try {
+      const b = () => gpu.buffer("b", 128);
+      const fails = (fn: () => unknown, what: string) =>
+        throws(fn, (e) => e instanceof Error && e.message.includes(`${what}: float16 needs`));
+      const fwd = {
+        scores: b(),
+        mask: b(),
+        probs: b(),
+        batch: 1,
+        heads: 1,
+        T: 8,
+        scale: 1,
+        dtype: "f16",
+      } as const;
+      fails(() => attentionSoftmaxForward(gpu, fwd), "attentionSoftmaxForward()");
+      const dp = b();
+      const bwd = { probs: b(), dprobs: dp, dscores: dp, rows: 8, T: 8, scale: 1, dtype: "f16" } as const;
+      fails(() => attentionSoftmaxBackward(gpu, bwd), "attentionSoftmaxBackward()");
+    } finally {
+      gpu.device.destroy();
+    }
   },
 });

@@ -92,15 +92,18 @@ export const FP16_LOGITS: Tolerance = { abs: 0.02, rel: 0 };
 
 /**
  * A float16 activation written by a kernel that computes in float32 (LayerNorm out and dx, softmax probs,
- * dropped and dscores), vs the float64 reference on the same f16 inputs: one rounding to f16 (2^-11 =
- * 4.9e-4 of the value at most) on top of KERNEL_F32's float32 error (statistics, row sums in f32).
+ * dropped and dscores), vs the float64 reference on the same f16 inputs: one rounding to f16 on top of
+ * KERNEL_F32's float32 error (statistics, row sums in f32). Rounding to nearest (lavapipe) is off by at
+ * most 2^-11 = 4.9e-4 of the value (rel 3e-4 fails there); WGSL lets an implementation pick either
+ * neighbour, up to 1 ulp = 2^-10, hence 1.1e-3. A wrong scale, mask or statistic is off by far more.
  */
-export const F16_STORE: Tolerance = { abs: 1e-5, rel: 6e-4 };
+export const F16_STORE: Tolerance = { abs: 1e-5, rel: 1.1e-3 };
 
 /**
  * A float16 value rounded from an f32 intermediate (a LayerNorm's stored sum dropout(x)·scale + residual,
  * dxDrop = f16(dx·scale)) vs the float64 value rounded to f16 once: equal unless the double rounding
  * (f32, then f16) lands on the other side of a halfway point, then 1 f16 ulp (2^-10 relative at most;
- * 6e-8 absolute among subnormals). A wrong mask or scale is off by far more.
+ * 6e-8 absolute among subnormals; also the bound where WGSL's implementation-chosen rounding differs
+ * from round-to-nearest). A wrong mask or scale is off by far more.
  */
 export const F16_ONE_ULP: Tolerance = { abs: 6e-8, rel: 9.8e-4 };
