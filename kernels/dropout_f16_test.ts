@@ -3,7 +3,7 @@ import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, GPU_TEST, on2dGrid, randn, testGpu } from "../tests/util.ts";
 import { f16Words, gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
-import { EXACT, STORE_F16 } from "../tests/tolerance.ts";
+import { EXACT, F16_STORE } from "../tests/tolerance.ts";
 
 /** Runs f16 dropout on `x` (f16 values) and reads n + 1 values (the last one must stay poisoned). */
 async function gpuDropoutF16(
@@ -33,7 +33,7 @@ function nonzeroF16(rng: Rng, n: number): Float64Array {
 
 function check(got: Float32Array, x: Float64Array, p: number, seed: number, stream: number, label: string) {
   const n = x.length;
-  assertClose(got.subarray(0, n), dropoutRef(x, seed, stream, p), STORE_F16, label);
+  assertClose(got.subarray(0, n), dropoutRef(x, seed, stream, p), F16_STORE, label);
   // the mask is exact: dropped elements are exactly 0, kept ones never round to 0
   const mask = dropoutMaskRef(seed, stream, n, p);
   for (let i = 0; i < n; i++) {

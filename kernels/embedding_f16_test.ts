@@ -12,7 +12,7 @@ import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
-import { KERNEL_F32, STORE_F16 } from "../tests/tolerance.ts";
+import { KERNEL_F32, F16_STORE } from "../tests/tolerance.ts";
 
 /** Odd shapes (odd element counts leave half a word of the f16 output unwritten). */
 const SHAPES = [
@@ -57,7 +57,7 @@ Deno.test({
         })]);
         const got = await gpu.readF16(out, n + 1);
         const label = `embeddingForward f16 ${JSON.stringify(s)} scale ${scale}`;
-        assertClose(got.subarray(0, n), embeddingForwardRef(x), STORE_F16, label);
+        assertClose(got.subarray(0, n), embeddingForwardRef(x), F16_STORE, label);
         if (!Number.isNaN(got[n])) throw new Error(`${label}: element ${n} past the output was overwritten`);
       }
     }

@@ -1,6 +1,6 @@
 import { fill } from "./fill.ts";
 import { assertClose, assertThrows, GPU_TEST, testGpu } from "../tests/util.ts";
-import { KERNEL_F32, STORE_F16 } from "../tests/tolerance.ts";
+import { KERNEL_F32, F16_STORE } from "../tests/tolerance.ts";
 import { gpuWithoutF16 } from "../tests/f16.ts";
 
 Deno.test({
@@ -28,7 +28,7 @@ Deno.test({
       const want = new Float64Array(300).fill(7);
       want.fill(value, 0, n);
       // 0.1 is not an f16: one rounding on store
-      assertClose(await gpu.readF16(out, 300), want, STORE_F16, `fill f16 n=${n} value=${value}`);
+      assertClose(await gpu.readF16(out, 300), want, F16_STORE, `fill f16 n=${n} value=${value}`);
     }
     const out = gpu.buffer("out", 16); // 8 f16 values
     fill(gpu, out, 8, 0, "f16");

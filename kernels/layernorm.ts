@@ -14,10 +14,24 @@
  * No float atomics, so every result is deterministic. The row kernels come in two variants
  * ({@linkcode LayerNormVariant}): a workgroup per row for GPUs, a thread per row for software
  * adapters.
+ *
+ * `dtype` "f16" stores the activations (x, residual, sum, out, dout, input, dx, dxDrop) as float16;
+ * gamma, beta, mean, rstd and the parameter gradients stay float32, and all arithmetic is float32.
+ * The finite-difference and PyTorch tests stay on the f32 path (f16 storage rounds the same math).
  * @module
  */
 
-import { BufferView, type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import {
+  BufferView,
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  type Param,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { dropoutHashWgsl, dropoutScale, dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
@@ -119,12 +133,14 @@ function rowGroups(rows: number, perThread: boolean): [number, number] {
  * read from one binding at element offsets (the storage-binding budget is 8).
  */
 export function layerNormForwardWgsl(
-  dtype: "f32" = "f32",
+  dtype: Dtype = "f32",
   fused = false,
   perThread = false,
   drop = false,
 ): string {
   if (drop) return layerNormForwardDropoutWgsl(dtype, perThread);
+  // With f16 storage, s is rounded to f16 before the statistics: they then describe the stored sum.
+  const s = fused ? roundTo(dtype, "f32(x[i]) + f32(residual[i])") : "f32(x[i])";
   const k = rowKernel(perThread, "f32");
   const io = fused
     ? `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
@@ -132,7 +148,7 @@ export function layerNormForwardWgsl(
 @group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;`
     : `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;`;
   const b = fused ? 4 : 2;
-  return /* wgsl */ `
+  return wgslEnable(dtype) + /* wgsl */ `
 // layerNormForward (${perThread ? "one thread" : "one workgroup"} per row)
 // bindings: params {rows, cols, eps}, x: (rows, cols),${
     fused ? " residual: (rows, cols), sum: (rows, cols)," : ""
@@ -141,13 +157,13 @@ export function layerNormForwardWgsl(
 struct Params { rows: u32, cols: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${io}
-@group(0) @binding(${b}) var<storage, read> gamma: array<${dtype}>;
-@group(0) @binding(${b + 1}) var<storage, read> beta: array<${dtype}>;
+@group(0) @binding(${b}) var<storage, read> gamma: array<f32>;
+@group(0) @binding(${b + 1}) var<storage, read> beta: array<f32>;
 @group(0) @binding(${b + 2}) var<storage, read_write> out: array<${dtype}>;
 @group(0) @binding(${b + 3}) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(${b + 4}) var<storage, read_write> rstd: array<f32>;
 ${k.reduce}
-fn load(i: u32) -> f32 { return ${fused ? "f32(x[i]) + f32(residual[i])" : "f32(x[i])"}; }
+fn load(i: u32) -> f32 { return ${s}; }
 ${k.attrs}
   ${k.head}
   if (row >= p.rows) { return; }
@@ -178,9 +194,18 @@ ${k.attrs}
 }`;
 }
 
-function layerNormForwardDropoutWgsl(dtype: "f32", perThread: boolean): string {
+/** `e` (an f32 expression) rounded to `dtype` and widened back: the value a `dtype` store keeps. */
+function roundTo(dtype: Dtype, e: string): string {
+  return dtype === "f32" ? e : `f32(${dtype}(${e}))`;
+}
+
+function layerNormForwardDropoutWgsl(dtype: Dtype, perThread: boolean): string {
   const k = rowKernel(perThread, "f32");
-  return /* wgsl */ `
+  const s = roundTo(
+    dtype,
+    `f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i])`,
+  );
+  return wgslEnable(dtype) + /* wgsl */ `
 // layerNormForward of dropout(x) + residual (${perThread ? "one thread" : "one workgroup"} per row)
 // bindings: params {rows, cols, eps, gammaAt, betaAt, threshold, scale, stream}, x, residual, sum: (rows, cols),
 // gb: gamma at gammaAt and beta at betaAt (cols each), out: (rows, cols), mean, rstd: (rows), seed: u32
@@ -189,7 +214,7 @@ struct Params { rows: u32, cols: u32, eps: f32, gammaAt: u32, betaAt: u32, thres
 @group(0) @binding(1) var<storage, read> x: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> residual: array<${dtype}>;
 @group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;
-@group(0) @binding(4) var<storage, read> gb: array<${dtype}>;
+@group(0) @binding(4) var<storage, read> gb: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<${dtype}>;
 @group(0) @binding(6) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
@@ -198,7 +223,7 @@ ${dropoutHashWgsl()}
 ${k.reduce}
 fn load(i: u32) -> f32 {
   let keep = dropoutHash(seed[0], p.stream, i) >= p.threshold;
-  return f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i]);
+  return ${s};
 }
 ${k.attrs}
   ${k.head}
@@ -235,9 +260,9 @@ ${k.attrs}
  * With `drop`, dx also goes through an inverted dropout into `dxDrop` (the gradient of the branch that
  * was dropped before the residual add; the mask regenerated as kernels/dropout.ts does).
  */
-export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
+export function layerNormBackwardDxWgsl(dtype: Dtype = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread, "vec2f");
-  return /* wgsl */ `
+  return wgslEnable(dtype) + /* wgsl */ `
 // layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)${
     drop ? ", and its dropout" : ""
   }
@@ -253,7 +278,7 @@ struct Params { rows: u32, cols: u32, accumulate: u32${
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> input: array<${dtype}>;
-@group(0) @binding(3) var<storage, read> gamma: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<${dtype}>;
@@ -295,8 +320,8 @@ ${k.attrs}
 }
 
 /** WGSL for the dgamma/dbeta partials: one thread per (column, chunk of rows). */
-export function layerNormParamPartialsWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function layerNormParamPartialsWgsl(dtype: Dtype = "f32"): string {
+  return wgslEnable(dtype) + /* wgsl */ `
 // bindings: params {rows, cols, chunkRows, chunks}, dout: (rows, cols), input: (rows, cols),
 // mean: (rows), rstd: (rows), scratch: (2, chunks, cols) = [dgamma partials; dbeta partials]
 struct Params { rows: u32, cols: u32, chunkRows: u32, chunks: u32 }
@@ -382,6 +407,8 @@ export interface LayerNormForwardArgs {
    * backward regenerates it). gamma and beta must then be views of one buffer (the parameter arena).
    */
   dropout?: { p: number; seed: GPUBuffer; stream: number };
+  /** Storage type of x, residual, sum and out (gamma, beta, mean, rstd are f32). @default "f32" */
+  dtype?: Dtype;
 }
 
 /**
@@ -405,7 +432,9 @@ export function layerNormForward(
   if (fused !== (a.sum !== undefined)) {
     throw new RangeError(`${op}: pass both "residual" and "sum" (to fuse the residual add) or neither`);
   }
-  const n = a.rows * a.cols * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const n = a.rows * a.cols * dtypeBytes(dtype);
   const shape = `rows ${a.rows} x cols ${a.cols}`;
   const rowBuffers: [string, GPUBuffer | undefined][] = [["x", a.x], ["residual", a.residual], [
     "sum",
@@ -425,7 +454,7 @@ export function layerNormForward(
     : [a.x, a.gamma, a.beta, a.out, a.mean, a.rstd];
   return gpu.dispatch(
     fused ? "layerNormForward.residual" : "layerNormForward",
-    layerNormForwardWgsl("f32", fused, perThread),
+    layerNormForwardWgsl(dtype, fused, perThread),
     [["u32", a.rows], ["u32", a.cols], ["f32", a.eps]],
     buffers,
     rowGroups(a.rows, perThread),
@@ -459,7 +488,7 @@ function layerNormForwardDropout(
   const gb = new BufferView(gamma.buffer, first, end - first, `${gamma.label}+${beta.label}`);
   return gpu.dispatch(
     "layerNormForward.residual.dropout",
-    layerNormForwardWgsl("f32", true, perThread, true),
+    layerNormForwardWgsl(a.dtype ?? "f32", true, perThread, true),
     [
       ["u32", a.rows],
       ["u32", a.cols],
@@ -486,6 +515,8 @@ export function layerNormScratchBytes(rows: number, cols: number): number {
 export interface LayerNormBackwardArgs {
   /** (rows, cols) gradient of the output. */
   dout: GPUBuffer;
+  /** Storage type of dout, input, dx and dxDrop (gamma, mean, rstd, dgamma, dbeta: f32). @default "f32" */
+  dtype?: Dtype;
   /** (rows, cols) the LayerNorm input: x, or `sum` when the residual was fused. */
   input: GPUBuffer;
   /** (cols) */
@@ -526,7 +557,9 @@ export function layerNormBackward(
   const op = "layerNormBackward()";
   checkCount(op, "rows", a.rows);
   checkCount(op, "cols", a.cols);
-  const n = a.rows * a.cols * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const n = a.rows * a.cols * dtypeBytes(dtype);
   const shape = `rows ${a.rows} x cols ${a.cols}`;
   checkBuffer(op, "dout", a.dout, n, shape);
   checkBuffer(op, "input", a.input, n, shape);
@@ -561,7 +594,7 @@ export function layerNormBackward(
     layerNormBackwardDx(gpu, a, variant),
     gpu.dispatch(
       "layerNormBackward.paramPartials",
-      layerNormParamPartialsWgsl(),
+      layerNormParamPartialsWgsl(dtype),
       [["u32", a.rows], ["u32", a.cols], ["u32", rowsPerChunk(a.rows)], ["u32", chunks]],
       [a.dout, a.input, a.mean, a.rstd, a.scratch],
       [colGroups, chunks],
@@ -595,7 +628,9 @@ export function layerNormBackwardDx(
   const op = "layerNormBackwardDx()";
   checkCount(op, "rows", a.rows);
   checkCount(op, "cols", a.cols);
-  const n = a.rows * a.cols * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const n = a.rows * a.cols * dtypeBytes(dtype);
   const shape = `rows ${a.rows} x cols ${a.cols}`;
   checkBuffer(op, "dout", a.dout, n, shape);
   checkBuffer(op, "input", a.input, n, shape);
@@ -629,7 +664,7 @@ export function layerNormBackwardDx(
   if (d) params.push(["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]);
   return gpu.dispatch(
     d ? "layerNormBackward.dx.dropout" : "layerNormBackward.dx",
-    layerNormBackwardDxWgsl("f32", perThread, !!d),
+    layerNormBackwardDxWgsl(dtype, perThread, !!d),
     params,
     d
       ? [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx, d.seed, d.dxDrop]

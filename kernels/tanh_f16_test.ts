@@ -3,7 +3,7 @@ import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, GPU_TEST, on2dGrid, randn, testGpu } from "../tests/util.ts";
 import { f16Words, gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
-import { STORE_F16 } from "../tests/tolerance.ts";
+import { F16_STORE } from "../tests/tolerance.ts";
 
 /** N(0, 2²) f16 inputs with extremes mixed in (60000 is near f16's largest finite value, 65504). */
 function inputs(rng: Rng, n: number): Float64Array {
@@ -31,7 +31,7 @@ Deno.test({
       const d = tanhForward(gpu, { x: uploadF16(gpu, "x", x), out, n, dtype: "f16" });
       gpu.run([gridX ? on2dGrid(d, gridX) : d]);
       const label = `tanhForward f16 n=${n} grid ${gridX}`;
-      assertClose(await readChecked(out, n, label), tanhRef(x), STORE_F16, label);
+      assertClose(await readChecked(out, n, label), tanhRef(x), F16_STORE, label);
     }
   },
 });
@@ -54,7 +54,7 @@ Deno.test({
         if (!inPlace) poisonF16(gpu, dx);
         gpu.run([tanhBackward(gpu, { out: uploadF16(gpu, "out", out), dout: d, dx, n, dtype: "f16" })]);
         const label = `tanhBackward f16 n=${n} inPlace=${inPlace}`;
-        assertClose(await readChecked(dx, n, label), want, STORE_F16, label);
+        assertClose(await readChecked(dx, n, label), want, F16_STORE, label);
       }
     }
   },

@@ -98,10 +98,23 @@ export const FP16_LOGITS: Tolerance = { abs: 0.02, rel: 0 };
  * difference recorded where this constant is used.
  */
 export const F16_TRAINING_LOSS: Tolerance = { abs: 0.02, rel: 0 };
- * A kernel computing in float32 and storing float16 (dropout, tanh, the embeddings sum, fill) vs the
- * float64 reference on float16-rounded inputs: one f16 rounding on store, 2^-11 = 4.9e-4 relative
- * when rounded to nearest, up to 2^-10 = 9.8e-4 since WGSL lets an implementation round an f32 to
- * either neighbouring f16; plus the float32 math before it (KERNEL_F32). `abs` covers results in
- * f16's subnormal range (spacing 2^-24 = 6e-8) and the float32 part near 0.
+
+/**
+ * A float16 activation written by a kernel that computes in float32 (LayerNorm out and dx, softmax probs,
+ * dropped and dscores, dropout, tanh, the embeddings sum, fill), vs the float64 reference on the same f16
+ * inputs: one rounding to f16 on top of KERNEL_F32's float32 error (statistics, row sums in f32). Rounding
+ * to nearest (lavapipe) is off by at most 2^-11 = 4.9e-4 of the value (rel 3e-4 fails there); WGSL lets an
+ * implementation pick either neighbour, up to 1 ulp = 2^-10, hence 1.1e-3. `abs` covers results in f16's
+ * subnormal range (spacing 2^-24 = 6e-8) and the float32 part near 0. A wrong scale, mask or statistic is
+ * off by far more.
  */
-export const STORE_F16: Tolerance = { abs: 1e-5, rel: 1.1e-3 };
+export const F16_STORE: Tolerance = { abs: 1e-5, rel: 1.1e-3 };
+
+/**
+ * A float16 value rounded from an f32 intermediate (a LayerNorm's stored sum dropout(x)·scale + residual,
+ * dxDrop = f16(dx·scale)) vs the float64 value rounded to f16 once: equal unless the double rounding
+ * (f32, then f16) lands on the other side of a halfway point, then 1 f16 ulp (2^-10 relative at most;
+ * 6e-8 absolute among subnormals; also the bound where WGSL's implementation-chosen rounding differs
+ * from round-to-nearest). A wrong mask or scale is off by far more.
+ */
+export const F16_ONE_ULP: Tolerance = { abs: 6e-8, rel: 9.8e-4 };
