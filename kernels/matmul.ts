@@ -8,8 +8,9 @@
  * nn.Linear weight). Matrix z of a batch starts at `outer * stride[0] + inner * stride[1]` with
  * z = outer * heads + inner.
  *
- * Four kernels, all generated per (transA, transB, bias, beta != 0) so pipelines are cached by those
- * choices and never by shape (shapes, strides, alpha and beta are uniform parameters):
+ * Four kernels, all generated per (transA, transB, bias, beta != 0, activation, rowSum, dtypes) so
+ * pipelines are cached by those choices and never by shape (shapes, strides, alpha and beta are
+ * uniform parameters):
  * - "vec4" (fallback variant, aligned shapes): no shared memory; each thread owns an 8x8 output block
  *   in registers and loads A, B and out as vec4. Best on software adapters (lavapipe).
  * - "vec4-wide" (fallback variant, aligned and M, N >= 128): the same with a 16x16 block per thread,
@@ -415,8 +416,9 @@ ${decls.map((d, i) => `@group(0) @binding(${i + 1}) ${d}`).join("\n")}${
 }
 
 /**
- * WGSL of the fused epilogue functions, for f32 and vec4<f32> values (f16 storage is widened first): gelu(y) = y·Φ(y) and
- * gelu'(x) = Φ(x) + x·φ(x), the same arithmetic as geluForwardWgsl / geluBackwardWgsl.
+ * WGSL of the fused epilogue functions, for f32 and vec4<f32> values (f16 storage is widened first):
+ * gelu(y) = y·Φ(y) and gelu'(x) = Φ(x) + x·φ(x), the same arithmetic as geluForwardWgsl /
+ * geluBackwardWgsl.
  */
 function activationWgsl(): string {
   const dtype = "f32";
