@@ -118,3 +118,12 @@ export const F16_STORE: Tolerance = { abs: 1e-5, rel: 1.1e-3 };
  * from round-to-nearest). A wrong mask or scale is off by far more.
  */
 export const F16_ONE_ULP: Tolerance = { abs: 6e-8, rel: 9.8e-4 };
+
+/**
+ * matmul with f16 storage (an f16 out, or aux) vs the float64 reference on the same f16-rounded inputs:
+ * the inputs are exact after rounding and the sum is accumulated in f32 (the abs part, as
+ * REDUCTION_F32 for K up to a few hundred), then the output is rounded once to f16 (11 significant
+ * bits: 2^-11 = 4.9e-4 relative rounding to nearest, up to 1 ulp = 2^-10 where WGSL lets an
+ * implementation pick either neighbour, as F16_STORE). An f32 out keeps REDUCTION_F32.
+ */
+export const MATMUL_F16: Tolerance = { abs: 1e-4, rel: 1.1e-3 };
