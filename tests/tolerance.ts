@@ -94,10 +94,12 @@ export const FP16_LOGITS: Tolerance = { abs: 0.02, rel: 0 };
  * Step losses of a 50-step f16 (mixed precision) run against the f32 run of the same recipe (tiny
  * fixture, dropout on, lr 1e-3): activations are rounded to f16 (11 significant bits, relative error up to
  * 4.9e-4 per rounding, dozens of roundings per layer), and the difference compounds through 50 AdamW
- * updates. Loss scaling keeps gradients from flushing to zero, so the runs stay together: measured
- * difference recorded where this constant is used.
+ * updates, with dropout masks and batches identical. Measured on lavapipe: largest difference 5.4e-5
+ * (relative 7.9e-5) over the 50 steps, no step skipped; the bound leaves room for other adapters'
+ * rounding (WGSL allows either neighbour) while a wrong unscale, a skipped update or a lost gradient moves
+ * the losses by 1e-2 or more.
  */
-export const F16_TRAINING_LOSS: Tolerance = { abs: 0.02, rel: 0 };
+export const F16_TRAINING_LOSS: Tolerance = { abs: 2e-3, rel: 0 };
 
 /**
  * A float16 activation written by a kernel that computes in float32 (LayerNorm out and dx, softmax probs,

@@ -27,7 +27,8 @@ Deno.test({
       "ok:65536:1",
     ];
     if (trace.join() !== expected.join()) throw new Error(`got ${trace.join()}`);
-    if (scaler.skipped !== 1 || (await onGpu()) !== 65536) throw new Error("skip count or GPU scale wrong");
+    const skippedBefore: number = scaler.skipped;
+    if (skippedBefore !== 1 || (await onGpu()) !== 65536) throw new Error("skip count or GPU scale wrong");
     scaler.load({ scale: 8, growthTracker: 2, skipped: 4 });
     if ((await onGpu()) !== 8 || scaler.skipped !== 4) throw new Error("load() did not restore the state");
   },
