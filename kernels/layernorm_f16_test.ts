@@ -19,17 +19,11 @@ import { Rng } from "./random.ts";
 import { BufferView, Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { F16_ONE_ULP, F16_STORE, REDUCTION_F32 } from "../tests/tolerance.ts";
+import { uploadF16 } from "../tests/f16.ts";
 
 const VARIANTS: LayerNormVariant[] = ["fallback", "workgroup"];
 // rows x cols: hidden sizes 32..768; 70 and 37 rows are not multiples of the 64-row fallback workgroup.
 const SHAPES: [number, number][] = [[70, 32], [21, 45], [5, 300], [37, 768]];
-
-/** A float16 storage buffer holding `data` (padded to whole 4-byte words for writeBuffer). */
-function upload16(gpu: Gpu, label: string, data: ArrayLike<number>): GPUBuffer {
-  const padded = new Float16Array(data.length + (data.length % 2));
-  padded.set(Array.from(data));
-  return gpu.upload(label, padded);
-}
 
 /** A poisoned float16 buffer of `n` values. */
 function out16(gpu: Gpu, label: string, n: number): GPUBuffer {
@@ -82,8 +76,8 @@ Deno.test({
           const [out, sum] = [out16(gpu, "out", n), fused ? out16(gpu, "sum", n) : undefined];
           const [mean, rstd] = [out32(gpu, "mean", rows), out32(gpu, "rstd", rows)];
           gpu.run([layerNormForward(gpu, {
-            x: upload16(gpu, "x", x),
-            residual: fused ? upload16(gpu, "residual", residual) : undefined,
+            x: uploadF16(gpu, "x", x),
+            residual: fused ? uploadF16(gpu, "residual", residual) : undefined,
             sum,
             gamma: mode === "dropout" ? views.gamma : gpu.upload("gamma", gamma),
             beta: mode === "dropout" ? views.beta : gpu.upload("beta", beta),
@@ -144,12 +138,12 @@ Deno.test({
       for (const variant of VARIANTS) {
         for (const mode of ["plain", "dropout", "accumulate"] as const) {
           const label = `${mode} ${rows}x${cols} ${variant}`;
-          const dx = mode === "accumulate" ? upload16(gpu, "dx", dx0) : out16(gpu, "dx", n);
+          const dx = mode === "accumulate" ? uploadF16(gpu, "dx", dx0) : out16(gpu, "dx", n);
           const dxDrop = out16(gpu, "dxDrop", n);
           const seed = gpu.upload("seed", new Uint32Array(4).fill(drop.seed));
           gpu.run([layerNormBackwardDx(gpu, {
-            dout: upload16(gpu, "dout", c.dout),
-            input: upload16(gpu, "input", c.input),
+            dout: uploadF16(gpu, "dout", c.dout),
+            input: uploadF16(gpu, "input", c.input),
             gamma: gpu.upload("gamma", c.gamma),
             mean: gpu.upload("mean", c.mean),
             rstd: gpu.upload("rstd", c.rstd),
@@ -188,8 +182,8 @@ Deno.test({
     const [dgamma, dbeta] = [gpu.upload("dgamma", g0), gpu.upload("dbeta", b0)];
     const dx = out16(gpu, "dx", n);
     gpu.run(layerNormBackward(gpu, {
-      dout: upload16(gpu, "dout", c.dout),
-      input: upload16(gpu, "input", c.input),
+      dout: uploadF16(gpu, "dout", c.dout),
+      input: uploadF16(gpu, "input", c.input),
       gamma: gpu.upload("gamma", c.gamma),
       mean: gpu.upload("mean", c.mean),
       rstd: gpu.upload("rstd", c.rstd),

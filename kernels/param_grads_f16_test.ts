@@ -11,13 +11,7 @@ import { Rng } from "./random.ts";
 import { Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { REDUCTION_F32 } from "../tests/tolerance.ts";
-
-/** A float16 storage buffer holding `data` (padded to whole 4-byte words for writeBuffer). */
-function upload16(gpu: Gpu, label: string, data: ArrayLike<number>): GPUBuffer {
-  const padded = new Float16Array(data.length + (data.length % 2));
-  padded.set(Array.from(data));
-  return gpu.upload(label, padded);
-}
+import { uploadF16 } from "../tests/f16.ts";
 
 // (rows, LayerNorm cols, bias cols): the engine's LayerNorm job at hidden sizes 32..768 over row counts
 // that are not a multiple of the 8 row lanes, odd column counts (odd f16 byte sizes), and bias jobs.
@@ -64,8 +58,8 @@ Deno.test({
           rows,
           layerNorm: lnCols
             ? {
-              dout: upload16(gpu, "dout", dout),
-              input: upload16(gpu, "input", input),
+              dout: uploadF16(gpu, "dout", dout),
+              input: uploadF16(gpu, "input", input),
               mean: gpu.upload("mean", mean),
               rstd: gpu.upload("rstd", rstd),
               cols: lnCols,
@@ -73,7 +67,7 @@ Deno.test({
               betaAt,
             }
             : undefined,
-          biases: biasCols.map((cols, i) => ({ dy: upload16(gpu, `dy${i}`, dys[i]), cols, at: ats[i] })),
+          biases: biasCols.map((cols, i) => ({ dy: uploadF16(gpu, `dy${i}`, dys[i]), cols, at: ats[i] })),
           grads,
           accumulate,
           dtype: "f16",

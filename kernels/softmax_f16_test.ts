@@ -17,18 +17,12 @@ import { Rng } from "./random.ts";
 import { Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { F16_STORE } from "../tests/tolerance.ts";
+import { uploadF16 } from "../tests/f16.ts";
 
 const VARIANTS: SoftmaxVariant[] = ["fallback", "workgroup"];
 // (B, H, T): B·H·T rows not a multiple of the 64-thread workgroup; T up to BERT's 512 would be slow on
 // lavapipe, 128 is past the workgroup width.
 const SHAPES: [number, number, number][] = [[2, 3, 45], [1, 2, 128], [3, 1, 7]];
-
-/** A float16 storage buffer holding `data` (padded to whole 4-byte words for writeBuffer). */
-function upload16(gpu: Gpu, label: string, data: ArrayLike<number>): GPUBuffer {
-  const padded = new Float16Array(data.length + (data.length % 2));
-  padded.set(Array.from(data));
-  return gpu.upload(label, padded);
-}
 
 /** A poisoned float16 buffer of `n` values. */
 function out16(gpu: Gpu, label: string, n: number): GPUBuffer {
@@ -66,7 +60,7 @@ Deno.test({
           const [probs, dropped] = [out16(gpu, "probs", n), out16(gpu, "dropped", n)];
           const seed = gpu.upload("seed", new Uint32Array(4).fill(drop.seed));
           gpu.run([attentionSoftmaxForward(gpu, {
-            scores: upload16(gpu, "scores", scores),
+            scores: uploadF16(gpu, "scores", scores),
             mask: gpu.upload("mask", mask),
             probs,
             batch,
@@ -116,10 +110,10 @@ Deno.test({
             const label = `${batch}x${heads}x${T} ${variant}${withDrop ? " dropout" : ""}${
               inPlace ? " in place" : ""
             }`;
-            const dp = upload16(gpu, "dprobs", dprobs);
+            const dp = uploadF16(gpu, "dprobs", dprobs);
             const dscores = inPlace ? dp : out16(gpu, "dscores", n);
             gpu.run([attentionSoftmaxBackward(gpu, {
-              probs: upload16(gpu, "probs", probs),
+              probs: uploadF16(gpu, "probs", probs),
               dprobs: dp,
               dscores,
               rows,
