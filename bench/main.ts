@@ -207,7 +207,9 @@ function trainRows(r: TrainBenchResult, rows: Row[]): void {
     for (const p of ["f32", "f16", "f16Recompute"] as const) {
       rows.push({
         suite: "train",
-        what: `bert-base ${p === "f16Recompute" ? "f16 + gradient checkpointing" : p} training memory ${m.batch}x${m.seq} (model states ${
+        what: `bert-base ${
+          p === "f16Recompute" ? "f16 + gradient checkpointing" : p
+        } training memory ${m.batch}x${m.seq} (model states ${
           (m[p].modelStates / 2 ** 20).toFixed(0)
         } + activations ${(m[p].activations / 2 ** 20).toFixed(0)} MiB)`,
         median: m[p].total / 2 ** 20,

@@ -175,7 +175,12 @@ function randomBatch(rng: Rng, B: number, T: number, vocab: number): BatchInput 
 }
 
 /** An engine, its AdamW, and a step function (on a fresh device so the byte counts are its own). */
-async function trainer(config: BertConfig, allocBatch: number, precision: Precision = "f32", recompute = false) {
+async function trainer(
+  config: BertConfig,
+  allocBatch: number,
+  precision: Precision = "f32",
+  recompute = false,
+) {
   const gpu = await Gpu.create();
   const engine = BertEngine.create(gpu, config, initWeights(config, 1), {
     maxBatch: allocBatch,

@@ -12,7 +12,7 @@ import { roundF16 } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { assertClose, assertThrows, f32, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { gpuWithoutF16, poisonF16, uploadF16 } from "../tests/f16.ts";
-import { KERNEL_F32, F16_STORE } from "../tests/tolerance.ts";
+import { F16_STORE, KERNEL_F32 } from "../tests/tolerance.ts";
 
 /** Odd shapes (odd element counts leave half a word of the f16 output unwritten). */
 const SHAPES = [

@@ -1,6 +1,6 @@
 import { fill } from "./fill.ts";
 import { assertClose, assertThrows, GPU_TEST, testGpu } from "../tests/util.ts";
-import { KERNEL_F32, F16_STORE } from "../tests/tolerance.ts";
+import { F16_STORE, KERNEL_F32 } from "../tests/tolerance.ts";
 import { gpuWithoutF16 } from "../tests/f16.ts";
 
 Deno.test({

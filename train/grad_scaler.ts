@@ -48,7 +48,9 @@ export class GradScaler {
     if (!(o.initScale > 0) || !Number.isFinite(o.initScale)) {
       throw new RangeError(`GradScaler initScale must be a positive number, got ${o.initScale}`);
     }
-    if (!(o.growthFactor > 1)) throw new RangeError(`GradScaler growthFactor must be > 1, got ${o.growthFactor}`);
+    if (!(o.growthFactor > 1)) {
+      throw new RangeError(`GradScaler growthFactor must be > 1, got ${o.growthFactor}`);
+    }
     if (!(o.backoffFactor > 0 && o.backoffFactor < 1)) {
       throw new RangeError(`GradScaler backoffFactor must be in (0, 1), got ${o.backoffFactor}`);
     }
@@ -100,7 +102,9 @@ export class GradScaler {
   /** Restores a checkpoint's state (resume). */
   load(state: GradScalerState): void {
     if (!(state.scale > 0) || !Number.isInteger(state.growthTracker) || !Number.isInteger(state.skipped)) {
-      throw new RangeError(`Loss scaler state ${JSON.stringify(state)} is not valid: resume from another checkpoint`);
+      throw new RangeError(
+        `Loss scaler state ${JSON.stringify(state)} is not valid: resume from another checkpoint`,
+      );
     }
     this.#state = { ...state };
     this.#write();

@@ -121,7 +121,8 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
     type: "string",
     choices: PRECISIONS,
     default: "f32",
-    help: "f16: mixed precision (f16 activations, f32 weights and optimizer, dynamic loss scaling); needs shader-f16",
+    help:
+      "f16: mixed precision (f16 activations, f32 weights and optimizer, dynamic loss scaling); needs shader-f16",
   },
   "max-grad-norm": {
     type: "number",
@@ -152,7 +153,8 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   "dynamic-padding": { type: "boolean", help: "Pad each batch to its longest sequence, not --max-length" },
   "gradient-checkpointing": {
     type: "boolean",
-    help: "Keep only each layer's input and recompute it in the backward: less memory, ~1 more forward a step",
+    help:
+      "Keep only each layer's input and recompute it in the backward: less memory, ~1 more forward a step",
   },
   "grad-accum": { type: "int", min: 1, default: D.gradAccum, help: "Micro-batches per optimizer step" },
   "logging-steps": {

@@ -68,7 +68,10 @@ Deno.test({
     const gpu = await testGpu();
     const s = await setup();
     const run = async (precision: "f32" | "f16") => {
-      const trainer = new Trainer(gpu, s.model.config, s.model.weights, s.tokenizer, { ...RECIPE, precision });
+      const trainer = new Trainer(gpu, s.model.config, s.model.weights, s.tokenizer, {
+        ...RECIPE,
+        precision,
+      });
       const { steps } = await trainer.fit(s.data, null);
       return { steps, weights: await trainer.weights(), trainer };
     };
@@ -93,7 +96,12 @@ Deno.test({
     // Export: the f16 run's master weights are f32 and go through the one float32 export path.
     const { batch, logits } = await engineLogits(gpu, s.model.config, f16.weights);
     const onnx = buildBertOnnx(s.model.config, f16.weights, {});
-    assertClose(await runLogits(web, onnx, batch), logits, ONNX_F32, "exported logits vs engine (f16-trained weights)");
+    assertClose(
+      await runLogits(web, onnx, batch),
+      logits,
+      ONNX_F32,
+      "exported logits vs engine (f16-trained weights)",
+    );
   },
 });
 
@@ -117,10 +125,14 @@ Deno.test({
     }
     if (trainer.optimizer.step !== 0) throw new Error(`AdamW counted ${trainer.optimizer.step} steps`);
     const state = trainer.scaler!.state();
-    if (state.scale !== Math.fround(Math.fround(1e30) * 0.5) || state.growthTracker !== 0 || state.skipped !== 1) {
+    if (
+      state.scale !== Math.fround(Math.fround(1e30) * 0.5) || state.growthTracker !== 0 || state.skipped !== 1
+    ) {
       throw new Error(`scaler after the skip: ${JSON.stringify(state)}`);
     }
-    for (const [name, w] of await trainer.weights()) assertClose(w, before.get(name)!, { abs: 0, rel: 0 }, name);
+    for (const [name, w] of await trainer.weights()) {
+      assertClose(w, before.get(name)!, { abs: 0, rel: 0 }, name);
+    }
   },
 });
 
@@ -133,7 +145,11 @@ Deno.test({
       const s = await setup(4);
       let message = "";
       try {
-        BertEngine.create(gpu, s.model.config, s.model.weights, { maxBatch: 2, maxSeqLen: 8, precision: "f16" });
+        BertEngine.create(gpu, s.model.config, s.model.weights, {
+          maxBatch: 2,
+          maxSeqLen: 8,
+          precision: "f16",
+        });
       } catch (e) {
         message = (e as Error).message;
       }

@@ -159,7 +159,9 @@ export class BertEngine {
     }
     this.precision = options.precision ?? "f32";
     if (!PRECISIONS.includes(this.precision)) {
-      throw new RangeError(`Precision must be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(this.precision)}`);
+      throw new RangeError(
+        `Precision must be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(this.precision)}`,
+      );
     }
     requireDtype(gpu, this.precision, "--precision f16");
     checkDeviceLimits(gpu, config, options.maxBatch, options.maxSeqLen);
@@ -183,7 +185,9 @@ export class BertEngine {
     this.seed = gpu.upload("dropout-seed", new Uint32Array(4));
     this.recompute = options.recompute ?? false;
     this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen, this.precision, this.recompute);
-    this.lossScale = this.precision === "f16" ? gpu.upload("loss-scale", new Float32Array([1, 0, 0, 0])) : null;
+    this.lossScale = this.precision === "f16"
+      ? gpu.upload("loss-scale", new Float32Array([1, 0, 0, 0]))
+      : null;
     this.loss = this.#b.loss;
     this.logits = this.#b.logits;
   }
@@ -396,7 +400,9 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype
   };
   const shared = recompute && config.num_hidden_layers > 0 ? layerActs("layer") : null;
   for (let l = 0; l < config.num_hidden_layers; l++) {
-    layers.push(shared ? { ...shared, out: l === 0 ? shared.out : h(`l${l}.out`, N * C) } : layerActs(`l${l}`));
+    layers.push(
+      shared ? { ...shared, out: l === 0 ? shared.out : h(`l${l}.out`, N * C) } : layerActs(`l${l}`),
+    );
   }
   const pooledPre = f("pool.pre", B * C);
   const pooled = f("pool.out", B * C);
@@ -462,7 +468,14 @@ function record(
     return fused(`l${l}.qkv`, [n.query, n.key, n.value]);
   };
   // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
-  const drop = (x: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number, dtype = act): GPUBuffer => {
+  const drop = (
+    x: GPUBuffer,
+    out: GPUBuffer,
+    n: number,
+    p: number,
+    stream: number,
+    dtype = act,
+  ): GPUBuffer => {
     if (p <= 0) return x;
     fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream, dtype }));
     return out;
@@ -555,8 +568,15 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    o: { accumulateDx?: boolean; lda?: number; ldc?: number; geluPre?: GPUBuffer; dY?: Dtype; x?: Dtype; dX?: Dtype } =
-      {},
+    o: {
+      accumulateDx?: boolean;
+      lda?: number;
+      ldc?: number;
+      geluPre?: GPUBuffer;
+      dY?: Dtype;
+      x?: Dtype;
+      dX?: Dtype;
+    } = {},
   ) => {
     const { name, w, dw, db } = params(p);
     bwd.push(matmul(gpu, {
@@ -751,7 +771,14 @@ function record(
   if (!o.train) return { batchSize: B, seqLen: T, forward: fwd, backward: [] };
 
   // ---- backward: classifier, dropout, pooler
-  const dropBack = (dy: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number, dtype = act): GPUBuffer => {
+  const dropBack = (
+    dy: GPUBuffer,
+    out: GPUBuffer,
+    n: number,
+    p: number,
+    stream: number,
+    dtype = act,
+  ): GPUBuffer => {
     if (p <= 0) return dy;
     bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream, dtype }));
     return out;

@@ -103,7 +103,10 @@ for (const name of ["odd", "tiny_dropout"]) {
         engine.setDropoutSeed(777);
         const plan = engine.plan(c.input.batchSize, c.input.seqLen);
         gpu.run([...engine.clearGradients(), ...plan.forward, ...plan.backward]);
-        const logits = await gpu.readF32(engine.logits, c.input.batchSize * Object.keys(c.config.id2label).length);
+        const logits = await gpu.readF32(
+          engine.logits,
+          c.input.batchSize * Object.keys(c.config.id2label).length,
+        );
         return { bytes, logits, loss: await gpu.readF32(engine.loss, 1), grads: await engine.readGrads() };
       };
       const full = await run(false);

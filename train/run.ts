@@ -247,7 +247,14 @@ export async function runTraining(
       await saveModel(dir, config, current);
       await saveTrainingState(dir, {
         ...position,
-        info: { recipe, steps, epochs, evaluations, best, ...(trainer.scaler ? { scaler: trainer.scaler.state() } : {}) },
+        info: {
+          recipe,
+          steps,
+          epochs,
+          evaluations,
+          best,
+          ...(trainer.scaler ? { scaler: trainer.scaler.state() } : {}),
+        },
         moments: await trainer.optimizer.readState(),
       });
       // The pointer is written last: a crash before this keeps the previous checkpoint current.

@@ -40,7 +40,8 @@ async function setup() {
 
 for (const precision of ["f32", "f16"] as const) {
   Deno.test({
-    name: `runTraining() stopped mid-epoch then resumed ends with the same weights as an uninterrupted run (${precision})`,
+    name:
+      `runTraining() stopped mid-epoch then resumed ends with the same weights as an uninterrupted run (${precision})`,
     ...GPU_TEST,
     fn: () => resumeMatchesUninterrupted(precision),
   });
