@@ -467,8 +467,10 @@ function record(
     const n = layerNames(l);
     return fused(`l${l}.qkv`, [n.query, n.key, n.value]);
   };
-  // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
-  const drop = (
+  // Dropout (forward, or the backward with the same mask) appended to `list`: returns the buffer the next
+  // op reads (x itself when p = 0).
+  const dropInto = (list: Dispatch[]) =>
+  (
     x: GPUBuffer,
     out: GPUBuffer,
     n: number,
@@ -477,9 +479,10 @@ function record(
     dtype = act,
   ): GPUBuffer => {
     if (p <= 0) return x;
-    fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream, dtype }));
+    list.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream, dtype }));
     return out;
   };
+  const drop = dropInto(fwd);
   // A linear layer's parameters and gradients: by HF name, or fused (Q|K|V) spans of the arenas.
   type Linear = {
     name: string;
@@ -771,18 +774,7 @@ function record(
   if (!o.train) return { batchSize: B, seqLen: T, forward: fwd, backward: [] };
 
   // ---- backward: classifier, dropout, pooler
-  const dropBack = (
-    dy: GPUBuffer,
-    out: GPUBuffer,
-    n: number,
-    p: number,
-    stream: number,
-    dtype = act,
-  ): GPUBuffer => {
-    if (p <= 0) return dy;
-    bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream, dtype }));
-    return out;
-  };
+  const dropBack = dropInto(bwd);
   // A hidden-dropout site fused into a LayerNorm backward (none when p = 0).
   const dropSite = (dxDrop: GPUBuffer, stream: number) =>
     pHidden > 0 ? { p: pHidden, seed: engine.seed, stream, dxDrop } : undefined;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { type BertConfig, numLabels } from "./config.ts";
 import { BertEngine, type Precision, PRECISIONS } from "./model.ts";
 import { GradScaler } from "./grad_scaler.ts";
@@ -423,12 +423,23 @@ export class Trainer {
 
   /** One optimizer step over micro-batches; returns the deferred [loss sum, grad norm] readback. */
   #step(group: Batch[], lr: number): () => Promise<Float32Array> {
+    return this.#submit(group, () => this.optimizer.next(lr), 1);
+  }
+
+  /**
+   * Submits a step's micro-batches (one encoder each: forward and backward, gradients cleared before the
+   * first) with `last()`'s dispatches after the last one, then copies the loss and `normValues` values of
+   * the norm result for a deferred read.
+   */
+  #submit(group: Batch[], last: () => Dispatch[], normValues: number): () => Promise<Float32Array> {
     const { gpu, engine } = this;
     const accum = this.options.gradAccum;
+    // Micro-batches seen so far (skipped f16 steps included): per-micro-batch dropout seeds survive a resume.
+    const counter = (this.optimizer.step + (this.scaler?.skipped ?? 0)) * accum;
     let read: (() => Promise<Float32Array>) | null = null;
     group.forEach((batch, i) => {
       engine.setBatch(batch);
-      engine.setDropoutSeed(stepSeed(this.options.seed, this.optimizer.step * accum + i));
+      engine.setDropoutSeed(stepSeed(this.options.seed, counter + i));
       // The loss buffer sums the micro-batch means; the host divides by their count.
       const plan = engine.plan(batch.batchSize, batch.seqLen, {
         gradScale: 1 / (batch.batchSize * accum),
@@ -436,14 +447,13 @@ export class Trainer {
       });
       const encoder = gpu.device.createCommandEncoder();
       const dispatches = [...(i === 0 ? engine.clearGradients() : []), ...plan.forward, ...plan.backward];
-      const last = i === group.length - 1;
-      if (last) dispatches.push(...this.optimizer.next(lr));
+      const isLast = i === group.length - 1;
+      if (isLast) dispatches.push(...last());
       gpu.encode(encoder, dispatches);
-      if (last) {
-        const done = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, 1]]);
-        gpu.device.queue.submit([encoder.finish()]);
-        read = done;
-      } else gpu.device.queue.submit([encoder.finish()]);
+      if (isLast) {
+        read = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, normValues]]);
+      }
+      gpu.device.queue.submit([encoder.finish()]);
     });
     return read!;
   }
@@ -454,28 +464,11 @@ export class Trainer {
    * the scale off. Returns [loss sum, grad norm, skipped, scale used].
    */
   async #stepMixed(group: Batch[], lr: number, scaler: GradScaler): Promise<() => Promise<Float32Array>> {
-    const { gpu, engine } = this;
-    const accum = this.options.gradAccum;
     const scale = scaler.scale;
-    let read: (() => Promise<Float32Array>) | null = null;
-    group.forEach((batch, i) => {
-      engine.setBatch(batch);
-      engine.setDropoutSeed(stepSeed(this.options.seed, (this.optimizer.step + scaler.skipped) * accum + i));
-      const plan = engine.plan(batch.batchSize, batch.seqLen, {
-        gradScale: 1 / (batch.batchSize * accum),
-        accumulateLoss: i > 0,
-      });
-      const encoder = gpu.device.createCommandEncoder();
-      const dispatches = [...(i === 0 ? engine.clearGradients() : []), ...plan.forward, ...plan.backward];
-      const last = i === group.length - 1;
-      if (last) dispatches.push(...this.optimizer.norm());
-      gpu.encode(encoder, dispatches);
-      if (last) read = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, 3]]);
-      gpu.device.queue.submit([encoder.finish()]);
-    });
-    const [loss, norm, _clip, found] = await read!();
+    const read = this.#submit(group, () => this.optimizer.norm(), 3);
+    const [loss, norm, _clip, found] = await read();
     const skip = scaler.update(found !== 0 || !Number.isFinite(norm));
-    if (!skip) gpu.run(this.optimizer.update(lr));
+    if (!skip) this.gpu.run(this.optimizer.update(lr));
     const values = Float32Array.of(loss, norm, skip ? 1 : 0, scale);
     return () => Promise.resolve(values);
   }
