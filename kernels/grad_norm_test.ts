@@ -1,5 +1,12 @@
 import { gradNorm, gradNormRef, gradNormScaledRef, gradNormScratchBytes } from "./grad_norm.ts";
-import { ADAM_HYPER_BYTES, type AdamHyper, adamwRef, adamwStep, writeAdamHyper } from "./adamw.ts";
+import {
+  ADAM_HYPER_BYTES,
+  type AdamHyper,
+  adamwFlatStep,
+  adamwRef,
+  adamwSegmentTable,
+  writeAdamHyper,
+} from "./adamw.ts";
 import { BufferView, type Gpu } from "./runtime.ts";
 import { Rng } from "./random.ts";
 import { floatTensor, readSafetensors } from "../formats/safetensors.ts";
@@ -217,11 +224,16 @@ Deno.test({
     writeAdamHyper(gpu, hyper, h);
     gpu.run([
       ...gradNorm(gpu, { grads: [{ buffer: grad, n }], result, maxNorm, scratch, scale: scaleBuf }),
-      adamwStep(gpu, {
+      adamwFlatStep(gpu, {
         param: paramBuf,
         grad,
         expAvg: m,
         expAvgSq: v,
+        table: gpu.upload(
+          "table",
+          adamwSegmentTable([{ offset: 0, length: n, decay: true }], Math.ceil(n / 64) * 64),
+        ),
+        first: 0,
         n,
         weightDecay: 0.01,
         hyper,
