@@ -129,3 +129,13 @@ export const F16_ONE_ULP: Tolerance = { abs: 6e-8, rel: 9.8e-4 };
  * implementation pick either neighbour, as F16_STORE). An f32 out keeps REDUCTION_F32.
  */
 export const MATMUL_F16: Tolerance = { abs: 1e-4, rel: 1.1e-3 };
+
+/**
+ * Whole-model logits, loss and every gradient with f16 activations vs PyTorch in float32 (tiny fixtures),
+ * relative to each tensor's largest magnitude (the test sets abs = rel x max |expected|, rel 0): each
+ * activation and activation gradient is rounded to f16 (4.9e-4 relative each) through a dozen kernels per
+ * layer, and the first layers' gradients collect the roundings of every layer above. Measured worst on
+ * lavapipe: 3.4e-3 of the tensor's scale (layer 0 key weight, tiny_dropout), identical for the software and
+ * the real-GPU kernel variants; logits 1.4e-3.
+ */
+export const MODEL_F16: Tolerance = { abs: 0, rel: 1e-2 };
