@@ -219,6 +219,27 @@ async function trainer(
   return { gpu, engine, optimizer, engineBytes, step };
 }
 
+/** The cost account of one model's 32 x 64 step with f16 activations (fewer bytes moved); null without shader-f16. */
+async function accountInF16(
+  config: BertConfig,
+  model: string,
+  rng: Rng,
+  repeats: number,
+  measure: boolean,
+): Promise<StepAccount | null> {
+  let t;
+  try {
+    t = await trainer(config, BATCH, "f16");
+  } catch {
+    return null; // stepInF16 notes why
+  }
+  try {
+    return await stepAccount(model, t, randomBatch(rng, BATCH, SEQ, config.vocab_size), repeats, measure);
+  } finally {
+    t.gpu.device.destroy();
+  }
+}
+
 /** Times one model's step in f16 on a fresh device; null (with a note) without shader-f16. */
 async function stepInF16(
   config: BertConfig,
@@ -515,6 +536,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     });
     const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
     accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
+    const tinyF16Account = await accountInF16(tinyConfig, "tiny f16", rng, quick ? 3 : 9, true);
+    if (tinyF16Account) accounts.push(tinyF16Account);
     const data = await studyData(options.dataDir);
     if (typeof data !== "string") {
       padding = await paddingStudy(tiny.step, data, quick);
@@ -601,6 +624,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     } finally {
       base.gpu.device.destroy();
     }
+    const baseF16Account = await accountInF16(config, "bert-base f16", rng, 9, !isFallback);
+    if (baseF16Account) accounts.push(baseF16Account);
   }
 
   const memory = quick ? null : await memoryStudy(notes);
@@ -677,6 +702,16 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         `PyTorch GPU figures are for batch ${torchGpu.batch} x ${torchGpu.seq}; ours ran ${ours.batch} x ${ours.seq}: no ratio`,
       );
     }
+  }
+  const f16Estimate = accounts.find((a) => a.model === "bert-base f16");
+  const f32Estimate = accounts.find((a) => a.model === "bert-base");
+  if (f16Estimate && f32Estimate) {
+    ratios.push({
+      name: "bert-base step roofline estimate: f16 / f32",
+      value: f16Estimate.estimate.ms / f32Estimate.estimate.ms,
+      reference: `the f32 step's ${f32Estimate.estimate.gpu.name} roofline (same FLOPs, f32 arithmetic)`,
+      reading: "< 1: f16 activations move fewer bytes",
+    });
   }
   const timedBase = steps.find((s) => s.model === "bert-base" && s.precision === "f32" && s.batch === BATCH);
   const baseAccount = accounts.find((a) => a.model === "bert-base");
