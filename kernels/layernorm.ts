@@ -7,16 +7,16 @@
  * the row, and both sums run over s minus the row's first value, so a large common offset such as
  * 1e3 + noise keeps float32 precision.
  *
- * Backward (xhat = (s - mean)·rstd, g = dout·gamma):
- *   ds = rstd·(g - mean(g) - xhat·mean(g·xhat))            per row
- *   dgamma = Σ_rows dout·xhat, dbeta = Σ_rows dout            column partials per chunk of rows,
- *                                                            then a fixed-order sum of the chunks
+ * Backward (xhat = (s - mean)·rstd, g = dout·gamma), dx per row:
+ *   ds = rstd·(g - mean(g) - xhat·mean(g·xhat))
+ * dgamma = Σ_rows dout·xhat and dbeta = Σ_rows dout are column sums, computed with the layer's bias
+ * gradients by kernels/param_grads.ts; {@linkcode layerNormBackwardRef} gives all three for the tests.
  * No float atomics, so every result is deterministic. The row kernels come in two variants
  * ({@linkcode LayerNormVariant}): a workgroup per row for GPUs, a thread per row for software
  * adapters.
  *
  * `dtype` "f16" stores the activations (x, residual, sum, out, dout, input, dx, dxDrop) as float16;
- * gamma, beta, mean, rstd and the parameter gradients stay float32, and all arithmetic is float32.
+ * gamma, beta, mean and rstd stay float32, and all arithmetic is float32.
  * The finite-difference and PyTorch tests stay on the f32 path (f16 storage rounds the same math).
  * @module
  */
@@ -37,19 +37,8 @@ import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
 const ROW_WG = 128;
-/** Threads per workgroup of the column kernels (one thread per column) and of the fallback row kernels. */
+/** Threads per workgroup of the fallback row kernels (one thread per row). */
 const COL_WG = 64;
-/** Rows per chunk in the dgamma/dbeta partials, at least; grows so there are at most MAX_CHUNKS. */
-const MIN_CHUNK_ROWS = 32;
-const MAX_CHUNKS = 1024;
-
-function rowsPerChunk(rows: number): number {
-  return Math.max(MIN_CHUNK_ROWS, Math.ceil(rows / MAX_CHUNKS));
-}
-
-function chunkCount(rows: number): number {
-  return Math.ceil(rows / rowsPerChunk(rows));
-}
 
 /** Throws if a buffer the kernel writes is also bound under another name (WebGPU rejects that). */
 function checkNoAlias(
@@ -263,7 +252,7 @@ ${k.attrs}
 export function layerNormBackwardDxWgsl(dtype: Dtype = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread, "vec2f");
   return wgslEnable(dtype) + /* wgsl */ `
-// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)${
+// layerNormBackwardDx (${perThread ? "one thread" : "one workgroup"} per row)${
     drop ? ", and its dropout" : ""
   }
 // bindings: params {rows, cols, accumulate${
@@ -316,65 +305,6 @@ ${k.attrs}
       : ""
   }
   }
-}`;
-}
-
-/** WGSL for the dgamma/dbeta partials: one thread per (column, chunk of rows). */
-export function layerNormParamPartialsWgsl(dtype: Dtype = "f32"): string {
-  return wgslEnable(dtype) + /* wgsl */ `
-// bindings: params {rows, cols, chunkRows, chunks}, dout: (rows, cols), input: (rows, cols),
-// mean: (rows), rstd: (rows), scratch: (2, chunks, cols) = [dgamma partials; dbeta partials]
-struct Params { rows: u32, cols: u32, chunkRows: u32, chunks: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
-@group(0) @binding(2) var<storage, read> input: array<${dtype}>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> rstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
-  let c = gid.x;
-  let k = wg.y;
-  if (c >= p.cols || k >= p.chunks) { return; }
-  let r0 = k * p.chunkRows;
-  let r1 = min(p.rows, r0 + p.chunkRows);
-  var dg = 0.0;
-  var db = 0.0;
-  for (var r = r0; r < r1; r++) {
-    let d = f32(dout[r * p.cols + c]);
-    dg += d * (f32(input[r * p.cols + c]) - mean[r]) * rstd[r];
-    db += d;
-  }
-  scratch[k * p.cols + c] = dg;
-  scratch[(p.chunks + k) * p.cols + c] = db;
-}`;
-}
-
-/** WGSL summing the chunk partials in order into dgamma and dbeta (`accumulate`: +=). */
-export function layerNormParamSumWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
-// bindings: params {cols, chunks, accumulate}, scratch: (2, chunks, cols), dgamma: (cols), dbeta: (cols)
-struct Params { cols: u32, chunks: u32, accumulate: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> scratch: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dgamma: array<${dtype}>;
-@group(0) @binding(3) var<storage, read_write> dbeta: array<${dtype}>;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x;
-  if (c >= p.cols) { return; }
-  var dg = 0.0;
-  var db = 0.0;
-  for (var k = 0u; k < p.chunks; k++) {
-    dg += scratch[k * p.cols + c];
-    db += scratch[(p.chunks + k) * p.cols + c];
-  }
-  if (p.accumulate != 0u) {
-    dg += f32(dgamma[c]);
-    db += f32(dbeta[c]);
-  }
-  dgamma[c] = ${dtype}(dg);
-  dbeta[c] = ${dtype}(db);
 }`;
 }
 
@@ -504,18 +434,11 @@ function layerNormForwardDropout(
   );
 }
 
-/** Bytes of the `scratch` buffer {@linkcode layerNormBackward} needs: 2 × chunks × cols floats. */
-export function layerNormScratchBytes(rows: number, cols: number): number {
-  checkCount("layerNormScratchBytes()", "rows", rows);
-  checkCount("layerNormScratchBytes()", "cols", cols);
-  return 2 * chunkCount(rows) * cols * 4;
-}
-
-/** Arguments of {@linkcode layerNormBackward}. */
-export interface LayerNormBackwardArgs {
+/** Arguments of {@linkcode layerNormBackwardDx}. */
+export interface LayerNormBackwardDxArgs {
   /** (rows, cols) gradient of the output. */
   dout: GPUBuffer;
-  /** Storage type of dout, input, dx and dxDrop (gamma, mean, rstd, dgamma, dbeta: f32). @default "f32" */
+  /** Storage type of dout, input, dx and dxDrop (gamma, mean, rstd: f32). @default "f32" */
   dtype?: Dtype;
   /** (rows, cols) the LayerNorm input: x, or `sum` when the residual was fused. */
   input: GPUBuffer;
@@ -527,102 +450,29 @@ export interface LayerNormBackwardArgs {
   rstd: GPUBuffer;
   /** (rows, cols) gradient of the input; must not alias dout or input. */
   dx: GPUBuffer;
-  /** (cols) */
-  dgamma: GPUBuffer;
-  /** (cols) */
-  dbeta: GPUBuffer;
   /** Rows (B·T). */
   rows: number;
   /** Values per row (hidden size C). */
   cols: number;
   /** dx += result instead of dx = result. Default false. */
   accumulateDx?: boolean;
-  /** dgamma += and dbeta += (gradients accumulate over micro-batches). Default true. */
-  accumulateParams?: boolean;
-  /** At least {@linkcode layerNormScratchBytes}(rows, cols) bytes for the column partials. */
-  scratch: GPUBuffer;
+  /**
+   * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
+   * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
+   */
+  dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
 }
 
 /**
- * Prepares the LayerNorm backward: three dispatches (dx per row; dgamma/dbeta partials per chunk of
- * rows; their fixed-order sum). With a fused residual, dx is the gradient of the sum, which flows to
- * both the residual and x unchanged. `variant` picks the dx row kernel ({@linkcode LayerNormVariant}).
- * @throws {RangeError} for non-positive shapes or buffers too small (scratch included).
- */
-export function layerNormBackward(
-  gpu: Gpu,
-  a: LayerNormBackwardArgs,
-  variant: LayerNormVariant = "auto",
-): Dispatch[] {
-  const op = "layerNormBackward()";
-  checkCount(op, "rows", a.rows);
-  checkCount(op, "cols", a.cols);
-  const dtype = a.dtype ?? "f32";
-  requireDtype(gpu, dtype, op);
-  const n = a.rows * a.cols * dtypeBytes(dtype);
-  const shape = `rows ${a.rows} x cols ${a.cols}`;
-  checkBuffer(op, "dout", a.dout, n, shape);
-  checkBuffer(op, "input", a.input, n, shape);
-  checkBuffer(op, "dx", a.dx, n, shape);
-  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "dgamma", a.dgamma, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "dbeta", a.dbeta, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
-  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
-  checkBuffer(
-    op,
-    "scratch",
-    a.scratch,
-    layerNormScratchBytes(a.rows, a.cols),
-    `${shape} (layerNormScratchBytes)`,
-  );
-  const { dout, input, gamma, mean, rstd, dx, dgamma, dbeta, scratch } = a;
-  checkNoAlias(op, { dx, dgamma, dbeta, scratch }, {
-    dout,
-    input,
-    gamma,
-    mean,
-    rstd,
-    dx,
-    dgamma,
-    dbeta,
-    scratch,
-  });
-  const chunks = chunkCount(a.rows);
-  const colGroups = Math.ceil(a.cols / COL_WG);
-  return [
-    layerNormBackwardDx(gpu, a, variant),
-    gpu.dispatch(
-      "layerNormBackward.paramPartials",
-      layerNormParamPartialsWgsl(dtype),
-      [["u32", a.rows], ["u32", a.cols], ["u32", rowsPerChunk(a.rows)], ["u32", chunks]],
-      [a.dout, a.input, a.mean, a.rstd, a.scratch],
-      [colGroups, chunks],
-    ),
-    gpu.dispatch(
-      "layerNormBackward.paramSum",
-      layerNormParamSumWgsl(),
-      [["u32", a.cols], ["u32", chunks], ["u32", a.accumulateParams === false ? 0 : 1]],
-      [a.scratch, a.dgamma, a.dbeta],
-      [colGroups],
-    ),
-  ];
-}
-
-/**
- * Prepares only the dx pass of the LayerNorm backward (one dispatch): for engines that reduce dgamma
- * and dbeta together with other column sums (kernels/param_grads.ts).
+ * Prepares the LayerNorm backward's dx pass (one dispatch); dgamma and dbeta are column sums that
+ * kernels/param_grads.ts reduces together with the layer's bias gradients. With a fused residual, dx is
+ * the gradient of the sum, which flows to both the residual and x unchanged. `variant` picks the row
+ * kernel ({@linkcode LayerNormVariant}).
  * @throws {RangeError} for non-positive shapes, buffers too small, or dx aliasing an input.
  */
 export function layerNormBackwardDx(
   gpu: Gpu,
-  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams"> & {
-    /**
-     * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
-     * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
-     */
-    dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
-  },
+  a: LayerNormBackwardDxArgs,
   variant: LayerNormVariant = "auto",
 ): Dispatch {
   const op = "layerNormBackwardDx()";
@@ -663,7 +513,7 @@ export function layerNormBackwardDx(
   const params: Param[] = [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]];
   if (d) params.push(["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]);
   return gpu.dispatch(
-    d ? "layerNormBackward.dx.dropout" : "layerNormBackward.dx",
+    d ? "layerNormBackwardDx.dropout" : "layerNormBackwardDx",
     layerNormBackwardDxWgsl(dtype, perThread, !!d),
     params,
     d

@@ -6,14 +6,13 @@
  */
 import { throws } from "node:assert/strict";
 import {
-  layerNormBackward,
   layerNormBackwardDx,
   layerNormBackwardRef,
   layerNormForward,
   layerNormRef,
-  layerNormScratchBytes,
   type LayerNormVariant,
 } from "./layernorm.ts";
+import { paramGrads } from "./param_grads.ts";
 import { dropoutMaskRef, dropoutScale } from "./dropout.ts";
 import { Rng } from "./random.ts";
 import { BufferView, Gpu, roundF16 } from "./runtime.ts";
@@ -169,7 +168,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "layerNormBackward() f16: dx in f16, dgamma/dbeta accumulated in f32",
+  name:
+    "layerNormBackwardDx() + paramGrads() f16, as the engine runs them: dx in f16, dgamma/dbeta += in f32",
   ...GPU_TEST,
   fn: async () => {
     const gpu = await testGpu();
@@ -179,27 +179,38 @@ Deno.test({
     const c = backwardCase(rng, rows, cols);
     const ref = layerNormBackwardRef(c.dout, c.input, c.gamma, c.mean, c.rstd, rows, cols);
     const [g0, b0] = [f32(randn(rng, cols)), f32(randn(rng, cols))];
-    const [dgamma, dbeta] = [gpu.upload("dgamma", g0), gpu.upload("dbeta", b0)];
-    const dx = out16(gpu, "dx", n);
-    gpu.run(layerNormBackward(gpu, {
-      dout: uploadF16(gpu, "dout", c.dout),
-      input: uploadF16(gpu, "input", c.input),
-      gamma: gpu.upload("gamma", c.gamma),
-      mean: gpu.upload("mean", c.mean),
-      rstd: gpu.upload("rstd", c.rstd),
-      dx,
-      dgamma,
-      dbeta,
-      rows,
-      cols,
-      scratch: gpu.buffer("scratch", layerNormScratchBytes(rows, cols)),
-      dtype: "f16",
-    }));
-    assertClose(await gpu.readF16(dx, n), ref.dx, F16_STORE, "dx");
-    const wantG = ref.dgamma.map((v, i) => v + g0[i]);
-    const wantB = ref.dbeta.map((v, i) => v + b0[i]);
-    assertClose(await gpu.readF32(dgamma, cols), wantG, REDUCTION_F32, "dgamma");
-    assertClose(await gpu.readF32(dbeta, cols), wantB, REDUCTION_F32, "dbeta");
+    const [dout, input] = [uploadF16(gpu, "dout", c.dout), uploadF16(gpu, "input", c.input)];
+    const [mean, rstd] = [gpu.upload("mean", c.mean), gpu.upload("rstd", c.rstd)];
+    for (const variant of VARIANTS) {
+      // One f32 gradient buffer as the arena: dbeta at 0, dgamma after it.
+      const grads = gpu.upload("grads", new Float32Array([...b0, ...g0]));
+      const dx = out16(gpu, "dx", n);
+      gpu.run([
+        layerNormBackwardDx(gpu, {
+          dout,
+          input,
+          gamma: gpu.upload("gamma", c.gamma),
+          mean,
+          rstd,
+          dx,
+          rows,
+          cols,
+          dtype: "f16",
+        }, variant),
+        paramGrads(gpu, {
+          rows,
+          layerNorm: { dout, input, mean, rstd, cols, gammaAt: cols, betaAt: 0 },
+          grads,
+          dtype: "f16",
+        }),
+      ]);
+      assertClose(await gpu.readF16(dx, n), ref.dx, F16_STORE, `dx ${variant}`);
+      const got = await gpu.readF32(grads, 2 * cols);
+      const wantG = ref.dgamma.map((v, i) => v + g0[i]);
+      const wantB = ref.dbeta.map((v, i) => v + b0[i]);
+      assertClose(got.subarray(cols), wantG, REDUCTION_F32, `dgamma ${variant}`);
+      assertClose(got.subarray(0, cols), wantB, REDUCTION_F32, `dbeta ${variant}`);
+    }
   },
 });
 
