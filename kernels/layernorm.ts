@@ -38,7 +38,7 @@ import { checkBuffer, checkCount } from "./_checks.ts";
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
 const ROW_WG = 128;
 /** Threads per workgroup of the fallback row kernels (one thread per row). */
-const COL_WG = 64;
+const FALLBACK_WG = 64;
 
 /** Throws if a buffer the kernel writes is also bound under another name (WebGPU rejects that). */
 function checkNoAlias(
@@ -73,9 +73,9 @@ function rowKernel(
 ): { attrs: string; head: string; step: string; reduce: string } {
   if (perThread) {
     return {
-      attrs: `@compute @workgroup_size(${COL_WG})
+      attrs: `@compute @workgroup_size(${FALLBACK_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {`,
-      head: `let row = gid.x + gid.y * nwg.x * ${COL_WG}u;
+      head: `let row = gid.x + gid.y * nwg.x * ${FALLBACK_WG}u;
   let first = 0u;
   let leader = true;`,
       step: "1u",
@@ -112,7 +112,7 @@ function usePerThread(gpu: Gpu, variant: LayerNormVariant): boolean {
 }
 
 function rowGroups(rows: number, perThread: boolean): [number, number] {
-  return perThread ? grid(rows, COL_WG) : grid(rows, 1);
+  return perThread ? grid(rows, FALLBACK_WG) : grid(rows, 1);
 }
 
 /**
