@@ -30,6 +30,19 @@ import { checkBuffer, checkCount } from "./_checks.ts";
 
 const COLS = 32; // columns per workgroup (x)
 const LANES = 8; // row lanes per column (y)
+const BLOCK = 32; // rows a lane sums on their own before adding them to its total (error grows with
+// rows / (LANES x BLOCK) + BLOCK additions instead of rows / LANES)
+
+/** A lane's rows lid.y, lid.y + LANES, ... summed in blocks of BLOCK rows: `body` adds row r to `block`. */
+function laneSum(body: string): string {
+  return `for (var r0 = lid.y; r0 < p.rows; r0 += ${LANES * BLOCK}u) {
+      var block = vec2f(0.0);
+      for (var r = r0; r < min(r0 + ${LANES * BLOCK}u, p.rows); r += ${LANES}u) {
+        ${body}
+      }
+      sum += block;
+    }`;
+}
 
 /**
  * WGSL of {@linkcode paramGrads}.
@@ -65,16 +78,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let total = p.lnCols + p.colsA + p.colsB;
   var sum = vec2f(0.0);
   if (j < p.lnCols) {
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) {
-      let d = f32(dout[r * p.lnCols + j]);
-      sum += vec2f(d * (f32(input[r * p.lnCols + j]) - mean[r]) * rstd[r], d);
-    }
+    ${
+    laneSum(`let d = f32(dout[r * p.lnCols + j]);
+        block += vec2f(d * (f32(input[r * p.lnCols + j]) - mean[r]) * rstd[r], d);`)
+  }
   } else if (j < p.lnCols + p.colsA) {
     let c = j - p.lnCols;
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) { sum.x += f32(dyA[r * p.colsA + c]); }
+    ${laneSum("block.x += f32(dyA[r * p.colsA + c]);")}
   } else if (j < total) {
     let c = j - p.lnCols - p.colsA;
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) { sum.x += f32(dyB[r * p.colsB + c]); }
+    ${laneSum("block.x += f32(dyB[r * p.colsB + c]);")}
   }
   partial[lid.y * ${COLS}u + lid.x] = sum;
   workgroupBarrier();
