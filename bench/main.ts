@@ -191,15 +191,31 @@ function kernelRows(r: KernelsBenchResult, rows: Row[], ratios: Ratio[], torchDe
 
 function trainRows(r: TrainBenchResult, rows: Row[]): void {
   for (const s of r.steps) {
-    const shape = `${s.model} step ${s.batch}x${s.seq}`;
+    const model = s.precision === "f16" ? `${s.model} f16` : s.model;
+    const shape = `${model} step ${s.batch}x${s.seq}`;
     rows.push(row("train", shape, s.stepMs, "ms"));
-    rows.push(row("train", `${s.model} sequences/s`, s.sequencesPerSecond, "seq/s"));
+    rows.push(row("train", `${model} sequences/s`, s.sequencesPerSecond, "seq/s"));
     rows.push({
       suite: "train",
-      what: `${s.model} training memory (${s.allocatedFor.batch}x${s.allocatedFor.seq})`,
+      what: `${model} training memory (${s.allocatedFor.batch}x${s.allocatedFor.seq})`,
       median: s.trainingBytes / 2 ** 20,
       unit: "MiB (bytesAllocated)",
     });
+  }
+  if (r.memory) {
+    const m = r.memory;
+    for (const p of ["f32", "f16", "f16Recompute"] as const) {
+      rows.push({
+        suite: "train",
+        what: `bert-base ${
+          p === "f16Recompute" ? "f16 + gradient checkpointing" : p
+        } training memory ${m.batch}x${m.seq} (model states ${
+          (m[p].modelStates / 2 ** 20).toFixed(0)
+        } + activations ${(m[p].activations / 2 ** 20).toFixed(0)} MiB)`,
+        median: m[p].total / 2 ** 20,
+        unit: "MiB (bytesAllocated)",
+      });
+    }
   }
   for (const a of r.accounts) {
     const at = `${a.model} ${a.batch}x${a.seq}`;

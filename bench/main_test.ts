@@ -53,7 +53,14 @@ Deno.test({
       // whenever this machine's Python has torch.
       for (const s of SUITES) assert.ok(report.rows.some((r: { suite: string }) => r.suite === s), s);
       const train = report.suites.train;
-      assert.deepEqual(train.steps.map((s: { model: string }) => s.model), ["tiny"]);
+      const env0 = report.environment;
+      // The tiny step in f32, then in f16 where the adapter has shader-f16 (lavapipe does).
+      const f16 = env0.adapter.features.includes("shader-f16");
+      assert.deepEqual(
+        train.steps.map((s: { model: string; precision: string }) => `${s.model} ${s.precision}`),
+        f16 ? ["tiny f32", "tiny f16"] : ["tiny f32"],
+      );
+      if (f16) assert.ok(report.ratios.some((r: { name: string }) => r.name === "tiny step: f16 / f32"));
       assert.ok(train.steps[0].trainingBytes > train.steps[0].engineBytes);
       // The cost account: clear, norm and AdamW are a handful of dispatches, not three per tensor.
       const account = train.accounts[0];

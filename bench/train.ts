@@ -16,7 +16,8 @@ import { resolve } from "node:path";
 import { Gpu } from "../kernels/runtime.ts";
 import { Rng } from "../kernels/random.ts";
 import { type BertConfig, parseBertConfig } from "../train/config.ts";
-import { type BatchInput, BertEngine } from "../train/model.ts";
+import { type BatchInput, BertEngine, type Precision } from "../train/model.ts";
+import { GradScaler } from "../train/grad_scaler.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { parameterSpecs } from "../train/params.ts";
 import { initWeights } from "../train/weights.ts";
@@ -63,6 +64,8 @@ export interface BenchTrainOptions {
 /** One model's step timing. */
 export interface StepTiming {
   model: "tiny" | "bert-base";
+  /** Activation storage: f32, or f16 (mixed precision with loss scaling). */
+  precision: Precision;
   config: Record<string, number>;
   batch: number;
   seq: number;
@@ -110,6 +113,30 @@ export interface TorchStepResult {
   stepMs: Summary;
 }
 
+/** Bytes a bert-base training run holds at batch 32 x 64 (engine + AdamW + the recorded plan), per precision. */
+export interface MemoryStudy {
+  batch: number;
+  seq: number;
+  f32: MemoryBreakdown;
+  f16: MemoryBreakdown;
+  /** f16 with gradient checkpointing (`recompute`: one layer's activations kept instead of all). */
+  f16Recompute: MemoryBreakdown;
+  /** f16 total / f32 total. */
+  ratio: number;
+  /** f16 with gradient checkpointing / f32 total. */
+  ratioRecompute: number;
+}
+
+/** Where the bytes go. */
+export interface MemoryBreakdown {
+  /** Parameters, gradients and the two AdamW moments: four f32 arenas in either precision. */
+  modelStates: number;
+  /** Activations kept for the backward plus backward scratch (f16 halves these). */
+  activations: number;
+  /** Everything: what gpu.bytesAllocated counts after creating the engine, AdamW and one plan. */
+  total: number;
+}
+
 /** What {@linkcode benchTrain} measured. */
 export interface TrainBenchResult {
   adapter: string;
@@ -123,6 +150,8 @@ export interface TrainBenchResult {
   /** Roofline estimate of one step on an H100 SXM, by model. */
   estimate: Record<string, StepEstimate>;
   padding: PaddingResult | null;
+  /** bert-base training memory at 32 x 64 in both precisions (issue 13: f16 <= 0.65x f32). */
+  memory: MemoryStudy | null;
   torchCpu: TorchStepResult | null;
   torchGpu: TorchGpuTrainReference | null;
   ratios: Ratio[];
@@ -146,32 +175,142 @@ function randomBatch(rng: Rng, B: number, T: number, vocab: number): BatchInput 
 }
 
 /** An engine, its AdamW, and a step function (on a fresh device so the byte counts are its own). */
-async function trainer(config: BertConfig, allocBatch: number) {
+async function trainer(
+  config: BertConfig,
+  allocBatch: number,
+  precision: Precision = "f32",
+  recompute = false,
+) {
   const gpu = await Gpu.create();
   const engine = BertEngine.create(gpu, config, initWeights(config, 1), {
     maxBatch: allocBatch,
     maxSeqLen: SEQ,
+    precision,
+    recompute,
   });
   const engineBytes = gpu.bytesAllocated;
-  const optimizer = new AdamW(gpu, engine.parameters, engine.gradients, { eps: 1e-8, maxGradNorm: 1 });
+  const lossScale = engine.lossScale;
+  const scaler = lossScale ? new GradScaler(gpu, lossScale) : null;
+  const optimizer = new AdamW(gpu, engine.parameters, engine.gradients, {
+    eps: 1e-8,
+    maxGradNorm: 1,
+    ...(lossScale ? { lossScale } : {}),
+  });
   let counter = 0;
-  /** One training step on `batch`, resolved when the GPU has finished it. */
+  /**
+   * One training step on `batch`, resolved when the GPU has finished it. f16 steps as the Trainer runs
+   * them: forward, backward and norm, the found_inf readback, then AdamW unless skipped.
+   */
   const step = async (batch: BatchInput) => {
     engine.setBatch(batch);
     engine.setDropoutSeed(stepSeed(42, counter++));
     const plan = engine.plan(batch.batchSize, batch.seqLen);
     const encoder = gpu.device.createCommandEncoder({ label: "bench.step" });
-    gpu.encode(encoder, [
-      ...engine.clearGradients(),
-      ...plan.forward,
-      ...plan.backward,
-      ...optimizer.next(LR),
-    ]);
+    const work = [...engine.clearGradients(), ...plan.forward, ...plan.backward];
+    gpu.encode(encoder, scaler ? [...work, ...optimizer.norm()] : [...work, ...optimizer.next(LR)]);
     gpu.device.queue.submit([encoder.finish()]);
+    if (scaler) {
+      const [norm, , found] = await gpu.readF32(optimizer.normResult, 3);
+      if (!scaler.update(found !== 0 || !Number.isFinite(norm))) gpu.run(optimizer.update(LR));
+    }
     await gpu.device.queue.onSubmittedWorkDone();
     gpu.checkErrors();
   };
   return { gpu, engine, optimizer, engineBytes, step };
+}
+
+/** The cost account of one model's 32 x 64 step with f16 activations (fewer bytes moved); null without shader-f16. */
+async function accountInF16(
+  config: BertConfig,
+  model: string,
+  rng: Rng,
+  repeats: number,
+  measure: boolean,
+): Promise<StepAccount | null> {
+  let t;
+  try {
+    t = await trainer(config, BATCH, "f16");
+  } catch {
+    return null; // stepInF16 notes why
+  }
+  try {
+    return await stepAccount(model, t, randomBatch(rng, BATCH, SEQ, config.vocab_size), repeats, measure);
+  } finally {
+    t.gpu.device.destroy();
+  }
+}
+
+/** Times one model's step in f16 on a fresh device; null (with a note) without shader-f16. */
+async function stepInF16(
+  config: BertConfig,
+  batch: number,
+  rng: Rng,
+  warmup: number,
+  repeats: number,
+  notes: string[],
+): Promise<StepTiming | null> {
+  const model = config.num_hidden_layers === TINY_CONFIG.num_hidden_layers ? "tiny" : "bert-base";
+  let t;
+  try {
+    t = await trainer(config, BATCH, "f16");
+  } catch (e) {
+    notes.push(`${model} f16 step skipped: ${(e as Error).message}`);
+    return null;
+  }
+  try {
+    const stepMs = await timeSteps(t.step, randomBatch(rng, batch, SEQ, config.vocab_size), warmup, repeats);
+    return {
+      model,
+      precision: "f16",
+      config: configFields(config),
+      batch,
+      seq: SEQ,
+      warmup,
+      stepMs,
+      sequencesPerSecond: mapSummary(stepMs, (ms) => batch * 1000 / ms),
+      engineBytes: t.engineBytes,
+      trainingBytes: t.gpu.bytesAllocated,
+      allocatedFor: { batch: BATCH, seq: SEQ },
+    };
+  } finally {
+    t.gpu.device.destroy();
+  }
+}
+
+/** bert-base training memory at 32 x 64 in f32 and f16 (no step runs: allocation only). */
+async function memoryStudy(notes: string[]): Promise<MemoryStudy | null> {
+  const f32 = await memoryOf("f32");
+  let f16;
+  try {
+    f16 = await memoryOf("f16");
+  } catch (e) {
+    notes.push(`f16 memory study skipped: ${(e as Error).message}`);
+    return null;
+  }
+  const f16Recompute = await memoryOf("f16", true);
+  return {
+    batch: BATCH,
+    seq: SEQ,
+    f32,
+    f16,
+    f16Recompute,
+    ratio: f16.total / f32.total,
+    ratioRecompute: f16Recompute.total / f32.total,
+  };
+}
+
+/** Creates bert-base training state (engine, AdamW, the 32 x 64 plan) in one precision and counts its bytes. */
+async function memoryOf(precision: Precision, recompute = false): Promise<MemoryBreakdown> {
+  const config = parseBertConfig({}, "bert-base");
+  const t = await trainer(config, BATCH, precision, recompute);
+  try {
+    t.engine.plan(BATCH, SEQ);
+    const arena = t.engine.parameters.buffer.size;
+    const modelStates = 4 * arena;
+    return { modelStates, activations: t.engineBytes - 2 * arena, total: t.gpu.bytesAllocated };
+  } finally {
+    t.gpu.device.destroy();
+  }
 }
 
 /**
@@ -384,6 +523,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     );
     steps.push({
       model: "tiny",
+      precision: "f32",
       config: configFields(tinyConfig),
       batch: tinyBatch,
       seq: SEQ,
@@ -396,6 +536,8 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     });
     const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
     accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
+    const tinyF16Account = await accountInF16(tinyConfig, "tiny f16", rng, quick ? 3 : 9, true);
+    if (tinyF16Account) accounts.push(tinyF16Account);
     const data = await studyData(options.dataDir);
     if (typeof data !== "string") {
       padding = await paddingStudy(tiny.step, data, quick);
@@ -419,6 +561,18 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     }
   } finally {
     tiny.gpu.device.destroy();
+  }
+
+  // The tiny step again in mixed precision, on its own device (when the adapter has shader-f16).
+  const tinyF16 = await stepInF16(tinyConfig, tinyBatch, rng, warmup, repeats, notes);
+  if (tinyF16) {
+    steps.push(tinyF16);
+    ratios.push({
+      name: "tiny step: f16 / f32",
+      value: tinyF16.stepMs.median / steps[0].stepMs.median,
+      reference: "the f32 tiny step of this run",
+      reading: `< 1: mixed precision is faster on ${adapter}`,
+    });
   }
 
   const torchCpu = await torchCpuStep(
@@ -453,6 +607,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       ].filter((x) => x !== "").join("; ");
       steps.push({
         model: "bert-base",
+        precision: "f32",
         config: configFields(config),
         batch,
         seq: SEQ,
@@ -469,10 +624,43 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     } finally {
       base.gpu.device.destroy();
     }
+    const baseF16Account = await accountInF16(config, "bert-base f16", rng, 9, !isFallback);
+    if (baseF16Account) accounts.push(baseF16Account);
+  }
+
+  const memory = quick ? null : await memoryStudy(notes);
+  if (memory) {
+    ratios.push({
+      name: "bert-base training memory at 32x64: f16 / f32",
+      value: memory.ratio,
+      reference: "engine + AdamW + plan in f32 (gpu.bytesAllocated)",
+      reading: "< 1: mixed precision holds less (issue 13 target <= 0.65)",
+    }, {
+      name: "bert-base training memory at 32x64: f16 + gradient checkpointing / f32",
+      value: memory.ratioRecompute,
+      reference: "engine + AdamW + plan in f32 (gpu.bytesAllocated)",
+      reading: "< 1: holds less",
+    });
+  }
+  if (!quick && !isFallback) {
+    const config = parseBertConfig({}, "bert-base");
+    const f16 = await stepInF16(config, BATCH, rng, warmup, repeats, notes);
+    const f32 = steps.find((s) => s.model === "bert-base" && s.precision === "f32" && s.batch === BATCH);
+    if (f16) {
+      steps.push(f16);
+      if (f32) {
+        ratios.push({
+          name: "bert-base step: f16 / f32",
+          value: f16.stepMs.median / f32.stepMs.median,
+          reference: "the f32 bert-base step of this run",
+          reading: "< 1: mixed precision is faster",
+        });
+      }
+    }
   }
 
   const torchGpu = options.torchGpu ?? null;
-  const ours = steps.find((s) => s.model === "bert-base");
+  const ours = steps.find((s) => s.model === "bert-base" && s.precision === "f32");
   if (torchGpu && ours) {
     if (ours.batch === torchGpu.batch && ours.seq === torchGpu.seq) {
       for (const [mode, s] of [["float32", torchGpu.fp32], ["AMP", torchGpu.amp]] as const) {
@@ -482,6 +670,23 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
           value: s.median / ours.stepMs.median,
           reference: `PyTorch ${torchGpu.torch} eager ${mode} on ${torchGpu.device}`,
           reading: "> 1: ours is faster",
+        });
+      }
+      const ours16 = steps.find((s) => s.model === "bert-base" && s.precision === "f16");
+      if (torchGpu.amp && ours16 && ours16.batch === torchGpu.batch) {
+        ratios.push({
+          name: "bert-base f16 step: PyTorch AMP / ours f16",
+          value: torchGpu.amp.median / ours16.stepMs.median,
+          reference: `PyTorch ${torchGpu.torch} eager AMP on ${torchGpu.device}`,
+          reading: "> 1: ours is faster",
+        });
+      }
+      if (torchGpu.peakBytes.amp && memory) {
+        ratios.push({
+          name: "bert-base memory: ours f16 / PyTorch AMP peak",
+          value: memory.f16.total / torchGpu.peakBytes.amp,
+          reference: "torch.cuda.max_memory_allocated (AMP step)",
+          reading: "< 1: ours holds less",
         });
       }
       if (torchGpu.peakBytes.fp32) {
@@ -498,7 +703,17 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       );
     }
   }
-  const timedBase = steps.find((s) => s.model === "bert-base" && s.batch === BATCH);
+  const f16Estimate = accounts.find((a) => a.model === "bert-base f16");
+  const f32Estimate = accounts.find((a) => a.model === "bert-base");
+  if (f16Estimate && f32Estimate) {
+    ratios.push({
+      name: "bert-base step roofline estimate: f16 / f32",
+      value: f16Estimate.estimate.ms / f32Estimate.estimate.ms,
+      reference: `the f32 step's ${f32Estimate.estimate.gpu.name} roofline (same FLOPs, f32 arithmetic)`,
+      reading: "< 1: f16 activations move fewer bytes",
+    });
+  }
+  const timedBase = steps.find((s) => s.model === "bert-base" && s.precision === "f32" && s.batch === BATCH);
   const baseAccount = accounts.find((a) => a.model === "bert-base");
   if (!isFallback && timedBase && baseAccount) {
     ratios.push({
@@ -523,6 +738,7 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
     encodeMsPerStep: byModel((a) => a.encodeMs.median),
     estimate: byModel((a) => a.estimate),
     padding,
+    memory,
     torchCpu,
     torchGpu,
     ratios,

@@ -122,27 +122,6 @@ function updateWgsl(dtype: string, wd: string): string {
   param[i] = ${dtype}(w);`;
 }
 
-/** WGSL for one AdamW step of one tensor. */
-export function adamwWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
-// bindings: params {n, weightDecay}, hyper: Hyper, clip: [total, clip], param, grad, expAvg, expAvgSq: (n)
-struct Params { n: u32, weightDecay: f32 }
-${HYPER_WGSL}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> h: Hyper;
-@group(0) @binding(2) var<storage, read> clip: array<f32>;
-@group(0) @binding(3) var<storage, read_write> param: array<${dtype}>;
-@group(0) @binding(4) var<storage, read> grad: array<${dtype}>;
-@group(0) @binding(5) var<storage, read_write> expAvg: array<f32>;
-@group(0) @binding(6) var<storage, read_write> expAvgSq: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= p.n) { return; }
-${updateWgsl(dtype, "p.weightDecay")}
-}`;
-}
-
 /** Elements per entry of a flat arena's segment table (256 bytes: the arena's tensor alignment). */
 export const ADAMW_BLOCK = 64;
 
@@ -215,7 +194,7 @@ ${updateWgsl(dtype, "wd")}
  * Prepares one AdamW update over `n` elements of a flat arena window that starts at arena element
  * `first` (a multiple of 64): every tensor in it at once, weight decay where the segment `table`
  * ({@linkcode adamwSegmentTable}, bound whole) says so, padding untouched. Same math as
- * {@linkcode adamwStep}.
+ * {@linkcode adamwRef} on each segment.
  * @example
  * ```ts ignore
  * const d = adamwFlatStep(gpu, { param, grad, expAvg, expAvgSq, table, first: 0, n: 4096,
@@ -260,7 +239,7 @@ export function adamwFlatStep(
   );
 }
 
-/** FLOPs of one element's update, about (the operations in {@linkcode adamwWgsl}, sqrt and divisions as one). */
+/** FLOPs of one element's update, about (the operations in {@linkcode adamwFlatWgsl}, sqrt and divisions as one). */
 const ADAMW_FLOPS = 16;
 
 function checkArgs(
@@ -298,43 +277,8 @@ function checkArgs(
 }
 
 /**
- * Prepares one AdamW update of `n` parameters in place (param, expAvg, expAvgSq), reading the
- * per-step values from `hyper` ({@linkcode writeAdamHyper}) and the clip coefficient from
- * `clip[1]` (the result buffer of `gradNorm()`; write [0, 1] there when not clipping).
- * @example
- * ```ts ignore
- * const d = adamwStep(gpu, { param: w, grad: dW, expAvg: mW, expAvgSq: vW, n: 768 * 768,
- *   weightDecay: usesWeightDecay(name) ? 0.01 : 0, hyper, clip: normResult });
- * ```
- */
-export function adamwStep(
-  gpu: Gpu,
-  a: {
-    param: GPUBuffer;
-    grad: GPUBuffer;
-    expAvg: GPUBuffer;
-    expAvgSq: GPUBuffer;
-    n: number;
-    weightDecay: number;
-    hyper: GPUBuffer;
-    clip: GPUBuffer;
-  },
-): Dispatch {
-  const op = "adamwStep";
-  checkArgs(op, a);
-  return gpu.dispatch(
-    op,
-    adamwWgsl(),
-    [["u32", a.n], ["f32", a.weightDecay]],
-    [a.hyper, a.clip, a.param, a.grad, a.expAvg, a.expAvgSq],
-    grid(a.n, WG),
-    { family: "adamw", flops: ADAMW_FLOPS * a.n },
-  );
-}
-
-/**
- * CPU reference (float64), same argument order as {@linkcode adamwStep}: updates `param`, `expAvg`
- * and `expAvgSq` in place for step `h.step` with gradient `grad * clip`.
+ * CPU reference (float64) of one tensor's update (what {@linkcode adamwFlatStep} does to each segment):
+ * updates `param`, `expAvg` and `expAvgSq` in place for step `h.step` with gradient `grad * clip`.
  */
 export function adamwRef(
   a: {

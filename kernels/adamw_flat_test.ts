@@ -1,6 +1,7 @@
 import {
   ADAM_HYPER_BYTES,
   type AdamHyper,
+  adamHyperValues,
   adamwFlatRef,
   adamwFlatStep,
   adamwSegmentTable,
@@ -215,5 +216,56 @@ Deno.test({
         );
       }
     }
+  },
+});
+
+Deno.test({
+  name: "adamwFlatStep() and writeAdamHyper() reject bad sizes and hyper-parameters",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const big = gpu.buffer("big", 64 * 4);
+    const small = gpu.buffer("small", 16);
+    const table = gpu.upload("table", adamwSegmentTable([{ offset: 0, length: 64, decay: true }], 64));
+    const a = {
+      param: big,
+      grad: big,
+      expAvg: big,
+      expAvgSq: small,
+      table,
+      first: 0,
+      n: 64,
+      weightDecay: 0,
+      hyper: big,
+      clip: big,
+    };
+    assertThrows(
+      () => adamwFlatStep(gpu, a),
+      RangeError,
+      /expAvgSq \("small"\) has 16 bytes but n = 64 needs 256/,
+    );
+    assertThrows(
+      () => adamwFlatStep(gpu, { ...a, expAvgSq: big, weightDecay: -1 }),
+      RangeError,
+      /weightDecay/,
+    );
+    assertThrows(
+      () => adamwFlatStep(gpu, { ...a, expAvgSq: big, hyper: small }),
+      RangeError,
+      /hyper has 16 bytes/,
+    );
+    assertThrows(() => adamwFlatStep(gpu, { ...a, expAvgSq: big, first: 3 }), RangeError, /multiple of 64/);
+    assertThrows(
+      () => adamwFlatStep(gpu, { ...a, expAvgSq: big, n: 64, first: 256 }),
+      RangeError,
+      /table \("table"\) has 16 bytes but elements up to 320 need 20/,
+    );
+    const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+    assertThrows(() => writeAdamHyper(gpu, big, h), RangeError, /step must be a positive integer .* got 0/);
+    assertThrows(
+      () => adamHyperValues({ ...h, step: 1, beta2: 1 }),
+      RangeError,
+      /beta2 must be in \[0, 1\), got 1/,
+    );
   },
 });

@@ -12,10 +12,21 @@
  * `seed` is word 0 of a small u32 storage buffer the trainer writes once a step; `stream` is a
  * constant per dropout site (layer·8 + site), so sites and steps get unrelated masks.
  * p = 0 keeps everything with scale 1: the kernel is then an exact copy (callers may skip it).
+ *
+ * Mixed precision: `dtype` "f16" stores x and out as f16 (x·scale computed in f32, rounded once on
+ * store). The PyTorch fixture test stays on the f32 path (f16 storage is a rounding of the same math).
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 
 const WG = 256;
 
@@ -34,9 +45,9 @@ fn dropoutHash(seed: u32, stream: u32, i: u32) -> u32 { return pcg((pcg(pcg(i) +
  * WGSL for out = keep ? x·scale : 0. `inPlace` binds x read-write and overwrites it (one buffer may
  * not be bound both read-only and writable in a dispatch).
  */
-export function dropoutWgsl(dtype: "f32" = "f32", inPlace = false): string {
+export function dropoutWgsl(dtype: Dtype = "f32", inPlace = false): string {
   const dst = inPlace ? "x" : "out";
-  return /* wgsl */ `
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params {n, threshold = ceil(p*2^32), scale, stream}, seed: u32 (seed[0] read),
 // x: (n)${inPlace ? " (overwritten)" : ", out: (n)"}
 struct Params { n: u32, threshold: u32, scale: f32, stream: u32 }
@@ -90,6 +101,8 @@ export interface DropoutArgs {
   seed: GPUBuffer;
   /** Per-site constant (layer·8 + site), a u32. */
   stream: number;
+  /** Storage type of x and out (default f32). */
+  dtype?: Dtype;
 }
 
 /**
@@ -98,6 +111,9 @@ export interface DropoutArgs {
  */
 export function dropout(gpu: Gpu, a: DropoutArgs): Dispatch {
   const op = "dropout()";
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const bytes = a.n * dtypeBytes(dtype);
   if (!Number.isInteger(a.n) || a.n < 1) {
     throw new RangeError(`${op}: n must be a positive integer, got ${a.n}`);
   }
@@ -106,11 +122,9 @@ export function dropout(gpu: Gpu, a: DropoutArgs): Dispatch {
   }
   const t = threshold(a.p);
   for (const [name, buf] of [["x", a.x], ["out", a.out]] as const) {
-    if (buf.size < a.n * 4) {
+    if (buf.size < bytes) {
       throw new RangeError(
-        `${op}: buffer "${name}" has ${buf.size} bytes but n = ${a.n} needs ${
-          a.n * 4
-        }; allocate a larger buffer`,
+        `${op}: buffer "${name}" has ${buf.size} bytes but n = ${a.n} needs ${bytes}; allocate a larger buffer`,
       );
     }
   }
@@ -120,7 +134,7 @@ export function dropout(gpu: Gpu, a: DropoutArgs): Dispatch {
   const inPlace = a.x === a.out;
   return gpu.dispatch(
     inPlace ? "dropout.inPlace" : "dropout",
-    dropoutWgsl("f32", inPlace),
+    dropoutWgsl(dtype, inPlace),
     [["u32", a.n], ["u32", t], ["f32", dropoutScale(a.p)], ["u32", a.stream]],
     inPlace ? [a.seed, a.x] : [a.seed, a.x, a.out],
     grid(a.n, WG),

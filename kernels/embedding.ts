@@ -6,10 +6,22 @@
  * The backward never needs float atomics: the host groups token positions by row id into a CSR
  * index ({@linkcode buildEmbeddingIndex}), and one workgroup per unique row sums that row's
  * gradients in a fixed order, so the result is deterministic.
+ *
+ * Mixed precision: `dtype` "f16" stores the forward's `out` and reads the backward's `dout` as f16;
+ * tables and their gradients stay f32, and all sums are f32. Finite-difference and PyTorch tests stay
+ * on the f32 path (f16 storage is a rounding of the same math).
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the element-wise forward and position backward. */
@@ -18,6 +30,16 @@ const WG = 256;
 const ROW_WG = 64;
 /** u32 words in the index meta buffer: [unique row count, token count]. */
 const META_WORDS = 2;
+
+/** `e` (an f32 expression) stored into a `dtype` buffer: converted for f16, as is for f32. */
+function store(dtype: Dtype, e: string): string {
+  return dtype === "f32" ? e : `${dtype}(${e})`;
+}
+
+/** `e` (an element of a `dtype` buffer) as f32. */
+function load(dtype: Dtype, e: string): string {
+  return dtype === "f32" ? e : `f32(${e})`;
+}
 
 /**
  * Checks that every id is an integer in [0, vocabSize) before it is uploaded.
@@ -46,19 +68,20 @@ export function validateTokenIds(ids: Int32Array, vocabSize: number, what = "Tok
 
 /**
  * WGSL for the embeddings sum. Ids are clamped into range so a bad id never reads out of bounds
- * (the host rejects them first with {@linkcode validateTokenIds}).
+ * (the host rejects them first with {@linkcode validateTokenIds}). `dtype`: storage of `out` (the
+ * tables are f32; the sum is f32, rounded once on store).
  */
-export function embeddingForwardWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function embeddingForwardWgsl(dtype: Dtype = "f32"): string {
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params, inputIds: (B*T) i32, tokenTypeIds: (B*T) i32, word: (V, C), position: (>=T, C),
 // tokenType: (TV, C), out: (B, T, C)
 struct Params { n: u32, T: u32, dim: u32, vocab: u32, typeVocab: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> inputIds: array<i32>;
 @group(0) @binding(2) var<storage, read> tokenTypeIds: array<i32>;
-@group(0) @binding(3) var<storage, read> word: array<${dtype}>;
-@group(0) @binding(4) var<storage, read> position: array<${dtype}>;
-@group(0) @binding(5) var<storage, read> tokenType: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> word: array<f32>;
+@group(0) @binding(4) var<storage, read> position: array<f32>;
+@group(0) @binding(5) var<storage, read> tokenType: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<${dtype}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -70,14 +93,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let id = u32(clamp(inputIds[token], 0, i32(p.vocab) - 1));
   let tt = u32(clamp(tokenTypeIds[token], 0, i32(p.typeVocab) - 1));
   // HF order: (inputs_embeds + token_type_embeddings) + position_embeddings
-  out[i] = (word[id * p.dim + c] + tokenType[tt * p.dim + c]) + position[t * p.dim + c];
+  out[i] = ${store(dtype, "(word[id * p.dim + c] + tokenType[tt * p.dim + c]) + position[t * p.dim + c]")};
 }`;
 }
 
 /**
  * Prepares out = word[ids] + tokenType[tokenTypeIds] + position[0..T-1].
  * Shapes: inputIds, tokenTypeIds (B*T) i32; word (vocabSize, dim); position (>= T, dim);
- * tokenType (typeVocabSize, dim); out (B, T, dim).
+ * tokenType (typeVocabSize, dim); out (B, T, dim) of `dtype` (default f32; tables always f32).
  * @example
  * ```ts ignore
  * const d = embeddingForward(gpu, { inputIds, tokenTypeIds, word, position, tokenType, out,
@@ -99,9 +122,13 @@ export function embeddingForward(
     dim: number;
     vocabSize: number;
     typeVocabSize: number;
+    /** Storage type of `out` (default f32). */
+    dtype?: Dtype;
   },
 ): Dispatch {
   const op = "embeddingForward";
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
   for (const k of ["batch", "T", "dim", "vocabSize", "typeVocabSize"] as const) checkCount(op, k, a[k]);
   const tokens = a.batch * a.T;
   const n = tokens * a.dim;
@@ -122,10 +149,10 @@ export function embeddingForward(
     a.typeVocabSize * a.dim * 4,
     `${a.typeVocabSize * a.dim} values`,
   );
-  checkBuffer(op, `out (${a.batch}, ${a.T}, ${a.dim})`, a.out, n * 4, `${n} values`);
+  checkBuffer(op, `out (${a.batch}, ${a.T}, ${a.dim})`, a.out, n * dtypeBytes(dtype), `${n} ${dtype} values`);
   return gpu.dispatch(
     op,
-    embeddingForwardWgsl(),
+    embeddingForwardWgsl(dtype),
     [["u32", n], ["u32", a.T], ["u32", a.dim], ["u32", a.vocabSize], ["u32", a.typeVocabSize]],
     [a.inputIds, a.tokenTypeIds, a.word, a.position, a.tokenType, a.out],
     grid(n, WG),
@@ -279,8 +306,8 @@ export function writeEmbeddingIndex(gpu: Gpu, buffers: EmbeddingIndexBuffers, in
  * groups, those past the row count exit), dTable[row] += sum. Otherwise one workgroup per table row:
  * a binary search finds its group, and rows no token uses are written as zeros.
  */
-export function embeddingBackwardWgsl(accumulate: boolean, dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function embeddingBackwardWgsl(accumulate: boolean, dtype: Dtype = "f32"): string {
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params, counts (index meta): [rowCount, tokenCount] u32, rows: (capacity) u32, starts: (capacity+1) u32,
 // positions: (capacity) u32, dout: (capacity, C), dTable: (tableRows, C)
 struct Params { dim: u32, capacity: u32, tableRows: u32 }
@@ -290,15 +317,15 @@ struct Params { dim: u32, capacity: u32, tableRows: u32 }
 @group(0) @binding(3) var<storage, read> starts: array<u32>;
 @group(0) @binding(4) var<storage, read> positions: array<u32>;
 @group(0) @binding(5) var<storage, read> dout: array<${dtype}>;
-@group(0) @binding(6) var<storage, read_write> dTable: array<${dtype}>;
+@group(0) @binding(6) var<storage, read_write> dTable: array<f32>;
 
 // Sum of dout over the tokens of index group r, for column c, in index order.
-fn groupSum(r: u32, c: u32, tokenCount: u32) -> ${dtype} {
-  var s: ${dtype} = 0.0;
+fn groupSum(r: u32, c: u32, tokenCount: u32) -> f32 {
+  var s: f32 = 0.0;
   let end = min(starts[r + 1u], tokenCount);
   for (var k = starts[r]; k < end; k++) {
     let pos = positions[k];
-    if (pos < p.capacity) { s += dout[pos * p.dim + c]; }
+    if (pos < p.capacity) { s += ${load(dtype, "dout[pos * p.dim + c]")}; }
   }
   return s;
 }
@@ -329,7 +356,7 @@ ${
   }
   let found = lo < rowCount && rows[lo] == g;
   for (var c = lid.x; c < p.dim; c += ${ROW_WG}u) {
-    var s: ${dtype} = 0.0;
+    var s: f32 = 0.0;
     if (found) { s = groupSum(lo, c, tokenCount); }
     dTable[g * p.dim + c] = s;
   }`
@@ -342,7 +369,8 @@ ${
  * with {@linkcode writeEmbeddingIndex}. Shapes: dout (capacity, dim); dTable (tableRows, dim).
  * `accumulate` (default true) adds into dTable and touches only rows in the index; false overwrites
  * every row (zeros where no token uses it) and never reads dTable.
- * `tableRows` defaults to the rows dTable's size holds.
+ * `tableRows` defaults to the rows dTable's size holds. `dtype`: storage of dout (default f32);
+ * dTable is always f32.
  * @example
  * ```ts ignore
  * const d = embeddingBackward(gpu, { dout, index: wordIndex, dTable: dWord, dim: 768 });
@@ -357,14 +385,24 @@ export function embeddingBackward(
     dim: number;
     accumulate?: boolean;
     tableRows?: number;
+    /** Storage type of `dout` (default f32). */
+    dtype?: Dtype;
   },
 ): Dispatch {
   const op = "embeddingBackward";
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
   checkCount(op, "dim", a.dim);
   const capacity = a.index.capacity;
   const tableRows = a.tableRows ?? Math.floor(a.dTable.size / (4 * a.dim));
   checkCount(op, "tableRows", tableRows);
-  checkBuffer(op, `dout (${capacity}, ${a.dim})`, a.dout, capacity * a.dim * 4, `${capacity * a.dim} values`);
+  checkBuffer(
+    op,
+    `dout (${capacity}, ${a.dim})`,
+    a.dout,
+    capacity * a.dim * dtypeBytes(dtype),
+    `${capacity * a.dim} ${dtype} values`,
+  );
   checkBuffer(
     op,
     `dTable (${tableRows}, ${a.dim})`,
@@ -375,7 +413,7 @@ export function embeddingBackward(
   const accumulate = a.accumulate ?? true;
   return gpu.dispatch(
     accumulate ? "embeddingBackward.accumulate" : "embeddingBackward",
-    embeddingBackwardWgsl(accumulate),
+    embeddingBackwardWgsl(accumulate, dtype),
     [["u32", a.dim], ["u32", capacity], ["u32", tableRows]],
     [a.index.meta, a.index.rows, a.index.starts, a.index.positions, a.dout, a.dTable],
     grid(accumulate ? capacity : tableRows, 1),
@@ -383,21 +421,21 @@ export function embeddingBackward(
 }
 
 /** WGSL for dPosition[t,:] (+)= sum over b of dout[b,t,:], b ascending; rows t >= T get 0 (or stay). */
-export function positionEmbeddingBackwardWgsl(accumulate: boolean, dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function positionEmbeddingBackwardWgsl(accumulate: boolean, dtype: Dtype = "f32"): string {
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params, dout: (B, T, C), dPosition: (tableRows, C)
 struct Params { n: u32, batch: u32, T: u32, dim: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
-@group(0) @binding(2) var<storage, read_write> dPosition: array<${dtype}>;
+@group(0) @binding(2) var<storage, read_write> dPosition: array<f32>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= p.n) { return; }
   let t = i / p.dim;
-  var s: ${dtype} = 0.0;
+  var s: f32 = 0.0;
   if (t < p.T) {
-    for (var b = 0u; b < p.batch; b++) { s += dout[b * p.T * p.dim + i]; }
+    for (var b = 0u; b < p.batch; b++) { s += ${load(dtype, "dout[b * p.T * p.dim + i]")}; }
   }
   ${accumulate ? "if (t < p.T) { dPosition[i] += s; }" : "dPosition[i] = s;"}
 }`;
@@ -406,7 +444,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 /**
  * Prepares dPosition[t,:] (+)= sum over b of dout[b,t,:] for t < T. Shapes: dout (B, T, dim);
  * dPosition (tableRows, dim), tableRows >= T (default T). Without `accumulate` (default true) rows
- * T..tableRows-1 are written as zeros, so the whole table gradient is defined.
+ * T..tableRows-1 are written as zeros, so the whole table gradient is defined. `dtype`: storage of
+ * dout (default f32); dPosition is always f32.
  * @example
  * ```ts ignore
  * const d = positionEmbeddingBackward(gpu, { dout, dPosition, batch: 2, T: 8, dim: 16 });
@@ -422,9 +461,13 @@ export function positionEmbeddingBackward(
     dim: number;
     accumulate?: boolean;
     tableRows?: number;
+    /** Storage type of `dout` (default f32). */
+    dtype?: Dtype;
   },
 ): Dispatch {
   const op = "positionEmbeddingBackward";
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
   for (const k of ["batch", "T", "dim"] as const) checkCount(op, k, a[k]);
   const tableRows = a.tableRows ?? a.T;
   if (!Number.isInteger(tableRows) || tableRows < a.T) {
@@ -434,8 +477,8 @@ export function positionEmbeddingBackward(
     op,
     `dout (${a.batch}, ${a.T}, ${a.dim})`,
     a.dout,
-    a.batch * a.T * a.dim * 4,
-    `${a.batch * a.T * a.dim} values`,
+    a.batch * a.T * a.dim * dtypeBytes(dtype),
+    `${a.batch * a.T * a.dim} ${dtype} values`,
   );
   checkBuffer(
     op,
@@ -448,7 +491,7 @@ export function positionEmbeddingBackward(
   const n = (accumulate ? a.T : tableRows) * a.dim;
   return gpu.dispatch(
     accumulate ? "positionEmbeddingBackward.accumulate" : "positionEmbeddingBackward",
-    positionEmbeddingBackwardWgsl(accumulate),
+    positionEmbeddingBackwardWgsl(accumulate, dtype),
     [["u32", n], ["u32", a.batch], ["u32", a.T], ["u32", a.dim]],
     [a.dout, a.dPosition],
     grid(n, WG),

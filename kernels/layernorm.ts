@@ -7,35 +7,38 @@
  * the row, and both sums run over s minus the row's first value, so a large common offset such as
  * 1e3 + noise keeps float32 precision.
  *
- * Backward (xhat = (s - mean)·rstd, g = dout·gamma):
- *   ds = rstd·(g - mean(g) - xhat·mean(g·xhat))            per row
- *   dgamma = Σ_rows dout·xhat, dbeta = Σ_rows dout            column partials per chunk of rows,
- *                                                            then a fixed-order sum of the chunks
+ * Backward (xhat = (s - mean)·rstd, g = dout·gamma), dx per row:
+ *   ds = rstd·(g - mean(g) - xhat·mean(g·xhat))
+ * dgamma = Σ_rows dout·xhat and dbeta = Σ_rows dout are column sums, computed with the layer's bias
+ * gradients by kernels/param_grads.ts; {@linkcode layerNormBackwardRef} gives all three for the tests.
  * No float atomics, so every result is deterministic. The row kernels come in two variants
  * ({@linkcode LayerNormVariant}): a workgroup per row for GPUs, a thread per row for software
  * adapters.
+ *
+ * `dtype` "f16" stores the activations (x, residual, sum, out, dout, input, dx, dxDrop) as float16;
+ * gamma, beta, mean and rstd stay float32, and all arithmetic is float32.
+ * The finite-difference and PyTorch tests stay on the f32 path (f16 storage rounds the same math).
  * @module
  */
 
-import { BufferView, type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import {
+  BufferView,
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  type Param,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { dropoutHashWgsl, dropoutScale, dropoutThreshold } from "./dropout.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
 /** Threads per workgroup of the row kernels (power of two for the tree reduction). */
 const ROW_WG = 128;
-/** Threads per workgroup of the column kernels (one thread per column) and of the fallback row kernels. */
-const COL_WG = 64;
-/** Rows per chunk in the dgamma/dbeta partials, at least; grows so there are at most MAX_CHUNKS. */
-const MIN_CHUNK_ROWS = 32;
-const MAX_CHUNKS = 1024;
-
-function rowsPerChunk(rows: number): number {
-  return Math.max(MIN_CHUNK_ROWS, Math.ceil(rows / MAX_CHUNKS));
-}
-
-function chunkCount(rows: number): number {
-  return Math.ceil(rows / rowsPerChunk(rows));
-}
+/** Threads per workgroup of the fallback row kernels (one thread per row). */
+const FALLBACK_WG = 64;
 
 /** Throws if a buffer the kernel writes is also bound under another name (WebGPU rejects that). */
 function checkNoAlias(
@@ -70,9 +73,9 @@ function rowKernel(
 ): { attrs: string; head: string; step: string; reduce: string } {
   if (perThread) {
     return {
-      attrs: `@compute @workgroup_size(${COL_WG})
+      attrs: `@compute @workgroup_size(${FALLBACK_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {`,
-      head: `let row = gid.x + gid.y * nwg.x * ${COL_WG}u;
+      head: `let row = gid.x + gid.y * nwg.x * ${FALLBACK_WG}u;
   let first = 0u;
   let leader = true;`,
       step: "1u",
@@ -109,7 +112,7 @@ function usePerThread(gpu: Gpu, variant: LayerNormVariant): boolean {
 }
 
 function rowGroups(rows: number, perThread: boolean): [number, number] {
-  return perThread ? grid(rows, COL_WG) : grid(rows, 1);
+  return perThread ? grid(rows, FALLBACK_WG) : grid(rows, 1);
 }
 
 /**
@@ -119,12 +122,14 @@ function rowGroups(rows: number, perThread: boolean): [number, number] {
  * read from one binding at element offsets (the storage-binding budget is 8).
  */
 export function layerNormForwardWgsl(
-  dtype: "f32" = "f32",
+  dtype: Dtype = "f32",
   fused = false,
   perThread = false,
   drop = false,
 ): string {
   if (drop) return layerNormForwardDropoutWgsl(dtype, perThread);
+  // With f16 storage, s is rounded to f16 before the statistics: they then describe the stored sum.
+  const s = fused ? roundTo(dtype, "f32(x[i]) + f32(residual[i])") : "f32(x[i])";
   const k = rowKernel(perThread, "f32");
   const io = fused
     ? `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;
@@ -132,7 +137,7 @@ export function layerNormForwardWgsl(
 @group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;`
     : `@group(0) @binding(1) var<storage, read> x: array<${dtype}>;`;
   const b = fused ? 4 : 2;
-  return /* wgsl */ `
+  return wgslEnable(dtype) + /* wgsl */ `
 // layerNormForward (${perThread ? "one thread" : "one workgroup"} per row)
 // bindings: params {rows, cols, eps}, x: (rows, cols),${
     fused ? " residual: (rows, cols), sum: (rows, cols)," : ""
@@ -141,13 +146,13 @@ export function layerNormForwardWgsl(
 struct Params { rows: u32, cols: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${io}
-@group(0) @binding(${b}) var<storage, read> gamma: array<${dtype}>;
-@group(0) @binding(${b + 1}) var<storage, read> beta: array<${dtype}>;
+@group(0) @binding(${b}) var<storage, read> gamma: array<f32>;
+@group(0) @binding(${b + 1}) var<storage, read> beta: array<f32>;
 @group(0) @binding(${b + 2}) var<storage, read_write> out: array<${dtype}>;
 @group(0) @binding(${b + 3}) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(${b + 4}) var<storage, read_write> rstd: array<f32>;
 ${k.reduce}
-fn load(i: u32) -> f32 { return ${fused ? "f32(x[i]) + f32(residual[i])" : "f32(x[i])"}; }
+fn load(i: u32) -> f32 { return ${s}; }
 ${k.attrs}
   ${k.head}
   if (row >= p.rows) { return; }
@@ -178,9 +183,18 @@ ${k.attrs}
 }`;
 }
 
-function layerNormForwardDropoutWgsl(dtype: "f32", perThread: boolean): string {
+/** `e` (an f32 expression) rounded to `dtype` and widened back: the value a `dtype` store keeps. */
+function roundTo(dtype: Dtype, e: string): string {
+  return dtype === "f32" ? e : `f32(${dtype}(${e}))`;
+}
+
+function layerNormForwardDropoutWgsl(dtype: Dtype, perThread: boolean): string {
   const k = rowKernel(perThread, "f32");
-  return /* wgsl */ `
+  const s = roundTo(
+    dtype,
+    `f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i])`,
+  );
+  return wgslEnable(dtype) + /* wgsl */ `
 // layerNormForward of dropout(x) + residual (${perThread ? "one thread" : "one workgroup"} per row)
 // bindings: params {rows, cols, eps, gammaAt, betaAt, threshold, scale, stream}, x, residual, sum: (rows, cols),
 // gb: gamma at gammaAt and beta at betaAt (cols each), out: (rows, cols), mean, rstd: (rows), seed: u32
@@ -189,7 +203,7 @@ struct Params { rows: u32, cols: u32, eps: f32, gammaAt: u32, betaAt: u32, thres
 @group(0) @binding(1) var<storage, read> x: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> residual: array<${dtype}>;
 @group(0) @binding(3) var<storage, read_write> sum: array<${dtype}>;
-@group(0) @binding(4) var<storage, read> gb: array<${dtype}>;
+@group(0) @binding(4) var<storage, read> gb: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<${dtype}>;
 @group(0) @binding(6) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
@@ -198,7 +212,7 @@ ${dropoutHashWgsl()}
 ${k.reduce}
 fn load(i: u32) -> f32 {
   let keep = dropoutHash(seed[0], p.stream, i) >= p.threshold;
-  return f32(select(${dtype}(0.0), ${dtype}(f32(x[i]) * p.scale), keep)) + f32(residual[i]);
+  return ${s};
 }
 ${k.attrs}
   ${k.head}
@@ -235,10 +249,10 @@ ${k.attrs}
  * With `drop`, dx also goes through an inverted dropout into `dxDrop` (the gradient of the branch that
  * was dropped before the residual add; the mask regenerated as kernels/dropout.ts does).
  */
-export function layerNormBackwardDxWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
+export function layerNormBackwardDxWgsl(dtype: Dtype = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread, "vec2f");
-  return /* wgsl */ `
-// layerNormBackward dx (${perThread ? "one thread" : "one workgroup"} per row)${
+  return wgslEnable(dtype) + /* wgsl */ `
+// layerNormBackwardDx (${perThread ? "one thread" : "one workgroup"} per row)${
     drop ? ", and its dropout" : ""
   }
 // bindings: params {rows, cols, accumulate${
@@ -253,7 +267,7 @@ struct Params { rows: u32, cols: u32, accumulate: u32${
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
 @group(0) @binding(2) var<storage, read> input: array<${dtype}>;
-@group(0) @binding(3) var<storage, read> gamma: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<${dtype}>;
@@ -294,65 +308,6 @@ ${k.attrs}
 }`;
 }
 
-/** WGSL for the dgamma/dbeta partials: one thread per (column, chunk of rows). */
-export function layerNormParamPartialsWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
-// bindings: params {rows, cols, chunkRows, chunks}, dout: (rows, cols), input: (rows, cols),
-// mean: (rows), rstd: (rows), scratch: (2, chunks, cols) = [dgamma partials; dbeta partials]
-struct Params { rows: u32, cols: u32, chunkRows: u32, chunks: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
-@group(0) @binding(2) var<storage, read> input: array<${dtype}>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> rstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
-  let c = gid.x;
-  let k = wg.y;
-  if (c >= p.cols || k >= p.chunks) { return; }
-  let r0 = k * p.chunkRows;
-  let r1 = min(p.rows, r0 + p.chunkRows);
-  var dg = 0.0;
-  var db = 0.0;
-  for (var r = r0; r < r1; r++) {
-    let d = f32(dout[r * p.cols + c]);
-    dg += d * (f32(input[r * p.cols + c]) - mean[r]) * rstd[r];
-    db += d;
-  }
-  scratch[k * p.cols + c] = dg;
-  scratch[(p.chunks + k) * p.cols + c] = db;
-}`;
-}
-
-/** WGSL summing the chunk partials in order into dgamma and dbeta (`accumulate`: +=). */
-export function layerNormParamSumWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
-// bindings: params {cols, chunks, accumulate}, scratch: (2, chunks, cols), dgamma: (cols), dbeta: (cols)
-struct Params { cols: u32, chunks: u32, accumulate: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> scratch: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dgamma: array<${dtype}>;
-@group(0) @binding(3) var<storage, read_write> dbeta: array<${dtype}>;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x;
-  if (c >= p.cols) { return; }
-  var dg = 0.0;
-  var db = 0.0;
-  for (var k = 0u; k < p.chunks; k++) {
-    dg += scratch[k * p.cols + c];
-    db += scratch[(p.chunks + k) * p.cols + c];
-  }
-  if (p.accumulate != 0u) {
-    dg += f32(dgamma[c]);
-    db += f32(dbeta[c]);
-  }
-  dgamma[c] = ${dtype}(dg);
-  dbeta[c] = ${dtype}(db);
-}`;
-}
-
 /** Arguments of {@linkcode layerNormForward}. */
 export interface LayerNormForwardArgs {
   /** (rows, cols) input. */
@@ -382,6 +337,8 @@ export interface LayerNormForwardArgs {
    * backward regenerates it). gamma and beta must then be views of one buffer (the parameter arena).
    */
   dropout?: { p: number; seed: GPUBuffer; stream: number };
+  /** Storage type of x, residual, sum and out (gamma, beta, mean, rstd are f32). @default "f32" */
+  dtype?: Dtype;
 }
 
 /**
@@ -405,7 +362,9 @@ export function layerNormForward(
   if (fused !== (a.sum !== undefined)) {
     throw new RangeError(`${op}: pass both "residual" and "sum" (to fuse the residual add) or neither`);
   }
-  const n = a.rows * a.cols * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const n = a.rows * a.cols * dtypeBytes(dtype);
   const shape = `rows ${a.rows} x cols ${a.cols}`;
   const rowBuffers: [string, GPUBuffer | undefined][] = [["x", a.x], ["residual", a.residual], [
     "sum",
@@ -425,7 +384,7 @@ export function layerNormForward(
     : [a.x, a.gamma, a.beta, a.out, a.mean, a.rstd];
   return gpu.dispatch(
     fused ? "layerNormForward.residual" : "layerNormForward",
-    layerNormForwardWgsl("f32", fused, perThread),
+    layerNormForwardWgsl(dtype, fused, perThread),
     [["u32", a.rows], ["u32", a.cols], ["f32", a.eps]],
     buffers,
     rowGroups(a.rows, perThread),
@@ -459,7 +418,7 @@ function layerNormForwardDropout(
   const gb = new BufferView(gamma.buffer, first, end - first, `${gamma.label}+${beta.label}`);
   return gpu.dispatch(
     "layerNormForward.residual.dropout",
-    layerNormForwardWgsl("f32", true, perThread, true),
+    layerNormForwardWgsl(a.dtype ?? "f32", true, perThread, true),
     [
       ["u32", a.rows],
       ["u32", a.cols],
@@ -475,17 +434,12 @@ function layerNormForwardDropout(
   );
 }
 
-/** Bytes of the `scratch` buffer {@linkcode layerNormBackward} needs: 2 × chunks × cols floats. */
-export function layerNormScratchBytes(rows: number, cols: number): number {
-  checkCount("layerNormScratchBytes()", "rows", rows);
-  checkCount("layerNormScratchBytes()", "cols", cols);
-  return 2 * chunkCount(rows) * cols * 4;
-}
-
-/** Arguments of {@linkcode layerNormBackward}. */
-export interface LayerNormBackwardArgs {
+/** Arguments of {@linkcode layerNormBackwardDx}. */
+export interface LayerNormBackwardDxArgs {
   /** (rows, cols) gradient of the output. */
   dout: GPUBuffer;
+  /** Storage type of dout, input, dx and dxDrop (gamma, mean, rstd: f32). @default "f32" */
+  dtype?: Dtype;
   /** (rows, cols) the LayerNorm input: x, or `sum` when the residual was fused. */
   input: GPUBuffer;
   /** (cols) */
@@ -496,106 +450,37 @@ export interface LayerNormBackwardArgs {
   rstd: GPUBuffer;
   /** (rows, cols) gradient of the input; must not alias dout or input. */
   dx: GPUBuffer;
-  /** (cols) */
-  dgamma: GPUBuffer;
-  /** (cols) */
-  dbeta: GPUBuffer;
   /** Rows (B·T). */
   rows: number;
   /** Values per row (hidden size C). */
   cols: number;
   /** dx += result instead of dx = result. Default false. */
   accumulateDx?: boolean;
-  /** dgamma += and dbeta += (gradients accumulate over micro-batches). Default true. */
-  accumulateParams?: boolean;
-  /** At least {@linkcode layerNormScratchBytes}(rows, cols) bytes for the column partials. */
-  scratch: GPUBuffer;
+  /**
+   * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
+   * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
+   */
+  dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
 }
 
 /**
- * Prepares the LayerNorm backward: three dispatches (dx per row; dgamma/dbeta partials per chunk of
- * rows; their fixed-order sum). With a fused residual, dx is the gradient of the sum, which flows to
- * both the residual and x unchanged. `variant` picks the dx row kernel ({@linkcode LayerNormVariant}).
- * @throws {RangeError} for non-positive shapes or buffers too small (scratch included).
- */
-export function layerNormBackward(
-  gpu: Gpu,
-  a: LayerNormBackwardArgs,
-  variant: LayerNormVariant = "auto",
-): Dispatch[] {
-  const op = "layerNormBackward()";
-  checkCount(op, "rows", a.rows);
-  checkCount(op, "cols", a.cols);
-  const n = a.rows * a.cols * 4;
-  const shape = `rows ${a.rows} x cols ${a.cols}`;
-  checkBuffer(op, "dout", a.dout, n, shape);
-  checkBuffer(op, "input", a.input, n, shape);
-  checkBuffer(op, "dx", a.dx, n, shape);
-  checkBuffer(op, "gamma", a.gamma, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "dgamma", a.dgamma, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "dbeta", a.dbeta, a.cols * 4, `cols ${a.cols}`);
-  checkBuffer(op, "mean", a.mean, a.rows * 4, `rows ${a.rows}`);
-  checkBuffer(op, "rstd", a.rstd, a.rows * 4, `rows ${a.rows}`);
-  checkBuffer(
-    op,
-    "scratch",
-    a.scratch,
-    layerNormScratchBytes(a.rows, a.cols),
-    `${shape} (layerNormScratchBytes)`,
-  );
-  const { dout, input, gamma, mean, rstd, dx, dgamma, dbeta, scratch } = a;
-  checkNoAlias(op, { dx, dgamma, dbeta, scratch }, {
-    dout,
-    input,
-    gamma,
-    mean,
-    rstd,
-    dx,
-    dgamma,
-    dbeta,
-    scratch,
-  });
-  const chunks = chunkCount(a.rows);
-  const colGroups = Math.ceil(a.cols / COL_WG);
-  return [
-    layerNormBackwardDx(gpu, a, variant),
-    gpu.dispatch(
-      "layerNormBackward.paramPartials",
-      layerNormParamPartialsWgsl(),
-      [["u32", a.rows], ["u32", a.cols], ["u32", rowsPerChunk(a.rows)], ["u32", chunks]],
-      [a.dout, a.input, a.mean, a.rstd, a.scratch],
-      [colGroups, chunks],
-    ),
-    gpu.dispatch(
-      "layerNormBackward.paramSum",
-      layerNormParamSumWgsl(),
-      [["u32", a.cols], ["u32", chunks], ["u32", a.accumulateParams === false ? 0 : 1]],
-      [a.scratch, a.dgamma, a.dbeta],
-      [colGroups],
-    ),
-  ];
-}
-
-/**
- * Prepares only the dx pass of the LayerNorm backward (one dispatch): for engines that reduce dgamma
- * and dbeta together with other column sums (kernels/param_grads.ts).
+ * Prepares the LayerNorm backward's dx pass (one dispatch); dgamma and dbeta are column sums that
+ * kernels/param_grads.ts reduces together with the layer's bias gradients. With a fused residual, dx is
+ * the gradient of the sum, which flows to both the residual and x unchanged. `variant` picks the row
+ * kernel ({@linkcode LayerNormVariant}).
  * @throws {RangeError} for non-positive shapes, buffers too small, or dx aliasing an input.
  */
 export function layerNormBackwardDx(
   gpu: Gpu,
-  a: Omit<LayerNormBackwardArgs, "dgamma" | "dbeta" | "scratch" | "accumulateParams"> & {
-    /**
-     * Also dxDrop = dropout(dx) with the forward's mask (p, seed buffer, stream as in kernels/dropout.ts):
-     * the gradient of a branch dropped before the residual add. Needs accumulateDx off; p = 0 is a plain copy.
-     */
-    dropout?: { p: number; seed: GPUBuffer; stream: number; dxDrop: GPUBuffer };
-  },
+  a: LayerNormBackwardDxArgs,
   variant: LayerNormVariant = "auto",
 ): Dispatch {
   const op = "layerNormBackwardDx()";
   checkCount(op, "rows", a.rows);
   checkCount(op, "cols", a.cols);
-  const n = a.rows * a.cols * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const n = a.rows * a.cols * dtypeBytes(dtype);
   const shape = `rows ${a.rows} x cols ${a.cols}`;
   checkBuffer(op, "dout", a.dout, n, shape);
   checkBuffer(op, "input", a.input, n, shape);
@@ -628,8 +513,8 @@ export function layerNormBackwardDx(
   const params: Param[] = [["u32", a.rows], ["u32", a.cols], ["u32", a.accumulateDx ? 1 : 0]];
   if (d) params.push(["u32", dropoutThreshold(d.p)], ["f32", dropoutScale(d.p)], ["u32", d.stream]);
   return gpu.dispatch(
-    d ? "layerNormBackward.dx.dropout" : "layerNormBackward.dx",
-    layerNormBackwardDxWgsl("f32", perThread, !!d),
+    d ? "layerNormBackwardDx.dropout" : "layerNormBackwardDx",
+    layerNormBackwardDxWgsl(dtype, perThread, !!d),
     params,
     d
       ? [a.dout, a.input, a.gamma, a.mean, a.rstd, a.dx, d.seed, d.dxDrop]

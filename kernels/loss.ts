@@ -12,6 +12,10 @@
  * classification, the target for regression. A class label that is not an integer in
  * [0, numLabels) makes the loss and that row's dlogits NaN, so a bad batch cannot train silently
  * (no out-of-bounds read happens).
+ *
+ * Mixed precision: logits and dlogits stay f32. An optional `scale` buffer (f32[1], the dynamic loss
+ * scale S of torch.cuda.amp.GradScaler, written by the host) multiplies dlogits by S, so the whole
+ * backward carries S·grad; the loss value stays unscaled.
  * @module
  */
 
@@ -20,8 +24,12 @@ import type { Dispatch, Gpu } from "./runtime.ts";
 /** Threads in the single workgroup (power of two for the tree reduction). */
 const WG = 64;
 
-/** WGSL for the fused loss forward and backward. */
-export function lossWgsl(dtype: "f32" = "f32"): string {
+/**
+ * WGSL for the fused loss forward and backward. `scaled` binds `scale` (f32[1]) after dlogits and
+ * multiplies every dlogit by scale[0].
+ */
+export function lossWgsl(dtype: "f32" = "f32", scaled = false): string {
+  const gradScale = scaled ? "p.gradScale * scale[0]" : "p.gradScale";
   return /* wgsl */ `
 // bindings: params {batch, numLabels, gradScale, lossScale, accumulate, nan}, logits: (B, L),
 // labels: (B) f32, loss: (1), dlogits: (B, L). One workgroup; thread t takes rows t, t + ${WG}, ...
@@ -32,7 +40,11 @@ struct Params { batch: u32, numLabels: u32, gradScale: f32, lossScale: f32, accu
 @group(0) @binding(2) var<storage, read> labels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dlogits: array<${dtype}>;
-var<workgroup> red: array<f32, ${WG}>;
+${
+    scaled
+      ? "@group(0) @binding(5) var<storage, read> scale: array<f32>; // [S], the loss scale\n"
+      : ""
+  }var<workgroup> red: array<f32, ${WG}>;
 
 fn crossEntropyRow(b: u32) -> f32 {
   let L = p.numLabels;
@@ -46,14 +58,14 @@ fn crossEntropyRow(b: u32) -> f32 {
   let c = select(0u, u32(label), valid);
   for (var j = 0u; j < L; j++) {
     let g = exp(f32(logits[base + j]) - m) / s - select(0.0, 1.0, j == c);
-    dlogits[base + j] = ${dtype}(select(p.nan, g * p.gradScale, valid));
+    dlogits[base + j] = ${dtype}(select(p.nan, g * ${gradScale}, valid));
   }
   return select(p.nan, log(s) + m - f32(logits[base + c]), valid);
 }
 
 fn squaredErrorRow(b: u32) -> f32 {
   let d = f32(logits[b]) - labels[b];
-  dlogits[b] = ${dtype}(2.0 * d * p.gradScale);
+  dlogits[b] = ${dtype}(2.0 * d * ${gradScale});
   return d * d;
 }
 
@@ -97,6 +109,11 @@ export interface LossArgs {
   lossScale?: number;
   /** loss += instead of loss = (micro-batches). Default false. */
   accumulateLoss?: boolean;
+  /**
+   * f32[1], the dynamic loss scale S (GradScaler's), written by the host: dlogits are multiplied by
+   * scale[0] after gradScale; the loss is not. Omitted: no scaling (and the WGSL is unchanged).
+   */
+  scale?: GPUBuffer;
 }
 
 /**
@@ -121,6 +138,7 @@ export function lossForwardBackward(gpu: Gpu, a: LossArgs): Dispatch[] {
     ["labels", a.labels, a.batch, `(B ${a.batch})`],
     ["loss", a.loss, 1, "(1)"],
   ];
+  if (a.scale) sizes.push(["scale", a.scale, 1, "(1)"]);
   for (const [name, buf, n, shape] of sizes) {
     if (buf.size < n * 4) {
       throw new RangeError(
@@ -128,13 +146,16 @@ export function lossForwardBackward(gpu: Gpu, a: LossArgs): Dispatch[] {
       );
     }
   }
-  const { logits, labels, loss, dlogits } = a;
+  const { logits, labels, loss, dlogits, scale } = a;
   if (new Set([logits, labels, loss, dlogits]).size < 4) {
     throw new RangeError(`${op}: "logits", "labels", "loss" and "dlogits" must be four different buffers`);
   }
+  if (scale && (scale === loss || scale === dlogits)) {
+    throw new RangeError(`${op}: "scale" must not be the "loss" or "dlogits" buffer (they are written)`);
+  }
   return [gpu.dispatch(
     "lossForwardBackward",
-    lossWgsl(),
+    lossWgsl("f32", scale !== undefined),
     [
       ["u32", a.batch],
       ["u32", a.numLabels],
@@ -143,7 +164,7 @@ export function lossForwardBackward(gpu: Gpu, a: LossArgs): Dispatch[] {
       ["u32", a.accumulateLoss ? 1 : 0],
       ["f32", NaN],
     ],
-    [a.logits, a.labels, a.loss, a.dlogits],
+    scale ? [logits, labels, loss, dlogits, scale] : [logits, labels, loss, dlogits],
     [1],
   )];
 }

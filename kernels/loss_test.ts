@@ -11,7 +11,7 @@ import {
   randn,
   testGpu,
 } from "../tests/util.ts";
-import { FINITE_DIFF, KERNEL_F32, REF_F64 } from "../tests/tolerance.ts";
+import { EXACT, FINITE_DIFF, KERNEL_F32, REF_F64 } from "../tests/tolerance.ts";
 
 const FIXTURE = new URL("../tests/fixtures/kernels/loss.safetensors", import.meta.url).pathname;
 
@@ -27,7 +27,7 @@ async function gpuLoss(
   labels: ArrayLike<number>,
   batch: number,
   numLabels: number,
-  opts: { gradScale?: number; lossScale?: number; loss0?: number } = {},
+  opts: { gradScale?: number; lossScale?: number; loss0?: number; scale?: number } = {},
 ): Promise<LossRun> {
   const loss = opts.loss0 === undefined
     ? gpu.buffer("loss", 4)
@@ -45,6 +45,7 @@ async function gpuLoss(
     gradScale: opts.gradScale,
     lossScale: opts.lossScale,
     accumulateLoss: opts.loss0 !== undefined,
+    scale: opts.scale === undefined ? undefined : gpu.upload("scale", new Float32Array([opts.scale])),
   }));
   return { loss: (await gpu.readF32(loss, 1))[0], dlogits: await gpu.readF32(dlogits, batch * numLabels) };
 }
@@ -233,6 +234,59 @@ Deno.test({
     fails(
       () => lossForwardBackward(gpu, { ...args, batch: 3 }),
       'buffer "logits" has 32 bytes but (B 3, L 3) needs 36',
+    );
+  },
+});
+
+Deno.test({
+  name: "lossForwardBackward() with a loss scale buffer multiplies dlogits by S and leaves the loss unscaled",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(67);
+    for (const [B, L] of [[5, 3], [7, 1], [1, 2]]) {
+      const logits = f32(randn(rng, B * L, 3));
+      const labels = L === 1 ? f32(randn(rng, B)) : randomLabels(rng, B, L);
+      const ref = L === 1 ? mseRef(logits, labels, B) : crossEntropyRef(logits, labels, B, L);
+      for (const loss0 of [undefined, 0.75]) {
+        const opts = { gradScale: 1 / (2 * B), loss0 };
+        const plain = await gpuLoss(gpu, logits, labels, B, L, opts);
+        for (const S of [65536, 0.125, 3]) {
+          const label = `B ${B} L ${L} S ${S} accumulate ${loss0 !== undefined}`;
+          const got = await gpuLoss(gpu, logits, labels, B, L, { ...opts, scale: S });
+          assertClose([got.loss], [plain.loss], EXACT, `${label}: loss`);
+          // (g·gradScale)·S: a power-of-two S scales the float32 product exactly
+          const tol = Number.isInteger(Math.log2(S)) ? EXACT : KERNEL_F32;
+          assertClose(got.dlogits, plain.dlogits.map((g) => g * S), tol, `${label}: dlogits vs unscaled x S`);
+          assertClose(
+            got.dlogits.map((g) => g / S),
+            ref.dlogits.map((g) => g / 2),
+            KERNEL_F32,
+            `${label}: dlogits / S vs reference`,
+          );
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "lossForwardBackward() with a loss scale keeps NaN for a bad label and rejects a written scale buffer",
+  ...GPU_TEST,
+  fn: async () => {
+    const gpu = await testGpu();
+    const got = await gpuLoss(gpu, [0.5, -1, 2, 0, 1, 3], [1, 2.5], 2, 3, { scale: 1024 });
+    if (!Number.isNaN(got.loss) || !got.dlogits.slice(3).every(Number.isNaN)) {
+      throw new Error(`a bad label with a scale gave loss ${got.loss} and dlogits [${got.dlogits}]`);
+    }
+    if (!got.dlogits.slice(0, 3).every(Number.isFinite)) throw new Error(`valid row: [${got.dlogits}]`);
+    const b = (n: number) => gpu.buffer("b", n * 4);
+    const args = { logits: b(6), labels: b(2), loss: b(1), dlogits: b(6), batch: 2, numLabels: 3 };
+    throws(
+      () => lossForwardBackward(gpu, { ...args, scale: args.loss }),
+      (e) =>
+        e instanceof RangeError && e.message.includes('"scale" must not be the "loss" or "dlogits" buffer'),
     );
   },
 });

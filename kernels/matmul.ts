@@ -8,8 +8,9 @@
  * nn.Linear weight). Matrix z of a batch starts at `outer * stride[0] + inner * stride[1]` with
  * z = outer * heads + inner.
  *
- * Four kernels, all generated per (transA, transB, bias, beta != 0) so pipelines are cached by those
- * choices and never by shape (shapes, strides, alpha and beta are uniform parameters):
+ * Four kernels, all generated per (transA, transB, bias, beta != 0, activation, rowSum, dtypes) so
+ * pipelines are cached by those choices and never by shape (shapes, strides, alpha and beta are
+ * uniform parameters):
  * - "vec4" (fallback variant, aligned shapes): no shared memory; each thread owns an 8x8 output block
  *   in registers and loads A, B and out as vec4. Best on software adapters (lavapipe).
  * - "vec4-wide" (fallback variant, aligned and M, N >= 128): the same with a 16x16 block per thread,
@@ -19,10 +20,23 @@
  * - "tiled" (the "tiled" variant, picked by "auto" on real GPUs): 64x64 output tile per workgroup of
  *   16x16 threads, 4x4 outputs per thread, K in slices of 16 staged in shared memory; transposes are
  *   handled by the tile load so global reads stay coalesced.
+ *
+ * Mixed precision: `dtypes` gives each of A, B and out its storage type (f32 or f16; `aux` follows out,
+ * bias and rowSum stay f32). Every kernel converts on load and on store and accumulates in f32 (the
+ * tiled kernel's shared-memory tiles are f32). Finite-difference and PyTorch fixtures stay on the f32
+ * path: f16 storage is a rounding of the same math.
  * @module
  */
 
-import type { Dispatch, Gpu, Param } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  type Param,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { erfWgsl, geluBackwardRef, geluRef } from "./gelu.ts";
 
 /**
@@ -33,6 +47,19 @@ import { erfWgsl, geluBackwardRef, geluRef } from "./gelu.ts";
  *   dgrad matmul with the GELU backward, one dispatch instead of two).
  */
 export type MatmulActivation = "gelu" | "geluGrad";
+
+/**
+ * Storage type of each operand (default f32 each): activations in f16, weights and gradients in f32.
+ * `aux` follows `out`; `bias` and `rowSum` are always f32.
+ */
+export interface MatmulDtypes {
+  /** Storage type of A. @default "f32" */
+  a?: Dtype;
+  /** Storage type of B. @default "f32" */
+  b?: Dtype;
+  /** Storage type of out (and aux). @default "f32" */
+  out?: Dtype;
+}
 
 /** Arguments of {@linkcode matmul}: out = alpha * op(A)·op(B) + bias + beta * out. */
 export interface MatmulArgs {
@@ -92,6 +119,8 @@ export interface MatmulArgs {
    * instead of two. Only for batch 1.
    */
   rowSum?: GPUBuffer;
+  /** Storage types of A, B and out (and aux); f16 needs the device's shader-f16. @default all f32 */
+  dtypes?: MatmulDtypes;
 }
 
 /** Which kernel runs a {@linkcode matmul}. */
@@ -109,6 +138,20 @@ export interface MatmulShader {
   activation?: MatmulActivation;
   /** Also writes the row sums of op(A) (a fused bias gradient). */
   rowSum?: boolean;
+}
+
+/** {@linkcode MatmulDtypes} with every default applied. */
+type Dtypes = Required<MatmulDtypes>;
+
+/** Applies the f32 defaults and validates each storage type. */
+function resolveDtypes(d: MatmulDtypes | undefined): Dtypes {
+  const out: Dtypes = { a: d?.a ?? "f32", b: d?.b ?? "f32", out: d?.out ?? "f32" };
+  for (const [name, v] of Object.entries(out)) {
+    if (v !== "f32" && v !== "f16") {
+      throw new RangeError(`matmul: dtypes.${name} must be "f32" or "f16", got ${JSON.stringify(v)}`);
+    }
+  }
+  return out;
 }
 
 /** Every shape number resolved to its default, validated, plus the elements each operand spans. */
@@ -143,8 +186,11 @@ export type MatmulLayout = Omit<MatmulArgs, "a" | "b" | "out" | "bias" | "aux" |
 const U32_MAX = 0xffffffff;
 
 function describe(args: MatmulLayout): string {
-  const { M, N, K, transA = false, transB = false, batch = 1, heads = 1 } = args;
-  return `M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB}, batch=${batch}, heads=${heads}`;
+  const { M, N, K, transA = false, transB = false, batch = 1, heads = 1, dtypes } = args;
+  const d = dtypes && Object.values(dtypes).includes("f16")
+    ? `, dtypes a=${dtypes.a ?? "f32"} b=${dtypes.b ?? "f32"} out=${dtypes.out ?? "f32"}`
+    : "";
+  return `M=${M}, N=${N}, K=${K}, transA=${transA}, transB=${transB}, batch=${batch}, heads=${heads}${d}`;
 }
 
 /** Applies defaults and validates every shape number; errors name the op, the value and the shapes. */
@@ -235,7 +281,7 @@ function resolveLayout(args: MatmulLayout): Layout {
 
 /**
  * Elements each operand spans (one past its largest index) for the given shapes, strides and batch:
- * the float32 counts to allocate for A, B and out.
+ * the element counts to allocate for A, B and out (times dtypeBytes of each operand's dtype).
  *
  * @example
  * ```ts
@@ -249,7 +295,11 @@ export function matmulExtents(args: MatmulLayout): { a: number; b: number; out: 
   return { a: l.extentA, b: l.extentB, out: l.extentC };
 }
 
-/** True when every vec4 load and store of the "vec4" kernel is aligned and in range. */
+/**
+ * True when every vec4 load and store of the "vec4" kernel is aligned and in range. Counted in
+ * elements, so it holds for every dtype: an `array<vec4<f16>>` is indexed like `array<vec4<f32>>`
+ * (element / 4), with 8-byte instead of 16-byte elements.
+ */
 function vec4Aligned(l: Layout): boolean {
   const strides = [
     ...l.strideA,
@@ -329,31 +379,49 @@ function params(l: Layout): Param[] {
   ];
 }
 
-/** Binding declarations: params, a, b, bias?, out; `elem` is the array element type. */
-function bindings(s: MatmulShader, elem: string, dtype: string): string {
-  const biasElem = s.kernel === "vec4" || s.kernel === "vec4-wide" ? `vec4<${dtype}>` : dtype;
+/** A stored value (or vec4) of type `d` as f32 arithmetic: `f32(x)` for f16, `x` itself for f32. */
+function widen(d: Dtype, vec: boolean, x: string): string {
+  return d === "f32" ? x : `${vec ? "vec4<f32>" : "f32"}(${x})`;
+}
+
+/** An f32 value (or vec4) `x` as the storage type `d`: `f16(x)` for f16, `x` itself for f32. */
+function narrow(d: Dtype, vec: boolean, x: string): string {
+  return d === "f32" ? x : `${vec ? "vec4<f16>" : "f16"}(${x})`;
+}
+
+/**
+ * Binding declarations: params, A, B, bias?, aux?, rowSum?, out. The vec4 kernels bind vec4 arrays;
+ * A, B and out (and aux) have their storage types, bias and rowSum are f32.
+ */
+function bindings(s: MatmulShader, dt: Dtypes): string {
+  const vec = s.kernel === "vec4" || s.kernel === "vec4-wide";
+  const elem = (d: Dtype) => (vec ? `vec4<${d}>` : d);
   const decls = [
-    `var<storage, read> A: array<${elem}>;`,
-    `var<storage, read> B: array<${elem}>;`,
+    `var<storage, read> A: array<${elem(dt.a)}>;`,
+    `var<storage, read> B: array<${elem(dt.b)}>;`,
   ];
-  if (s.bias) decls.push(`var<storage, read> bias: array<${biasElem}>;`);
+  if (s.bias) decls.push(`var<storage, read> bias: array<${elem("f32")}>;`);
   if (s.activation) {
-    decls.push(`var<storage, ${s.activation === "gelu" ? "read_write" : "read"}> Aux: array<${elem}>;`);
+    decls.push(
+      `var<storage, ${s.activation === "gelu" ? "read_write" : "read"}> Aux: array<${elem(dt.out)}>;`,
+    );
   }
-  if (s.rowSum) decls.push(`var<storage, read_write> RS: array<${dtype}>;`);
-  decls.push(`var<storage, read_write> C: array<${elem}>;`);
+  if (s.rowSum) decls.push(`var<storage, read_write> RS: array<f32>;`);
+  decls.push(`var<storage, read_write> C: array<${elem(dt.out)}>;`);
   return `${PARAMS_WGSL}
 @group(0) @binding(0) var<uniform> p: Params;
 ${decls.map((d, i) => `@group(0) @binding(${i + 1}) ${d}`).join("\n")}${
-    s.activation ? activationWgsl(dtype) : ""
+    s.activation ? activationWgsl() : ""
   }`;
 }
 
 /**
- * WGSL of the fused epilogue functions, for f32 and vec4 values: gelu(y) = y·Φ(y) and
- * gelu'(x) = Φ(x) + x·φ(x), the same arithmetic as geluForwardWgsl / geluBackwardWgsl.
+ * WGSL of the fused epilogue functions, for f32 and vec4<f32> values (f16 storage is widened first):
+ * gelu(y) = y·Φ(y) and gelu'(x) = Φ(x) + x·φ(x), the same arithmetic as geluForwardWgsl /
+ * geluBackwardWgsl.
  */
-function activationWgsl(dtype: string): string {
+function activationWgsl(): string {
+  const dtype = "f32";
   return /* wgsl */ `
 ${erfWgsl()}
 fn gelu1(y: f32) -> f32 { return y * phi(y); }
@@ -377,17 +445,29 @@ const BATCH_BASES = `
 
 /**
  * `out = alpha * acc + bias + beta * out` for one element (or vec4, `vec`) at index `idx`, then the
- * fused activation, if any.
+ * fused activation, if any; out and aux are stored as `d` (converted on load and store).
  */
-function epilogue(s: MatmulShader, idx: string, acc: string, biasValue: string, vec = false): string {
+function epilogue(
+  s: MatmulShader,
+  idx: string,
+  acc: string,
+  biasValue: string,
+  d: Dtype,
+  vec = false,
+): string {
   const terms = [`p.alpha * ${acc}`];
   if (s.bias) terms.push(biasValue);
-  if (s.beta) terms.push(`p.beta * C[${idx}]`);
+  if (s.beta) terms.push(`p.beta * ${widen(d, vec, `C[${idx}]`)}`);
   const y = terms.join(" + ");
   const f = vec ? "4" : "1";
-  if (s.activation === "gelu") return `{ let y = ${y}; Aux[${idx}] = y; C[${idx}] = gelu${f}(y); }`;
-  if (s.activation === "geluGrad") return `C[${idx}] = (${y}) * dgelu${f}(Aux[${idx}]);`;
-  return `C[${idx}] = ${y};`;
+  const store = (x: string) => narrow(d, vec, x);
+  if (s.activation === "gelu") {
+    return `{ let y = ${y}; Aux[${idx}] = ${store("y")}; C[${idx}] = ${store(`gelu${f}(y)`)}; }`;
+  }
+  if (s.activation === "geluGrad") {
+    return `C[${idx}] = ${store(`(${y}) * dgelu${f}(${widen(d, vec, `Aux[${idx}]`)})`)};`;
+  }
+  return `C[${idx}] = ${store(y)};`;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -414,12 +494,12 @@ const REG_BLOCK: Record<Exclude<MatmulKernel, "tiled">, [number, number]> = {
  * columns past the edge are clamped for loads (valid memory, never stored), so the inner loop has no
  * branches.
  */
-function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
+function registerBlockedWgsl(s: MatmulShader, dt: Dtypes): string {
   const vec = s.kernel !== "scalar";
   const [REG_ROWS, REG_COLS] = REG_BLOCK[s.kernel as Exclude<MatmulKernel, "tiled">];
   const VEC_COLS = REG_COLS / 4; // accumulator vec4s per row
+  const dtype = "f32"; // arithmetic; loads widen from and stores narrow to each operand's dtype
   const v4 = `vec4<${dtype}>`;
-  const elem = vec ? v4 : dtype;
   // A k-chunk of 4 when a vec4 load runs along k (A without transA, or B with transB).
   const kc = vec && (!s.transA || s.transB) ? 4 : 1;
   const setup: string[] = [];
@@ -433,7 +513,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
     for (const r of range(REG_ROWS)) {
       const row = `(baseA + min(i0 + ${r}u, p.M - 1u) * p.lda)`;
       setup.push(`let ra${r} = ${vec ? `${row} / 4u` : row};`);
-      load.push(`let a${r} = A[ra${r} + ${vec ? "k / 4u" : "k"}];`);
+      load.push(`let a${r} = ${widen(dt.a, vec, `A[ra${r} + ${vec ? "k / 4u" : "k"}]`)};`);
     }
     aAt = (r, kk) => (vec && kc === 4 ? `a${r}.${LANE[kk]}` : `a${r}`);
   } else if (vec) {
@@ -443,13 +523,15 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
       setup.push(`let ca${h} = baseA / 4u + min(i0 / 4u + ${h}u, p.M / 4u - 1u);`);
     }
     for (const kk of range(kc)) {
-      for (const h of range(REG_ROWS / 4)) load.push(`let a${kk}_${h} = A[ca${h} + (k + ${kk}u) * lda4];`);
+      for (const h of range(REG_ROWS / 4)) {
+        load.push(`let a${kk}_${h} = ${widen(dt.a, true, `A[ca${h} + (k + ${kk}u) * lda4]`)};`);
+      }
     }
     aAt = (r, kk) => `a${kk}_${r >> 2}.${LANE[r & 3]}`;
   } else {
     for (const r of range(REG_ROWS)) setup.push(`let ca${r} = baseA + min(i0 + ${r}u, p.M - 1u);`);
     setup.push(`var ka = 0u;`);
-    for (const r of range(REG_ROWS)) load.push(`let a${r} = A[ca${r} + ka];`);
+    for (const r of range(REG_ROWS)) load.push(`let a${r} = ${widen(dt.a, false, `A[ca${r} + ka]`)};`);
     load.push(`ka += p.lda;`);
     aAt = (r) => `a${r}`;
   }
@@ -460,7 +542,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
     for (const c of range(REG_COLS)) {
       const row = `(baseB + min(j0 + ${c}u, p.N - 1u) * p.ldb)`;
       setup.push(`let rb${c} = ${vec ? `${row} / 4u` : row};`);
-      load.push(`let b${c} = B[rb${c} + ${vec ? "k / 4u" : "k"}];`);
+      load.push(`let b${c} = ${widen(dt.b, vec, `B[rb${c} + ${vec ? "k / 4u" : "k"}]`)};`);
     }
     bAt = (kk, h) => {
       const cols = range(4).map((c) => (kc === 4 ? `b${4 * h + c}.${LANE[kk]}` : `b${4 * h + c}`));
@@ -473,13 +555,15 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
       setup.push(`let cb${h} = baseB / 4u + min(j0 / 4u + ${h}u, p.N / 4u - 1u);`);
     }
     for (const kk of range(kc)) {
-      for (const h of range(VEC_COLS)) load.push(`let b${kk}_${h} = B[cb${h} + (k + ${kk}u) * ldb4];`);
+      for (const h of range(VEC_COLS)) {
+        load.push(`let b${kk}_${h} = ${widen(dt.b, true, `B[cb${h} + (k + ${kk}u) * ldb4]`)};`);
+      }
     }
     bAt = (kk, h) => `b${kk}_${h}`;
   } else {
     for (const c of range(REG_COLS)) setup.push(`let cb${c} = baseB + min(j0 + ${c}u, p.N - 1u);`);
     setup.push(`var kb = 0u;`);
-    for (const c of range(REG_COLS)) load.push(`let b${c} = B[cb${c} + kb];`);
+    for (const c of range(REG_COLS)) load.push(`let b${c} = ${widen(dt.b, false, `B[cb${c} + kb]`)};`);
     load.push(`kb += p.ldb;`);
     bAt = (_kk, h) => `${v4}(${range(4).map((c) => `b${4 * h + c}`).join(", ")})`;
   }
@@ -507,7 +591,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
         // N % 4 == 0: a vec4 is either wholly inside the row or wholly past it.
         store.push(
           `  if (j0 + ${4 * h}u < p.N) { ${
-            epilogue(s, `rc / 4u + j0 / 4u + ${h}u`, `acc${r}_${h}`, `bias${h}`, true)
+            epilogue(s, `rc / 4u + j0 / 4u + ${h}u`, `acc${r}_${h}`, `bias${h}`, dt.out, true)
           } }`,
         );
       } else {
@@ -515,7 +599,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
           const j = `j0 + ${4 * h + c}u`;
           store.push(
             `  if (${j} < p.N) { ${
-              epilogue(s, `rc + ${j}`, `acc${r}_${h}.${LANE[c]}`, `bias${h}.${LANE[c]}`)
+              epilogue(s, `rc + ${j}`, `acc${r}_${h}.${LANE[c]}`, `bias${h}.${LANE[c]}`, dt.out)
             } }`,
           );
         }
@@ -535,7 +619,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
   }
   const accs = range(REG_ROWS).flatMap((r) => range(VEC_COLS).map((h) => `var acc${r}_${h} = ${v4}();`));
   if (s.rowSum) accs.push(...range(REG_ROWS).map((r) => `var rs${r} = ${dtype}(0);`));
-  return /* wgsl */ `
+  return /* wgsl */ `${wgslEnable(dt.a, dt.b, dt.out)}
 // matmul ${s.kernel}: out(M, N) = alpha * op(A)·op(B)${s.bias ? " + bias" : ""}${
     s.beta ? " + beta * out" : ""
   }
@@ -545,7 +629,7 @@ function registerBlockedWgsl(s: MatmulShader, dtype: string): string {
 // bindings: params, A, B, ${
     s.bias ? "bias (N), " : ""
   }out; each thread owns ${REG_ROWS}x${REG_COLS} outputs, no shared memory
-${bindings(s, elem, dtype)}
+${bindings(s, dt)}
 @compute @workgroup_size(${REG_WG[0]}, ${REG_WG[1]})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i0 = gid.y * ${REG_ROWS}u;
@@ -573,17 +657,21 @@ const TILE_THREADS = 16;
  * 4x4 block from one vec4 of each. Each thread loads one vec4 of each slice; which index runs fastest
  * across threads follows the stored layout, so global reads stay coalesced for every transpose.
  */
-function tiledWgsl(s: MatmulShader, dtype: string): string {
-  const v4 = `vec4<${dtype}>`;
+function tiledWgsl(s: MatmulShader, dt: Dtypes): string {
+  const v4 = "vec4<f32>"; // arithmetic and shared-memory tiles; loads widen, stores narrow
   const q = TILE / 4; // vec4 per tile row
   // Thread t stages op(A)[bi + 4*r4 + c, k0 + kk] and op(B)[k0 + kk, bj + 4*c4 + c] for c = 0..3.
   const aIndex = s.transA ? `(k0 + kk) * p.lda + i` : `i * p.lda + k0 + kk`;
   const bIndex = s.transB ? `j * p.ldb + k0 + kk` : `(k0 + kk) * p.ldb + j`;
   const loadA = range(4).map((c) =>
-    `{ let i = bi + 4u * r4 + ${c}u; if (i < p.M && k0 + kk < p.K) { v.${LANE[c]} = A[baseA + ${aIndex}]; } }`
+    `{ let i = bi + 4u * r4 + ${c}u; if (i < p.M && k0 + kk < p.K) { v.${LANE[c]} = ${
+      widen(dt.a, false, `A[baseA + ${aIndex}]`)
+    }; } }`
   );
   const loadB = range(4).map((c) =>
-    `{ let j = bj + 4u * c4 + ${c}u; if (j < p.N && k0 + kk < p.K) { v.${LANE[c]} = B[baseB + ${bIndex}]; } }`
+    `{ let j = bj + 4u * c4 + ${c}u; if (j < p.N && k0 + kk < p.K) { v.${LANE[c]} = ${
+      widen(dt.b, false, `B[baseB + ${bIndex}]`)
+    }; } }`
   );
   const store: string[] = !s.bias
     ? []
@@ -593,18 +681,18 @@ function tiledWgsl(s: MatmulShader, dtype: string): string {
     for (const c of range(4)) {
       const j = `j0 + ${c}u`;
       store.push(
-        `  if (${j} < p.N) { ${epilogue(s, `rc + ${j}`, `acc${r}.${LANE[c]}`, `bias4.${LANE[c]}`)} }`,
+        `  if (${j} < p.N) { ${epilogue(s, `rc + ${j}`, `acc${r}.${LANE[c]}`, `bias4.${LANE[c]}`, dt.out)} }`,
       );
     }
     store.push(`}`);
   }
-  return /* wgsl */ `
+  return /* wgsl */ `${wgslEnable(dt.a, dt.b, dt.out)}
 // matmul tiled: out(M, N) = alpha * op(A)·op(B)${s.bias ? " + bias" : ""}${s.beta ? " + beta * out" : ""}
 // A: ${s.transA ? "(K, M)" : "(M, K)"}, B: ${
     s.transB ? "(N, K)" : "(K, N)"
   }, row strides lda/ldb/ldc, batch z = wid.z
 // bindings: params, A, B, ${s.bias ? "bias (N), " : ""}out; 64x64 tile per workgroup, 4x4 per thread
-${bindings(s, dtype, dtype)}
+${bindings(s, dt)}
 var<workgroup> As: array<${v4}, ${TILE_K * q}>; // [kk][row / 4]
 var<workgroup> Bs: array<${v4}, ${TILE_K * q}>; // [kk][col / 4]
 @compute @workgroup_size(${TILE_THREADS}, ${TILE_THREADS})
@@ -662,7 +750,8 @@ ${
 }
 
 /**
- * WGSL of one matmul kernel for the given compile-time choices; dtype is a parameter so f16 can follow.
+ * WGSL of one matmul kernel for the given compile-time choices and operand storage types (all f32 by
+ * default; "enable f16;" comes first when any is f16).
  *
  * @example
  * ```ts
@@ -671,16 +760,20 @@ ${
  * if (!code.includes("var<workgroup>")) throw new Error("the tiled kernel stages tiles in shared memory");
  * ```
  */
-export function matmulWgsl(shader: MatmulShader, dtype: "f32" = "f32"): string {
-  return shader.kernel === "tiled" ? tiledWgsl(shader, dtype) : registerBlockedWgsl(shader, dtype);
+export function matmulWgsl(shader: MatmulShader, dtypes: MatmulDtypes = {}): string {
+  const dt = resolveDtypes(dtypes);
+  return shader.kernel === "tiled" ? tiledWgsl(shader, dt) : registerBlockedWgsl(shader, dt);
 }
 
-function checkBuffer(name: string, buffer: GPUBuffer, elements: number, shapes: string): void {
-  if (elements * 4 > buffer.size) {
+function checkBuffer(name: string, buffer: GPUBuffer, elements: number, shapes: string, dtype: Dtype): void {
+  const bytes = dtypeBytes(dtype);
+  if (elements * bytes > buffer.size) {
     throw new RangeError(
-      `matmul: ${name} spans ${elements} float32 elements but buffer "${buffer.label}" holds ${
-        buffer.size / 4
-      } (${shapes}); check the shapes, leading dimensions and batch strides`,
+      `matmul: ${name} spans ${elements} ${
+        dtype === "f16" ? "float16" : "float32"
+      } elements but buffer "${buffer.label}" holds ${
+        Math.floor(buffer.size / bytes)
+      } (${shapes}); check the shapes, leading dimensions, batch strides and dtypes`,
     );
   }
 }
@@ -712,10 +805,12 @@ export function matmul(
 ): Dispatch {
   const layout = resolveLayout(args);
   const shapes = describe(args);
-  checkBuffer("A", args.a, layout.extentA, shapes);
-  checkBuffer("B", args.b, layout.extentB, shapes);
-  checkBuffer("out", args.out, layout.extentC, shapes);
-  if (args.bias) checkBuffer("bias", args.bias, layout.N, shapes);
+  const dt = resolveDtypes(args.dtypes);
+  if (Object.values(dt).includes("f16")) requireDtype(gpu, "f16", "matmul");
+  checkBuffer("A", args.a, layout.extentA, shapes, dt.a);
+  checkBuffer("B", args.b, layout.extentB, shapes, dt.b);
+  checkBuffer("out", args.out, layout.extentC, shapes, dt.out);
+  if (args.bias) checkBuffer("bias", args.bias, layout.N, shapes, "f32");
   if (args.out === args.a || args.out === args.b || args.out === args.bias) {
     throw new RangeError(`matmul: out must not alias A, B or bias (${shapes}); write to a separate buffer`);
   }
@@ -728,7 +823,7 @@ export function matmul(
         `matmul: activation "${args.activation}" needs an "aux" buffer (the GELU pre-activation, out's layout)`,
       );
     }
-    checkBuffer("aux", args.aux, layout.extentC, shapes);
+    checkBuffer("aux", args.aux, layout.extentC, shapes, dt.out);
     if ([args.a, args.b, args.bias, args.out].includes(args.aux)) {
       throw new RangeError(`matmul: aux must not alias A, B, bias or out (${shapes}); pass its own buffer`);
     }
@@ -737,7 +832,7 @@ export function matmul(
   }
   if (args.rowSum) {
     if (layout.batch !== 1) throw new RangeError(`matmul: rowSum needs batch 1 (${shapes})`);
-    checkBuffer("rowSum", args.rowSum, layout.M, shapes);
+    checkBuffer("rowSum", args.rowSum, layout.M, shapes, "f32");
     if ([args.a, args.b, args.bias, args.aux, args.out].includes(args.rowSum)) {
       throw new RangeError(`matmul: rowSum must not alias A, B, bias, aux or out (${shapes})`);
     }
@@ -766,7 +861,7 @@ export function matmul(
   buffers.push(args.out);
   return gpu.dispatch(
     args.label ?? `matmul.${kernel}`,
-    matmulWgsl(shader),
+    matmulWgsl(shader, dt),
     params(layout),
     buffers,
     workgroups,

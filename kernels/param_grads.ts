@@ -11,14 +11,38 @@
  * Columns of the three jobs are laid end to end (LayerNorm, A, B); each workgroup owns 32 of them and
  * its 8 row lanes sum rows lane, lane + 8, ... in order, then lane 0 adds the 8 partial sums in a fixed
  * order: no atomics, bit-identical from run to run.
+ *
+ * `dtype` "f16" reads dout, input and the biases' dy as float16; mean, rstd and the gradient arena stay
+ * float32, and the sums are float32. The f32 path is the one the float64 and PyTorch tests cover.
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 
 const COLS = 32; // columns per workgroup (x)
 const LANES = 8; // row lanes per column (y)
+const BLOCK = 32; // rows a lane sums on their own before adding them to its total (error grows with
+// rows / (LANES x BLOCK) + BLOCK additions instead of rows / LANES)
+
+/** A lane's rows lid.y, lid.y + LANES, ... summed in blocks of BLOCK rows: `body` adds row r to `block`. */
+function laneSum(body: string): string {
+  return `for (var r0 = lid.y; r0 < p.rows; r0 += ${LANES * BLOCK}u) {
+      var block = vec2f(0.0);
+      for (var r = r0; r < min(r0 + ${LANES * BLOCK}u, p.rows); r += ${LANES}u) {
+        ${body}
+      }
+      sum += block;
+    }`;
+}
 
 /**
  * WGSL of {@linkcode paramGrads}.
@@ -28,8 +52,8 @@ const LANES = 8; // row lanes per column (y)
  * if (!paramGradsWgsl().includes("workgroupBarrier")) throw new Error("lanes meet in workgroup memory");
  * ```
  */
-export function paramGradsWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function paramGradsWgsl(dtype: Dtype = "f32"): string {
+  return wgslEnable(dtype) + /* wgsl */ `
 // param grads: LayerNorm dgamma/dbeta (lnCols columns) then bias A (colsA) then bias B (colsB), column sums
 // bindings: params, dout/input: (rows, lnCols), mean/rstd: (rows), dyA: (rows, colsA), dyB: (rows, colsB),
 // grads: a view of the gradient arena written at the element offsets in params
@@ -45,7 +69,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
 @group(0) @binding(5) var<storage, read> dyA: array<${dtype}>;
 @group(0) @binding(6) var<storage, read> dyB: array<${dtype}>;
-@group(0) @binding(7) var<storage, read_write> grads: array<${dtype}>;
+@group(0) @binding(7) var<storage, read_write> grads: array<f32>;
 var<workgroup> partial: array<vec2f, ${COLS * LANES}>; // [lane][column]: (Σ dout·xhat or Σ dy, Σ dout)
 @compute @workgroup_size(${COLS}, ${LANES})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -54,16 +78,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let total = p.lnCols + p.colsA + p.colsB;
   var sum = vec2f(0.0);
   if (j < p.lnCols) {
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) {
-      let d = f32(dout[r * p.lnCols + j]);
-      sum += vec2f(d * (f32(input[r * p.lnCols + j]) - mean[r]) * rstd[r], d);
-    }
+    ${
+    laneSum(`let d = f32(dout[r * p.lnCols + j]);
+        block += vec2f(d * (f32(input[r * p.lnCols + j]) - mean[r]) * rstd[r], d);`)
+  }
   } else if (j < p.lnCols + p.colsA) {
     let c = j - p.lnCols;
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) { sum.x += f32(dyA[r * p.colsA + c]); }
+    ${laneSum("block.x += f32(dyA[r * p.colsA + c]);")}
   } else if (j < total) {
     let c = j - p.lnCols - p.colsA;
-    for (var r = lid.y; r < p.rows; r += ${LANES}u) { sum.x += f32(dyB[r * p.colsB + c]); }
+    ${laneSum("block.x += f32(dyB[r * p.colsB + c]);")}
   }
   partial[lid.y * ${COLS}u + lid.x] = sum;
   workgroupBarrier();
@@ -73,14 +97,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var at: u32;
   if (j < p.lnCols) {
     at = p.betaAt + j;
-    grads[at] = ${dtype}(select(0.0, f32(grads[at]), p.accumulate != 0u) + s.y);
+    grads[at] = f32(select(0.0, f32(grads[at]), p.accumulate != 0u) + s.y);
     at = p.gammaAt + j;
   } else if (j < p.lnCols + p.colsA) {
     at = p.biasAAt + j - p.lnCols;
   } else {
     at = p.biasBAt + j - p.lnCols - p.colsA;
   }
-  grads[at] = ${dtype}(select(0.0, f32(grads[at]), p.accumulate != 0u) + s.x);
+  grads[at] = f32(select(0.0, f32(grads[at]), p.accumulate != 0u) + s.x);
 }`;
 }
 
@@ -112,6 +136,8 @@ export interface ParamGradsArgs {
   grads: GPUBuffer;
   /** += (gradients accumulate over micro-batches) instead of =. @default true */
   accumulate?: boolean;
+  /** Storage type of layerNorm.dout, layerNorm.input and the biases' dy (the rest is f32). @default "f32" */
+  dtype?: Dtype;
 }
 
 /**
@@ -138,6 +164,9 @@ export function paramGrads(gpu: Gpu, a: ParamGradsArgs): Dispatch {
     throw new RangeError(`${op}: nothing to compute: pass layerNorm or biases`);
   }
   const ln = a.layerNorm;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const bytes = dtypeBytes(dtype);
   const inputs: GPUBuffer[] = [];
   const need = (name: string, buf: GPUBuffer, bytes: number, shape: string) => {
     checkBuffer(op, name, buf, bytes, shape);
@@ -147,15 +176,15 @@ export function paramGrads(gpu: Gpu, a: ParamGradsArgs): Dispatch {
   if (ln) {
     checkCount(op, "layerNorm.cols", ln.cols);
     const shape = `rows ${a.rows} x cols ${ln.cols}`;
-    need("layerNorm.dout", ln.dout, a.rows * ln.cols * 4, shape);
-    need("layerNorm.input", ln.input, a.rows * ln.cols * 4, shape);
+    need("layerNorm.dout", ln.dout, a.rows * ln.cols * bytes, shape);
+    need("layerNorm.input", ln.input, a.rows * ln.cols * bytes, shape);
     need("layerNorm.mean", ln.mean, a.rows * 4, `rows ${a.rows}`);
     need("layerNorm.rstd", ln.rstd, a.rows * 4, `rows ${a.rows}`);
     writes.push(["dgamma", ln.gammaAt, ln.cols], ["dbeta", ln.betaAt, ln.cols]);
   }
   biases.forEach((b, i) => {
     checkCount(op, `biases[${i}].cols`, b.cols);
-    need(`biases[${i}].dy`, b.dy, a.rows * b.cols * 4, `rows ${a.rows} x cols ${b.cols}`);
+    need(`biases[${i}].dy`, b.dy, a.rows * b.cols * bytes, `rows ${a.rows} x cols ${b.cols}`);
     writes.push([`biases[${i}]`, b.at, b.cols]);
   });
   for (const [name, at, count] of writes) {
@@ -174,7 +203,7 @@ export function paramGrads(gpu: Gpu, a: ParamGradsArgs): Dispatch {
   const total = lnCols + colsA + colsB;
   return gpu.dispatch(
     "paramGrads",
-    paramGradsWgsl(),
+    paramGradsWgsl(dtype),
     [
       ["u32", a.rows],
       ["u32", lnCols],

@@ -9,10 +9,22 @@
  *
  * Backward: dscores = scale · probs ⊙ (dprobs - Σ_j dprobs·probs), the gradient w.r.t. the raw
  * (unscaled) scores; the mask has no gradient.
+ *
+ * `dtype` "f16" stores scores, probs, dropped, dprobs and dscores as float16 (the mask stays float32;
+ * the softmax runs in float32). The finite-difference and PyTorch tests stay on the f32 path.
  * @module
  */
 
-import { type Dispatch, type Gpu, grid, type Param } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  type Param,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 import { checkBuffer, checkCount } from "./_checks.ts";
 import { dropoutHashWgsl, dropoutMaskRef, dropoutScale, dropoutThreshold } from "./dropout.ts";
 
@@ -109,7 +121,7 @@ function checkScale(op: string, scale: number): void {
 }
 
 /** WGSL for the forward, one (b, h, query) row per workgroup or, with `perThread`, per thread. */
-export function attentionSoftmaxForwardWgsl(dtype: "f32" = "f32", perThread = false, drop = false): string {
+export function attentionSoftmaxForwardWgsl(dtype: Dtype = "f32", perThread = false, drop = false): string {
   const k = rowKernel(perThread);
   const store = drop
     ? `let pr = safeExp(v - rowMax) / total;
@@ -117,7 +129,7 @@ export function attentionSoftmaxForwardWgsl(dtype: "f32" = "f32", perThread = fa
     let keep = dropoutHash(seed[0], p.stream, base + j) >= p.threshold;
     dropped[base + j] = select(${dtype}(0.0), ${dtype}(pr * p.dscale), keep);`
     : `probs[base + j] = ${dtype}(safeExp(v - rowMax) / total);`;
-  return /* wgsl */ `
+  return wgslEnable(dtype) + /* wgsl */ `
 // attentionSoftmaxForward (${perThread ? "one thread" : "one workgroup"} per row${
     drop ? ", with dropout" : ""
   })
@@ -171,7 +183,7 @@ ${k.attrs}
  * and writes them only after, so the in-place form is race-free.
  */
 export function attentionSoftmaxBackwardWgsl(
-  dtype: "f32" = "f32",
+  dtype: Dtype = "f32",
   inPlace = false,
   perThread = false,
   drop = false,
@@ -183,7 +195,7 @@ export function attentionSoftmaxBackwardWgsl(
     drop
       ? `select(0.0, f32(dprobs[${i}]) * p.dscale, dropoutHash(seed[0], p.stream, ${i}) >= p.threshold)`
       : `f32(dprobs[${i}])`;
-  return /* wgsl */ `
+  return wgslEnable(dtype) + /* wgsl */ `
 // attentionSoftmaxBackward (${perThread ? "one thread" : "one workgroup"} per row${
     drop ? ", with dropout" : ""
   })
@@ -237,6 +249,8 @@ export interface AttentionSoftmaxForwardArgs {
     /** (B·H, T, T) output; may not alias scores, mask or probs. */
     dropped: GPUBuffer;
   };
+  /** Storage type of scores, probs and dropped (the mask is f32). @default "f32" */
+  dtype?: Dtype;
 }
 
 function checkDropout(op: string, d: SoftmaxDropout): Param[] {
@@ -265,10 +279,13 @@ export function attentionSoftmaxForward(
   checkCount(op, "heads", a.heads);
   checkCount(op, "T", a.T);
   checkScale(op, a.scale);
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
   const rows = a.batch * a.heads * a.T;
+  const bytes = rows * a.T * dtypeBytes(dtype);
   const shape = `(B·H ${a.batch * a.heads}, T ${a.T}, T ${a.T})`;
-  checkBuffer(op, "scores", a.scores, rows * a.T * 4, shape);
-  checkBuffer(op, "probs", a.probs, rows * a.T * 4, shape);
+  checkBuffer(op, "scores", a.scores, bytes, shape);
+  checkBuffer(op, "probs", a.probs, bytes, shape);
   checkBuffer(op, "mask", a.mask, a.batch * a.T * 4, `(B ${a.batch}, T ${a.T})`);
   if (a.probs === a.scores || a.probs === a.mask) {
     throw new RangeError(`${op}: "probs" must be a different buffer from "scores" and "mask"`);
@@ -279,7 +296,7 @@ export function attentionSoftmaxForward(
   const drop = a.dropout;
   if (drop) {
     params.push(...checkDropout(op, drop));
-    checkBuffer(op, "dropout.dropped", drop.dropped, rows * a.T * 4, shape);
+    checkBuffer(op, "dropout.dropped", drop.dropped, bytes, shape);
     if ([a.scores, a.mask, a.probs, drop.seed].includes(drop.dropped)) {
       throw new RangeError(
         `${op}: "dropout.dropped" must be its own buffer, not scores, mask, probs or seed`,
@@ -289,7 +306,7 @@ export function attentionSoftmaxForward(
   }
   return gpu.dispatch(
     drop ? "attentionSoftmaxForward.dropout" : "attentionSoftmaxForward",
-    attentionSoftmaxForwardWgsl("f32", perThread, drop !== undefined),
+    attentionSoftmaxForwardWgsl(dtype, perThread, drop !== undefined),
     params,
     buffers,
     rowGroups(rows, perThread),
@@ -312,6 +329,8 @@ export interface AttentionSoftmaxBackwardArgs {
   scale: number;
   /** The forward's dropout: dprobs is then the gradient of the dropped probs. */
   dropout?: SoftmaxDropout;
+  /** Storage type of probs, dprobs and dscores. @default "f32" */
+  dtype?: Dtype;
 }
 
 /**
@@ -328,7 +347,9 @@ export function attentionSoftmaxBackward(
   checkCount(op, "rows", a.rows);
   checkCount(op, "T", a.T);
   checkScale(op, a.scale);
-  const bytes = a.rows * a.T * 4;
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  const bytes = a.rows * a.T * dtypeBytes(dtype);
   const shape = `(rows ${a.rows}, T ${a.T})`;
   checkBuffer(op, "probs", a.probs, bytes, shape);
   checkBuffer(op, "dprobs", a.dprobs, bytes, shape);
@@ -350,7 +371,7 @@ export function attentionSoftmaxBackward(
   }
   return gpu.dispatch(
     `attentionSoftmaxBackward${inPlace ? ".inPlace" : ""}${drop ? ".dropout" : ""}`,
-    attentionSoftmaxBackwardWgsl("f32", inPlace, perThread, drop !== undefined),
+    attentionSoftmaxBackwardWgsl(dtype, inPlace, perThread, drop !== undefined),
     params,
     buffers,
     rowGroups(a.rows, perThread),

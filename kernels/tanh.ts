@@ -1,10 +1,22 @@
 /**
  * tanh, the BERT pooler's activation: out = tanh(x); backward dx = dout·(1 - out²) from the saved
  * output.
+ *
+ * Mixed precision: `dtype` "f16" stores every buffer (x, out, dout, dx) as f16; the math is f32 and
+ * each result is rounded once on store. Finite-difference and PyTorch tests stay on the f32 path
+ * (f16 storage is a rounding of the same math).
  * @module
  */
 
-import { type Dispatch, type Gpu, grid } from "./runtime.ts";
+import {
+  type Dispatch,
+  type Dtype,
+  dtypeBytes,
+  type Gpu,
+  grid,
+  requireDtype,
+  wgslEnable,
+} from "./runtime.ts";
 
 const WG = 256;
 
@@ -12,8 +24,8 @@ const WG = 256;
  * WGSL for out = tanh(x). The input is clamped to ±15 first (tanh(15) rounds to 1 in float32):
  * drivers may evaluate tanh through exp(2x), which overflows to inf/inf = NaN for large |x|.
  */
-export function tanhForwardWgsl(dtype: "f32" = "f32"): string {
-  return /* wgsl */ `
+export function tanhForwardWgsl(dtype: Dtype = "f32"): string {
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params {n}, x: (n), out: (n)
 struct Params { n: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,9 +43,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
  * WGSL for dx = dout·(1 - out²). `inPlace` binds dout read-write and overwrites it (one buffer may
  * not be bound both read-only and writable in a dispatch).
  */
-export function tanhBackwardWgsl(dtype: "f32" = "f32", inPlace = false): string {
+export function tanhBackwardWgsl(dtype: Dtype = "f32", inPlace = false): string {
   const dst = inPlace ? "dout" : "dx";
-  return /* wgsl */ `
+  return `${wgslEnable(dtype)}` + /* wgsl */ `
 // bindings: params {n}, out: (n) saved forward output, dout: (n)${
     inPlace ? " (overwritten with dx)" : ", dx: (n)"
   }
@@ -51,42 +63,50 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 }`;
 }
 
-function checkArgs(op: string, n: number, buffers: Record<string, GPUBuffer>): void {
+function checkArgs(op: string, n: number, dtype: Dtype, buffers: Record<string, GPUBuffer>): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`${op}: n must be a positive integer, got ${n}`);
+  const bytes = n * dtypeBytes(dtype);
   for (const [name, buf] of Object.entries(buffers)) {
-    if (buf.size < n * 4) {
+    if (buf.size < bytes) {
       throw new RangeError(
-        `${op}: buffer "${name}" has ${buf.size} bytes but n = ${n} needs ${n * 4}; allocate a larger buffer`,
+        `${op}: buffer "${name}" has ${buf.size} bytes but n = ${n} needs ${bytes}; allocate a larger buffer`,
       );
     }
   }
 }
 
-/** Prepares out = tanh(x) over `n` elements; out must not alias x. */
-export function tanhForward(gpu: Gpu, a: { x: GPUBuffer; out: GPUBuffer; n: number }): Dispatch {
+/** Prepares out = tanh(x) over `n` elements; out must not alias x. `dtype`: storage of both (default f32). */
+export function tanhForward(
+  gpu: Gpu,
+  a: { x: GPUBuffer; out: GPUBuffer; n: number; dtype?: Dtype },
+): Dispatch {
   const op = "tanhForward()";
-  checkArgs(op, a.n, { x: a.x, out: a.out });
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  checkArgs(op, a.n, dtype, { x: a.x, out: a.out });
   if (a.x === a.out) throw new RangeError(`${op}: "out" must be a different buffer from "x"`);
-  return gpu.dispatch("tanhForward", tanhForwardWgsl(), [["u32", a.n]], [a.x, a.out], grid(a.n, WG));
+  return gpu.dispatch("tanhForward", tanhForwardWgsl(dtype), [["u32", a.n]], [a.x, a.out], grid(a.n, WG));
 }
 
 /**
  * Prepares dx = dout·(1 - out²) over `n` elements from the saved forward output; dx may be the same
- * buffer as dout (in place).
+ * buffer as dout (in place). `dtype`: storage of out, dout and dx (default f32).
  */
 export function tanhBackward(
   gpu: Gpu,
-  a: { out: GPUBuffer; dout: GPUBuffer; dx: GPUBuffer; n: number },
+  a: { out: GPUBuffer; dout: GPUBuffer; dx: GPUBuffer; n: number; dtype?: Dtype },
 ): Dispatch {
   const op = "tanhBackward()";
-  checkArgs(op, a.n, { out: a.out, dout: a.dout, dx: a.dx });
+  const dtype = a.dtype ?? "f32";
+  requireDtype(gpu, dtype, op);
+  checkArgs(op, a.n, dtype, { out: a.out, dout: a.dout, dx: a.dx });
   if (a.out === a.dout || a.out === a.dx) {
     throw new RangeError(`${op}: "out" must be a different buffer from "dout" and "dx"`);
   }
   const inPlace = a.dx === a.dout;
   return gpu.dispatch(
     inPlace ? "tanhBackward.inPlace" : "tanhBackward",
-    tanhBackwardWgsl("f32", inPlace),
+    tanhBackwardWgsl(dtype, inPlace),
     [["u32", a.n]],
     inPlace ? [a.out, a.dout] : [a.out, a.dout, a.dx],
     grid(a.n, WG),

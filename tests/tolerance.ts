@@ -89,3 +89,53 @@ export const BACKEND_F32: Tolerance = ONNX_F32;
  * wrong cast or a clamped weight (those give O(1) errors or NaN).
  */
 export const FP16_LOGITS: Tolerance = { abs: 0.02, rel: 0 };
+
+/**
+ * Step losses of a 50-step f16 (mixed precision) run against the f32 run of the same recipe (tiny
+ * fixture, dropout on, lr 1e-3): activations are rounded to f16 (11 significant bits, relative error up to
+ * 4.9e-4 per rounding, dozens of roundings per layer), and the difference compounds through 50 AdamW
+ * updates, with dropout masks and batches identical. Measured on lavapipe: largest difference 5.4e-5
+ * (relative 7.9e-5) over the 50 steps, no step skipped; the bound leaves room for other adapters'
+ * rounding (WGSL allows either neighbour) while a wrong unscale, a skipped update or a lost gradient moves
+ * the losses by 1e-2 or more.
+ */
+export const F16_TRAINING_LOSS: Tolerance = { abs: 2e-3, rel: 0 };
+
+/**
+ * A float16 activation written by a kernel that computes in float32 (LayerNorm out and dx, softmax probs,
+ * dropped and dscores, dropout, tanh, the embeddings sum, fill), vs the float64 reference on the same f16
+ * inputs: one rounding to f16 on top of KERNEL_F32's float32 error (statistics, row sums in f32). Rounding
+ * to nearest (lavapipe) is off by at most 2^-11 = 4.9e-4 of the value (rel 3e-4 fails there); WGSL lets an
+ * implementation pick either neighbour, up to 1 ulp = 2^-10, hence 1.1e-3. `abs` covers results in f16's
+ * subnormal range (spacing 2^-24 = 6e-8) and the float32 part near 0. A wrong scale, mask or statistic is
+ * off by far more.
+ */
+export const F16_STORE: Tolerance = { abs: 1e-5, rel: 1.1e-3 };
+
+/**
+ * A float16 value rounded from an f32 intermediate (a LayerNorm's stored sum dropout(x)·scale + residual,
+ * dxDrop = f16(dx·scale)) vs the float64 value rounded to f16 once: equal unless the double rounding
+ * (f32, then f16) lands on the other side of a halfway point, then 1 f16 ulp (2^-10 relative at most;
+ * 6e-8 absolute among subnormals; also the bound where WGSL's implementation-chosen rounding differs
+ * from round-to-nearest). A wrong mask or scale is off by far more.
+ */
+export const F16_ONE_ULP: Tolerance = { abs: 6e-8, rel: 9.8e-4 };
+
+/**
+ * matmul with f16 storage (an f16 out, or aux) vs the float64 reference on the same f16-rounded inputs:
+ * the inputs are exact after rounding and the sum is accumulated in f32 (the abs part, as
+ * REDUCTION_F32 for K up to a few hundred), then the output is rounded once to f16 (11 significant
+ * bits: 2^-11 = 4.9e-4 relative rounding to nearest, up to 1 ulp = 2^-10 where WGSL lets an
+ * implementation pick either neighbour, as F16_STORE). An f32 out keeps REDUCTION_F32.
+ */
+export const MATMUL_F16: Tolerance = { abs: 1e-4, rel: 1.1e-3 };
+
+/**
+ * Whole-model logits, loss and every gradient with f16 activations vs PyTorch in float32 (tiny fixtures),
+ * relative to each tensor's largest magnitude (the test sets abs = rel x max |expected|, rel 0): each
+ * activation and activation gradient is rounded to f16 (4.9e-4 relative each) through a dozen kernels per
+ * layer, and the first layers' gradients collect the roundings of every layer above. Measured worst on
+ * lavapipe: 3.4e-3 of the tensor's scale (layer 0 key weight, tiny_dropout), identical for the software and
+ * the real-GPU kernel variants; logits 1.4e-3.
+ */
+export const MODEL_F16: Tolerance = { abs: 0, rel: 1e-2 };

@@ -168,7 +168,11 @@ const TINY = {
   max_position_embeddings: 128,
 };
 
-const TRAIN_KEYS = Object.keys(DEFAULT_TRAIN_OPTIONS).concat("warmupRatio") as (keyof TrainOptions)[];
+const TRAIN_KEYS = Object.keys(DEFAULT_TRAIN_OPTIONS).concat(
+  "warmupRatio",
+  "precision",
+  "gradientCheckpointing",
+) as (keyof TrainOptions)[];
 const FINE_TUNE_KEYS = new Set<string>([
   ...TRAIN_KEYS,
   "tokenizer",

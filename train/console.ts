@@ -112,8 +112,10 @@ export function consoleProgress(
         print(
           `  step ${p.epochStep}/${p.epochSteps} (${log.step}/${p.totalSteps} overall)  loss ${
             (lossSum / lossCount).toFixed(4)
-          }  lr ${log.learning_rate.toExponential(2)}  grad_norm ${
-            log.grad_norm.toFixed(3)
+          }  lr ${log.learning_rate.toExponential(2)}  grad_norm ${log.grad_norm.toFixed(3)}${
+            log.loss_scale === undefined
+              ? ""
+              : `  loss_scale ${log.loss_scale}${log.skipped ? " (step skipped)" : ""}`
           }  ${speed} samples/s  ETA ${eta}`,
         );
         lossSum = 0;

@@ -31,6 +31,7 @@ import { glueScoresOf, isColaPublic, taskOrUsage } from "./glue_cli.ts";
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, validateTrainOptions } from "./trainer.ts";
 import { BEST_MODEL_METRICS, type RunData, runTraining } from "./run.ts";
 import { LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
+import { type Precision, PRECISIONS } from "./model.ts";
 import { consoleProgress, downloadProgress, formatEval, installInterrupt } from "./console.ts";
 
 const D = DEFAULT_TRAIN_OPTIONS;
@@ -116,6 +117,13 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
     max: 1,
     help: "Warmup as a fraction of all steps (instead of --warmup-steps)",
   },
+  precision: {
+    type: "string",
+    choices: PRECISIONS,
+    default: "f32",
+    help:
+      "f16: mixed precision (f16 activations, f32 weights and optimizer, dynamic loss scaling); needs shader-f16",
+  },
   "max-grad-norm": {
     type: "number",
     min: 0,
@@ -143,6 +151,11 @@ export const TRAIN_FLAGS: Record<string, Flag> = {
   },
   "no-shuffle": { type: "boolean", help: "Keep the data file's order" },
   "dynamic-padding": { type: "boolean", help: "Pad each batch to its longest sequence, not --max-length" },
+  "gradient-checkpointing": {
+    type: "boolean",
+    help:
+      "Keep only each layer's input and recompute it in the backward: less memory, ~1 more forward a step",
+  },
   "grad-accum": { type: "int", min: 1, default: D.gradAccum, help: "Micro-batches per optimizer step" },
   "logging-steps": {
     type: "int",
@@ -330,6 +343,8 @@ export function recipeFromFlags(v: FlagValues): TrainOptions {
     dynamicPadding: Boolean(v["dynamic-padding"]),
     gradAccum: v["grad-accum"] as number,
     lrScheduler: v["lr-scheduler"] as LrScheduler,
+    precision: v.precision as Precision,
+    ...(v["gradient-checkpointing"] ? { gradientCheckpointing: true } : {}),
     ...(v["eval-batch-size"] !== undefined ? { evalBatchSize: v["eval-batch-size"] as number } : {}),
     ...(v["eval-steps"] !== undefined ? { evalSteps: v["eval-steps"] as number } : {}),
     ...(v["save-steps"] !== undefined ? { saveSteps: v["save-steps"] as number } : {}),

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Dispatch, Gpu } from "../kernels/runtime.ts";
+import { type Dispatch, type Dtype, dtypeBytes, type Gpu, requireDtype } from "../kernels/runtime.ts";
 import { matmul } from "../kernels/matmul.ts";
 import { layerNormBackwardDx, layerNormForward } from "../kernels/layernorm.ts";
 import { paramGrads } from "../kernels/param_grads.ts";
@@ -67,7 +67,27 @@ export interface EngineOptions {
   maxBatch: number;
   /** Largest sequence length the engine will see (at most max_position_embeddings). */
   maxSeqLen: number;
+  /**
+   * "f16": activations (and their gradients) stored as float16, with f32 arithmetic, parameters,
+   * gradients, LayerNorm statistics, softmax and loss; the loss gradient is scaled by
+   * {@linkcode BertEngine.lossScale}. Needs the adapter's shader-f16. @default "f32"
+   */
+  precision?: Precision;
+  /**
+   * Gradient checkpointing (transformers' `gradient_checkpointing`): keep only each encoder layer's input
+   * and rerun the layer's forward just before its backward, into one set of buffers all layers share.
+   * Activation memory drops from one set per layer to one set in all; a step costs about one more
+   * forward. Gradients are identical: the rerun is the same dispatches on the same inputs, with the same
+   * dropout masks (they come from the seed). @default false
+   */
+  recompute?: boolean;
 }
+
+/** Storage precision of the engine's activations. */
+export type Precision = "f32" | "f16";
+
+/** Every precision {@linkcode EngineOptions.precision} accepts. */
+export const PRECISIONS: readonly Precision[] = ["f32", "f16"];
 
 /** Where each dropout site takes its RNG stream: layer * 8 + site. */
 const SITE = { attnProbs: 0, attnOut: 1, ffnOut: 2, embeddings: 6, pooler: 7 } as const;
@@ -78,14 +98,14 @@ interface LayerActs {
   probs: GPUBuffer; // (B·H, T, T) softmax output
   probsDrop: GPUBuffer; // after attention dropout (== probs when p = 0)
   ctx: GPUBuffer;
-  attnOut: GPUBuffer; // projection output before dropout
+  attnOut: GPUBuffer; // projection output before dropout (scratch shared by every layer: the backward reads sum1)
   sum1: GPUBuffer; // dropout(attnOut) + x
   h1: GPUBuffer; // LayerNorm(sum1)
   mean1: GPUBuffer;
   rstd1: GPUBuffer;
   interPre: GPUBuffer; // (N, I) before GELU
   inter: GPUBuffer;
-  ffnOut: GPUBuffer;
+  ffnOut: GPUBuffer; // the same shared scratch (the backward reads sum2)
   sum2: GPUBuffer;
   out: GPUBuffer; // LayerNorm(sum2): the layer output
   mean2: GPUBuffer;
@@ -112,6 +132,12 @@ export class BertEngine {
   readonly loss: GPUBuffer;
   /** Logits (B, num_labels) of the last forward. */
   readonly logits: GPUBuffer;
+  /** Storage type of activations. */
+  readonly precision: Precision;
+  /** Gradient checkpointing: see {@linkcode EngineOptions.recompute}. */
+  readonly recompute: boolean;
+  /** f16 only: f32[1] loss scale S multiplying dL/dlogits (train/grad_scaler.ts writes it); null for f32. */
+  readonly lossScale: GPUBuffer | null;
   #plans = new Map<string, Plan>();
   #b: ReturnType<typeof allocate>;
   #clearGrads: Dispatch[];
@@ -131,6 +157,13 @@ export class BertEngine {
         `Sequence length ${options.maxSeqLen} exceeds the model's max_position_embeddings ${config.max_position_embeddings}: use a max length of at most ${config.max_position_embeddings}`,
       );
     }
+    this.precision = options.precision ?? "f32";
+    if (!PRECISIONS.includes(this.precision)) {
+      throw new RangeError(
+        `Precision must be one of ${PRECISIONS.join(", ")}, got ${JSON.stringify(this.precision)}`,
+      );
+    }
+    requireDtype(gpu, this.precision, "--precision f16");
     checkDeviceLimits(gpu, config, options.maxBatch, options.maxSeqLen);
     const specs = parameterSpecs(config);
     for (const spec of specs) {
@@ -150,7 +183,11 @@ export class BertEngine {
     this.grads = this.gradients.views;
     this.#clearGrads = this.gradients.clear();
     this.seed = gpu.upload("dropout-seed", new Uint32Array(4));
-    this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen);
+    this.recompute = options.recompute ?? false;
+    this.#b = allocate(gpu, config, options.maxBatch, options.maxSeqLen, this.precision, this.recompute);
+    this.lossScale = this.precision === "f16"
+      ? gpu.upload("loss-scale", new Float32Array([1, 0, 0, 0]))
+      : null;
     this.loss = this.#b.loss;
     this.logits = this.#b.logits;
   }
@@ -317,24 +354,30 @@ export function withoutRow(index: EmbeddingIndex, row: number): EmbeddingIndex {
 }
 
 /** Allocates activations for the largest shape: one set per layer (kept for backward) plus scratch. */
-function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
+function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype, recompute: boolean) {
   const C = config.hidden_size;
   const I = config.intermediate_size;
   const H = config.num_attention_heads;
   const L = numLabels(config);
   const N = B * T;
   const f = (label: string, count: number) => gpu.buffer(label, count * 4);
+  // Activations and their gradients: f16 in mixed precision.
+  const h = (label: string, count: number) => gpu.buffer(label, count * dtypeBytes(act));
   const dropAttn = config.attention_probs_dropout_prob > 0;
   const dropHidden = config.hidden_dropout_prob > 0;
-  const embSum = f("emb.sum", N * C);
-  const embOut = f("emb.out", N * C);
-  const embDrop = dropHidden ? f("emb.drop", N * C) : embOut;
+  const embSum = h("emb.sum", N * C);
+  const embOut = h("emb.out", N * C);
+  const embDrop = dropHidden ? h("emb.drop", N * C) : embOut;
   const layers: LayerActs[] = [];
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    const a = (name: string, count: number) => f(`l${l}.${name}`, count);
+  // Both output projections of every layer write here: only the LayerNorm right after reads them.
+  const projOut = h("proj.out", N * C);
+  // One layer's activations; with recompute one set serves every layer (the backward reruns the layer's
+  // forward into it first) and only each layer's output, the next layer's input, is kept per layer.
+  const layerActs = (prefix: string): LayerActs => {
+    const a = (name: string, count: number) => h(`${prefix}.${name}`, count);
     const probs = a("probs", B * H * T * T);
-    const attnOut = a("attnOut", N * C);
-    const ffnOut = a("ffnOut", N * C);
+    const attnOut = projOut;
+    const ffnOut = projOut;
     const acts: LayerActs = {
       qkv: a("qkv", N * 3 * C),
       probs,
@@ -343,17 +386,23 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
       attnOut,
       sum1: a("sum1", N * C),
       h1: a("h1", N * C),
-      mean1: a("mean1", N),
-      rstd1: a("rstd1", N),
+      mean1: f(`${prefix}.mean1`, N),
+      rstd1: f(`${prefix}.rstd1`, N),
       interPre: a("interPre", N * I),
       inter: a("inter", N * I),
       ffnOut,
       sum2: a("sum2", N * C),
       out: a("out", N * C),
-      mean2: a("mean2", N),
-      rstd2: a("rstd2", N),
+      mean2: f(`${prefix}.mean2`, N),
+      rstd2: f(`${prefix}.rstd2`, N),
     };
-    layers.push(acts);
+    return acts;
+  };
+  const shared = recompute && config.num_hidden_layers > 0 ? layerActs("layer") : null;
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    layers.push(
+      shared ? { ...shared, out: l === 0 ? shared.out : h(`l${l}.out`, N * C) } : layerActs(`l${l}`),
+    );
   }
   const pooledPre = f("pool.pre", B * C);
   const pooled = f("pool.out", B * C);
@@ -370,7 +419,7 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     embRstd: f("emb.rstd", N),
     embDrop,
     layers,
-    scores: f("scores", B * H * T * T), // raw Q·Kᵀ, scratch shared by every layer
+    scores: h("scores", B * H * T * T), // raw Q·Kᵀ, scratch shared by every layer
     pooledPre,
     pooled,
     pooledDrop: dropHidden ? f("pool.drop", B * C) : pooled,
@@ -380,14 +429,14 @@ function allocate(gpu: Gpu, config: BertConfig, B: number, T: number) {
     dLogits: f("d.logits", B * L),
     dPooled: f("d.pooled", B * C),
     dPooledDrop: f("d.pooledDrop", B * C),
-    dA: f("d.a", N * C), // gradient w.r.t. a layer's output
-    dB: f("d.b", N * C), // gradient w.r.t. a layer's input
-    dH1: f("d.h1", N * C),
-    dC: f("d.c", N * C), // scratch (N, C)
-    dCtx: f("d.ctx", N * C),
-    dQKV: f("d.qkv", N * 3 * C), // dQ | dK | dV side by side
-    dInter: f("d.inter", N * I),
-    dProbs: f("d.probs", B * H * T * T), // dL/d(dropped probs), then dL/dscores in place
+    dA: h("d.a", N * C), // gradient w.r.t. a layer's output
+    dB: h("d.b", N * C), // gradient w.r.t. a layer's input
+    dH1: h("d.h1", N * C),
+    dC: h("d.c", N * C), // scratch (N, C)
+    dCtx: h("d.ctx", N * C),
+    dQKV: h("d.qkv", N * 3 * C), // dQ | dK | dV side by side
+    dInter: h("d.inter", N * I),
+    dProbs: h("d.probs", B * H * T * T), // dL/d(dropped probs), then dL/dscores in place
   };
 }
 
@@ -409,6 +458,7 @@ function record(
   const eps = config.layer_norm_eps;
   const pAttn = o.train ? config.attention_probs_dropout_prob : 0;
   const pHidden = o.train ? config.hidden_dropout_prob : 0;
+  const act: Dtype = engine.precision;
   const W = (name: string) => engine.params.get(name)!;
   const G = (name: string) => engine.grads.get(name)!;
   const fwd: Dispatch[] = [];
@@ -417,12 +467,22 @@ function record(
     const n = layerNames(l);
     return fused(`l${l}.qkv`, [n.query, n.key, n.value]);
   };
-  // Dropout in the forward: returns the buffer the next op reads (x itself when p = 0).
-  const drop = (x: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
+  // Dropout (forward, or the backward with the same mask) appended to `list`: returns the buffer the next
+  // op reads (x itself when p = 0).
+  const dropInto = (list: Dispatch[]) =>
+  (
+    x: GPUBuffer,
+    out: GPUBuffer,
+    n: number,
+    p: number,
+    stream: number,
+    dtype = act,
+  ): GPUBuffer => {
     if (p <= 0) return x;
-    fwd.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream }));
+    list.push(dropout(gpu, { x, out, n, p, seed: engine.seed, stream, dtype }));
     return out;
   };
+  const drop = dropInto(fwd);
   // A linear layer's parameters and gradients: by HF name, or fused (Q|K|V) spans of the arenas.
   type Linear = {
     name: string;
@@ -461,6 +521,7 @@ function record(
     const { view, at } = engine.gradients.cover([`${name}.weight`, `${name}.bias`]);
     bwd.push(paramGrads(gpu, {
       rows: N,
+      dtype: act,
       layerNorm: {
         dout,
         input,
@@ -482,7 +543,7 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    o: { lda?: number; geluPre?: GPUBuffer } = {},
+    o: { lda?: number; geluPre?: GPUBuffer; x?: Dtype; y?: Dtype } = {},
   ) => {
     const { name, w, b: bias } = params(p);
     fwd.push(matmul(gpu, {
@@ -490,6 +551,7 @@ function record(
       b: w,
       bias,
       out: y,
+      dtypes: { a: o.x ?? act, b: "f32", out: o.y ?? act },
       M: rows,
       N: out,
       K: inp,
@@ -509,13 +571,22 @@ function record(
     rows: number,
     out: number,
     inp: number,
-    o: { accumulateDx?: boolean; lda?: number; ldc?: number; geluPre?: GPUBuffer } = {},
+    o: {
+      accumulateDx?: boolean;
+      lda?: number;
+      ldc?: number;
+      geluPre?: GPUBuffer;
+      dY?: Dtype;
+      x?: Dtype;
+      dX?: Dtype;
+    } = {},
   ) => {
     const { name, w, dw, db } = params(p);
     bwd.push(matmul(gpu, {
       a: dY,
       b: x,
       out: dw,
+      dtypes: { a: o.dY ?? act, b: o.x ?? act, out: "f32" },
       M: out,
       N: inp,
       K: rows,
@@ -530,6 +601,7 @@ function record(
         a: dY,
         b: w,
         out: dX,
+        dtypes: { a: o.dY ?? act, b: "f32", out: o.dX ?? act },
         M: rows,
         N: inp,
         K: out,
@@ -577,6 +649,7 @@ function record(
       offsetA: offset(a[1]),
       offsetB: offset(b[1]),
       offsetC: offset(out[1]),
+      dtypes: { a: act, b: act, out: act },
       label,
     });
 
@@ -593,6 +666,7 @@ function record(
     dim: C,
     vocabSize: config.vocab_size,
     typeVocabSize: config.type_vocab_size,
+    dtype: act,
   }));
   fwd.push(layerNormForward(gpu, {
     x: b.embSum,
@@ -604,6 +678,7 @@ function record(
     rows: N,
     cols: C,
     eps,
+    dtype: act,
   }));
   const embDrop = drop(b.embOut, b.embDrop, N * C, pHidden, SITE.embeddings);
   // A hidden-dropout site fused into the LayerNorm after it (none when p = 0).
@@ -614,8 +689,10 @@ function record(
   const probsUsed: GPUBuffer[] = []; // each layer's attention probabilities after dropout
 
   // ---- forward: encoder layers
+  const layerForward: Dispatch[][] = []; // each layer's forward dispatches, rerun by the backward with recompute
   b.layers.forEach((a, l) => {
     const n = layerNames(l);
+    const start = fwd.length;
     const x = l === 0 ? embDrop : b.layers[l - 1].out;
     inputs.push(x);
     linear(x, qkvOf(l), a.qkv, N, 3 * C, C);
@@ -631,6 +708,7 @@ function record(
         heads: H,
         T,
         scale: 1 / Math.sqrt(D),
+        dtype: act,
         ...(dropProbs ? { dropout: { ...dropProbs, dropped: a.probsDrop } } : {}),
       }),
     );
@@ -652,6 +730,7 @@ function record(
       rows: N,
       cols: C,
       eps,
+      dtype: act,
     }));
     linear(a.h1, n.inter, a.inter, N, I, C, { geluPre: a.interPre });
     linear(a.inter, n.out, a.ffnOut, N, C, I);
@@ -668,16 +747,19 @@ function record(
       rows: N,
       cols: C,
       eps,
+      dtype: act,
     }));
+    layerForward.push(fwd.slice(start));
   });
 
   // ---- forward: pooler on [CLS] (row b·T of the last output), classifier, loss
   const last = b.layers.length ? b.layers[b.layers.length - 1].out : embDrop;
   const poolerLayer = config.num_hidden_layers * 8;
-  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, { lda: T * C });
+  // The pooler and the classifier head (B rows) stay f32 in every precision.
+  linear(last, "bert.pooler.dense", b.pooledPre, B, C, C, { lda: T * C, y: "f32" });
   fwd.push(tanhForward(gpu, { x: b.pooledPre, out: b.pooled, n: B * C }));
-  const pooledDrop = drop(b.pooled, b.pooledDrop, B * C, pHidden, poolerLayer + SITE.pooler);
-  linear(pooledDrop, "classifier", b.logits, B, L, C);
+  const pooledDrop = drop(b.pooled, b.pooledDrop, B * C, pHidden, poolerLayer + SITE.pooler, "f32");
+  linear(pooledDrop, "classifier", b.logits, B, L, C, { x: "f32", y: "f32" });
   fwd.push(...lossForwardBackward(gpu, {
     logits: b.logits,
     labels: b.labels,
@@ -687,25 +769,22 @@ function record(
     numLabels: L,
     gradScale: o.gradScale,
     accumulateLoss: o.accumulateLoss,
+    ...(engine.lossScale && o.train ? { scale: engine.lossScale } : {}),
   }));
   if (!o.train) return { batchSize: B, seqLen: T, forward: fwd, backward: [] };
 
   // ---- backward: classifier, dropout, pooler
-  const dropBack = (dy: GPUBuffer, out: GPUBuffer, n: number, p: number, stream: number): GPUBuffer => {
-    if (p <= 0) return dy;
-    bwd.push(dropout(gpu, { x: dy, out, n, p, seed: engine.seed, stream }));
-    return out;
-  };
+  const dropBack = dropInto(bwd);
   // A hidden-dropout site fused into a LayerNorm backward (none when p = 0).
   const dropSite = (dxDrop: GPUBuffer, stream: number) =>
     pHidden > 0 ? { p: pHidden, seed: engine.seed, stream, dxDrop } : undefined;
-  linearBack(b.dLogits, pooledDrop, "classifier", b.dPooledDrop, B, L, C);
-  const dPooled = dropBack(b.dPooledDrop, b.dPooled, B * C, pHidden, poolerLayer + SITE.pooler);
+  linearBack(b.dLogits, pooledDrop, "classifier", b.dPooledDrop, B, L, C, { dY: "f32", x: "f32", dX: "f32" });
+  const dPooled = dropBack(b.dPooledDrop, b.dPooled, B * C, pHidden, poolerLayer + SITE.pooler, "f32");
   const dPooledPre = dPooled === b.dPooled ? b.dPooledDrop : b.dPooled;
   bwd.push(tanhBackward(gpu, { out: b.pooled, dout: dPooled, dx: dPooledPre, n: B * C }));
   // The loss reaches the last layer only through [CLS]: zero, then write rows b·T.
-  bwd.push(fill(gpu, b.dA, N * C, 0));
-  linearBack(dPooledPre, last, "bert.pooler.dense", b.dA, B, C, C, { lda: T * C, ldc: T * C });
+  bwd.push(fill(gpu, b.dA, N * C, 0, act));
+  linearBack(dPooledPre, last, "bert.pooler.dense", b.dA, B, C, C, { lda: T * C, ldc: T * C, dY: "f32" });
 
   // ---- backward: encoder layers, last to first. dA = dL/d(layer output); dB = dL/d(layer input).
   let dOut = b.dA;
@@ -713,6 +792,9 @@ function record(
   for (let l = b.layers.length - 1; l >= 0; l--) {
     const a = b.layers[l];
     const n = layerNames(l);
+    // Gradient checkpointing: refill the shared buffers with this layer's activations (the last layer's
+    // are still there from the forward).
+    if (engine.recompute && l < b.layers.length - 1) bwd.push(...layerForward[l]);
     // out = LN(dropout(ffnOut) + h1): dH1 holds dL/dsum2 first, then collects the FFN path; the same pass
     // writes dFfn = dropout(dL/dsum2) with the forward's mask.
     const dFfn = pHidden > 0 ? b.dC : b.dH1;
@@ -725,6 +807,7 @@ function record(
       dx: b.dH1,
       rows: N,
       cols: C,
+      dtype: act,
       dropout: dropSite(dFfn, l * 8 + SITE.ffnOut),
     }));
     lnParamGrads(n.outLn, dOut, a.sum2, a.mean2, a.rstd2);
@@ -742,6 +825,7 @@ function record(
       dx: dIn,
       rows: N,
       cols: C,
+      dtype: act,
       dropout: dropSite(dAttn, l * 8 + SITE.attnOut),
     }));
     lnParamGrads(n.attnLn, b.dH1, a.sum1, a.mean1, a.rstd1);
@@ -759,6 +843,7 @@ function record(
         rows: B * H * T,
         T,
         scale: 1 / Math.sqrt(D),
+        dtype: act,
         ...(pAttn > 0 ? { dropout: { p: pAttn, seed: engine.seed, stream: l * 8 + SITE.attnProbs } } : {}),
       }),
     );
@@ -782,6 +867,7 @@ function record(
     dx: dEmbSum,
     rows: N,
     cols: C,
+    dtype: act,
   }));
   lnParamGrads("bert.embeddings.LayerNorm", dEmbOut, b.embSum, b.embMean, b.embRstd);
   bwd.push(
@@ -790,6 +876,7 @@ function record(
       index: b.wordIndex,
       dTable: G("bert.embeddings.word_embeddings.weight"),
       dim: C,
+      dtype: act,
     }),
   );
   bwd.push(
@@ -798,6 +885,7 @@ function record(
       index: b.typeIndex,
       dTable: G("bert.embeddings.token_type_embeddings.weight"),
       dim: C,
+      dtype: act,
     }),
   );
   bwd.push(
@@ -807,6 +895,7 @@ function record(
       batch: B,
       T,
       dim: C,
+      dtype: act,
     }),
   );
   return { batchSize: B, seqLen: T, forward: fwd, backward: bwd };

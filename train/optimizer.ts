@@ -26,6 +26,11 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Global L2 norm to clip gradients to; 0 or Infinity turns clipping off. @default 1.0 */
   maxGradNorm?: number;
+  /**
+   * Mixed precision: the f32[1] loss-scale buffer (train/grad_scaler.ts). The gradients hold S·g; the
+   * norm pass divides by S, flags non-finite gradients in `normResult[2]`, and AdamW unscales as it reads.
+   */
+  lossScale?: GPUBuffer;
 }
 
 /** The optimizer state of one parameter, for checkpoints. */
@@ -37,8 +42,11 @@ export interface MomentState {
 /** AdamW over a parameter arena and its gradient arena (same layout). */
 export class AdamW {
   readonly gpu: Gpu;
-  readonly options: Required<AdamWOptions>;
-  /** [pre-clip total norm, clip coefficient] of the last step (f32[2]). */
+  readonly options: Required<Omit<AdamWOptions, "lossScale">>;
+  /**
+   * [pre-clip total norm, clip coefficient, found_inf] of the last step (f32[4]); with a loss scale the
+   * coefficient includes 1/S and found_inf is 1 when a gradient was not finite (0 without a scale).
+   */
   readonly normResult: GPUBuffer;
   /** Optimizer steps taken (torch's state["step"]). */
   step = 0;
@@ -47,7 +55,8 @@ export class AdamW {
   /** Second moments (exp_avg_sq), one arena. */
   readonly expAvgSq: FlatTensors;
   #hyper: GPUBuffer;
-  #dispatches: Dispatch[];
+  #norm: Dispatch[];
+  #update: Dispatch[] = [];
 
   constructor(gpu: Gpu, params: FlatTensors, grads: FlatTensors, options: AdamWOptions = {}) {
     this.gpu = gpu;
@@ -74,16 +83,17 @@ export class AdamW {
     const windows = grads.windows;
     const sizes = windows.map((w) => w.length);
     const scratch = gpu.buffer("grad.norm.scratch", gradNormScratchBytes(sizes));
-    this.#dispatches = gradNorm(gpu, {
+    this.#norm = gradNorm(gpu, {
       grads: windows.map((w) => ({ buffer: w.view, n: w.length })),
       result: this.normResult,
       maxNorm: o.maxGradNorm,
       scratch,
+      ...(options.lossScale ? { scale: options.lossScale } : {}),
     });
     const segments = decaySegments(layout);
     const table = gpu.upload("adam.segments", adamwSegmentTable(segments, layout.total));
     windows.forEach((w, i) => {
-      this.#dispatches.push(adamwFlatStep(gpu, {
+      this.#update.push(adamwFlatStep(gpu, {
         param: params.windows[i].view,
         grad: w.view,
         expAvg: this.expAvg.windows[i].view,
@@ -103,6 +113,19 @@ export class AdamW {
    * to encode after the backward of the step's last micro-batch.
    */
   next(lr: number): Dispatch[] {
+    return [...this.#norm, ...this.update(lr)];
+  }
+
+  /**
+   * The gradient-norm dispatches alone (mixed precision: read `normResult` back to decide whether the
+   * step is skipped before {@linkcode AdamW.update}).
+   */
+  norm(): Dispatch[] {
+    return this.#norm;
+  }
+
+  /** Counts a step at `lr` and returns the update dispatches (after {@linkcode AdamW.norm} ran). */
+  update(lr: number): Dispatch[] {
     this.step += 1;
     const o = this.options;
     writeAdamHyper(this.gpu, this.#hyper, {
@@ -112,7 +135,7 @@ export class AdamW {
       eps: o.eps,
       step: this.step,
     });
-    return this.#dispatches;
+    return this.#update;
   }
 
   /** Reads the moments back (checkpoints). */

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { GradScalerState } from "./grad_scaler.ts";
 import { basename, join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import type { BertConfig } from "./config.ts";
@@ -153,10 +154,12 @@ export async function runTraining(
         "epochs",
         "lr",
         "lrScheduler",
+        "precision",
       ]
     ) {
-      const now = (recipe as Record<string, unknown>)[key] ?? (key === "lrScheduler" ? "linear" : undefined);
-      const then = saved?.[key] ?? (key === "lrScheduler" ? "linear" : undefined);
+      const fallback = key === "lrScheduler" ? "linear" : key === "precision" ? "f32" : undefined;
+      const now = (recipe as Record<string, unknown>)[key] ?? fallback;
+      const then = saved?.[key] ?? fallback;
       if (saved && then !== now) {
         throw new Error(
           `Cannot resume "${out}": ${key} was ${JSON.stringify(then)}, now ${
@@ -173,7 +176,12 @@ export async function runTraining(
     say(`resuming from ${dir} (step ${start.step}, epoch ${start.epoch + 1}, batch ${start.batchInEpoch})`);
   }
   const trainer = new Trainer(gpu, config, weights, tokenizer, recipe);
-  if (resumeState) trainer.optimizer.writeState(resumeState.moments, resumeState.step);
+  if (resumeState) {
+    // Mixed precision: skipped steps did not advance AdamW's step count.
+    const scaler = resumeState.info.scaler as GradScalerState | undefined;
+    if (trainer.scaler && scaler) trainer.scaler.load(scaler);
+    trainer.optimizer.writeState(resumeState.moments, resumeState.step - (trainer.scaler?.skipped ?? 0));
+  }
   await writeFileAtomic(
     join(out, "training_args.json"),
     JSON.stringify(
@@ -239,7 +247,14 @@ export async function runTraining(
       await saveModel(dir, config, current);
       await saveTrainingState(dir, {
         ...position,
-        info: { recipe, steps, epochs, evaluations, best },
+        info: {
+          recipe,
+          steps,
+          epochs,
+          evaluations,
+          best,
+          ...(trainer.scaler ? { scaler: trainer.scaler.state() } : {}),
+        },
         moments: await trainer.optimizer.readState(),
       });
       // The pointer is written last: a crash before this keeps the previous checkpoint current.

@@ -9,7 +9,7 @@ import { assertClose, GPU_TEST, testGpu } from "../tests/util.ts";
 const dir = new URL("../tests/fixtures/training/", import.meta.url).pathname;
 
 // Dropout on, shuffling on and gradient accumulation: everything that must replay exactly on resume.
-const RECIPE: TrainOptions = {
+const BASE_RECIPE: TrainOptions = {
   epochs: 2,
   batchSize: 4,
   maxLength: 8,
@@ -38,10 +38,18 @@ async function setup() {
   return { gpu, model, data, tokenizer: await wordTokenizer(`${dir}vocab.txt`) };
 }
 
-Deno.test({
-  name: "runTraining() stopped mid-epoch then resumed ends with the same weights as an uninterrupted run",
-  ...GPU_TEST,
-  fn: async () => {
+for (const precision of ["f32", "f16"] as const) {
+  Deno.test({
+    name:
+      `runTraining() stopped mid-epoch then resumed ends with the same weights as an uninterrupted run (${precision})`,
+    ...GPU_TEST,
+    fn: () => resumeMatchesUninterrupted(precision),
+  });
+}
+
+async function resumeMatchesUninterrupted(precision: "f32" | "f16"): Promise<void> {
+  {
+    const RECIPE: TrainOptions = { ...BASE_RECIPE, precision };
     const tmp = await Deno.makeTempDir();
     try {
       const s = await setup();
@@ -82,7 +90,10 @@ Deno.test({
       // The run folder: metrics with one entry per step, the SVG curve, and one checkpoint left.
       const metrics = JSON.parse(await Deno.readTextFile(join(tmp, "cut", "metrics.json")));
       const keys = Object.keys(metrics.steps[0]).sort().join();
-      if (metrics.steps.length !== full.steps.length || keys !== "epoch,grad_norm,learning_rate,loss,step") {
+      const expected = precision === "f16"
+        ? "epoch,grad_norm,learning_rate,loss,loss_scale,skipped,step"
+        : "epoch,grad_norm,learning_rate,loss,step";
+      if (metrics.steps.length !== full.steps.length || keys !== expected) {
         throw new Error(`metrics.json steps: ${metrics.steps.length}, keys ${keys}`);
       }
       if (metrics.epochs.length !== 2 || !(metrics.epochs[1].validation.accuracy >= 0)) {
@@ -98,5 +109,5 @@ Deno.test({
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
-  },
-});
+  }
+}

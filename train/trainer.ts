@@ -7,9 +7,10 @@
  * @module
  */
 
-import type { Gpu } from "../kernels/runtime.ts";
+import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { type BertConfig, numLabels } from "./config.ts";
-import { BertEngine } from "./model.ts";
+import { BertEngine, type Precision, PRECISIONS } from "./model.ts";
+import { GradScaler } from "./grad_scaler.ts";
 import { AdamW } from "./optimizer.ts";
 import { learningRateAt, LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
 import type { Weights } from "./weights.ts";
@@ -54,6 +55,16 @@ export interface TrainOptions {
   evalSteps?: number;
   /** Also write a checkpoint every this many optimizer steps (one is written every epoch). */
   saveSteps?: number;
+  /**
+   * "f16": mixed precision (f16 activations, f32 master weights and optimizer, dynamic loss scaling as
+   * torch.cuda.amp.GradScaler; needs the adapter's shader-f16). @default "f32"
+   */
+  precision?: Precision;
+  /**
+   * Keep only each encoder layer's input and recompute the layer in the backward (transformers'
+   * gradient_checkpointing): far less activation memory for about one more forward per step. @default false
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /**
@@ -90,8 +101,12 @@ export interface StepLog {
   loss: number;
   /** The rate this step used. */
   learning_rate: number;
-  /** Global gradient norm before clipping. */
+  /** Global gradient norm before clipping (not finite on a skipped f16 step). */
   grad_norm: number;
+  /** Mixed precision only: the loss scale this step's backward used. */
+  loss_scale?: number;
+  /** Mixed precision only: true when a non-finite gradient skipped the update (the scale halves). */
+  skipped?: boolean;
 }
 
 /** Evaluation figures. */
@@ -212,6 +227,9 @@ export function validateTrainOptions(o: TrainOptions, config?: BertConfig): void
   if (o.evalBatchSize !== undefined) int(o.evalBatchSize, "eval-batch-size", 1);
   if (o.evalSteps !== undefined) int(o.evalSteps, "eval-steps", 1);
   if (o.saveSteps !== undefined) int(o.saveSteps, "save-steps", 1);
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) {
+    throw new RangeError(`--precision must be one of ${PRECISIONS.join(", ")}, got ${o.precision}`);
+  }
   if (o.lrScheduler !== undefined && !LR_SCHEDULERS.includes(o.lrScheduler)) {
     throw new RangeError(`--lr-scheduler must be one of ${LR_SCHEDULERS.join(", ")}, got ${o.lrScheduler}`);
   }
@@ -233,6 +251,8 @@ export class Trainer {
   readonly engine: BertEngine;
   readonly optimizer: AdamW;
   readonly tokenizer: BatchTokenizer;
+  /** The loss scaler (precision f16), else null. */
+  readonly scaler: GradScaler | null;
   #ring: ReadbackRing;
   #evalBatches = new WeakMap<Dataset, Batch[]>();
 
@@ -252,11 +272,16 @@ export class Trainer {
     this.engine = BertEngine.create(gpu, config, weights, {
       maxBatch,
       maxSeqLen: options.maxLength,
+      precision: options.precision ?? "f32",
+      recompute: options.gradientCheckpointing ?? false,
     });
+    const lossScale = this.engine.lossScale;
+    this.scaler = lossScale ? new GradScaler(gpu, lossScale) : null;
     this.optimizer = new AdamW(gpu, this.engine.parameters, this.engine.gradients, {
       eps: options.eps,
       weightDecay: options.weightDecay,
       maxGradNorm: options.maxGradNorm,
+      ...(lossScale ? { lossScale } : {}),
     });
     this.#ring = new ReadbackRing(gpu, 4 + maxBatch * numLabels(config));
   }
@@ -317,6 +342,10 @@ export class Trainer {
         const log = pending.log;
         log.loss = values[0] / pending.micro;
         log.grad_norm = values[1];
+        if (this.scaler) {
+          log.skipped = values[2] === 1;
+          log.loss_scale = values[3];
+        }
         if (!Number.isFinite(log.loss)) throw new NonFiniteLossError(log.step, log.loss);
         steps.push(log);
         lossSum += log.loss;
@@ -338,13 +367,14 @@ export class Trainer {
           return { steps, epochs, stopped: position };
         }
         const group = batches.slice(b, b + o.gradAccum);
-        const lr = learningRateAt(step, {
+        // A skipped f16 step does not advance the schedule (as accelerate's scheduler after GradScaler).
+        const lr = learningRateAt(step - (this.scaler?.skipped ?? 0), {
           lr: o.lr,
           warmupSteps: warmup,
           totalSteps,
           scheduler: o.lrScheduler,
         });
-        const read = this.#step(group, lr);
+        const read = this.scaler ? await this.#stepMixed(group, lr, this.scaler) : this.#step(group, lr);
         b += group.length;
         await settle();
         pending = {
@@ -393,12 +423,23 @@ export class Trainer {
 
   /** One optimizer step over micro-batches; returns the deferred [loss sum, grad norm] readback. */
   #step(group: Batch[], lr: number): () => Promise<Float32Array> {
+    return this.#submit(group, () => this.optimizer.next(lr), 1);
+  }
+
+  /**
+   * Submits a step's micro-batches (one encoder each: forward and backward, gradients cleared before the
+   * first) with `last()`'s dispatches after the last one, then copies the loss and `normValues` values of
+   * the norm result for a deferred read.
+   */
+  #submit(group: Batch[], last: () => Dispatch[], normValues: number): () => Promise<Float32Array> {
     const { gpu, engine } = this;
     const accum = this.options.gradAccum;
+    // Micro-batches seen so far (skipped f16 steps included): per-micro-batch dropout seeds survive a resume.
+    const counter = (this.optimizer.step + (this.scaler?.skipped ?? 0)) * accum;
     let read: (() => Promise<Float32Array>) | null = null;
     group.forEach((batch, i) => {
       engine.setBatch(batch);
-      engine.setDropoutSeed(stepSeed(this.options.seed, this.optimizer.step * accum + i));
+      engine.setDropoutSeed(stepSeed(this.options.seed, counter + i));
       // The loss buffer sums the micro-batch means; the host divides by their count.
       const plan = engine.plan(batch.batchSize, batch.seqLen, {
         gradScale: 1 / (batch.batchSize * accum),
@@ -406,16 +447,30 @@ export class Trainer {
       });
       const encoder = gpu.device.createCommandEncoder();
       const dispatches = [...(i === 0 ? engine.clearGradients() : []), ...plan.forward, ...plan.backward];
-      const last = i === group.length - 1;
-      if (last) dispatches.push(...this.optimizer.next(lr));
+      const isLast = i === group.length - 1;
+      if (isLast) dispatches.push(...last());
       gpu.encode(encoder, dispatches);
-      if (last) {
-        const done = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, 1]]);
-        gpu.device.queue.submit([encoder.finish()]);
-        read = done;
-      } else gpu.device.queue.submit([encoder.finish()]);
+      if (isLast) {
+        read = this.#ring.copy(encoder, [[engine.loss, 0, 1], [this.optimizer.normResult, 0, normValues]]);
+      }
+      gpu.device.queue.submit([encoder.finish()]);
     });
     return read!;
+  }
+
+  /**
+   * One mixed-precision step: forward, backward and the gradient norm, then a readback (one host sync
+   * per step, as GradScaler's found_inf check): a non-finite gradient skips the AdamW update and backs
+   * the scale off. Returns [loss sum, grad norm, skipped, scale used].
+   */
+  async #stepMixed(group: Batch[], lr: number, scaler: GradScaler): Promise<() => Promise<Float32Array>> {
+    const scale = scaler.scale;
+    const read = this.#submit(group, () => this.optimizer.norm(), 3);
+    const [loss, norm, _clip, found] = await read();
+    const skip = scaler.update(found !== 0 || !Number.isFinite(norm));
+    if (!skip) this.gpu.run(this.optimizer.update(lr));
+    const values = Float32Array.of(loss, norm, skip ? 1 : 0, scale);
+    return () => Promise.resolve(values);
   }
 
   /**

@@ -59,7 +59,7 @@ if [ $nvidia_adapter = 1 ]; then
   log "4/5 ours: deno task bench --suite kernels,train"
   torch_flag=()
   [ -s "$OUT/torch.json" ] && torch_flag=(--torch "$OUT/torch.json")
-  timeout 170 "${DENO_RUN[@]}" bench/main.ts --suite kernels,train "${quick[@]}" --python "$PY" --json "$OUT/bench.json" \
+  timeout 230 "${DENO_RUN[@]}" bench/main.ts --suite kernels,train "${quick[@]}" --python "$PY" --json "$OUT/bench.json" \
     "${torch_flag[@]}" 2>&1 | tee "$OUT/bench.log"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
@@ -88,17 +88,25 @@ rows = []
 tt = (torch or {}).get("train") or {}
 cfg = (torch or {}).get("config") or {}
 train = (bench or {}).get("suites", {}).get("train") or {}
-ours = next((s for s in train.get("steps", []) if s["config"]["hidden_size"] == cfg.get("hidden_size")
-             and s["config"]["num_hidden_layers"] == cfg.get("num_hidden_layers") and s["batch"] == tt.get("batch")), None)
+def ours_at(precision):
+    return next((s for s in train.get("steps", []) if s["config"]["hidden_size"] == cfg.get("hidden_size")
+                 and s["config"]["num_hidden_layers"] == cfg.get("num_hidden_layers") and s["batch"] == tt.get("batch")
+                 and s.get("precision", "f32") == precision), None)
+ours, ours16 = ours_at("f32"), ours_at("f16")
+memory = train.get("memory") or {}
 if tt:
     o = ours and ours["stepMs"]["median"]
     f32 = tt.get("fp32", {}).get("median")
     amp = tt.get("amp", {}).get("median")
     shape = f"hidden {cfg.get('hidden_size')} x {cfg.get('num_hidden_layers')} layers, {tt['batch']}x{tt['seq']}"
     rows.append((f"train step {shape} (ms)", o, f32, amp, f32 / o if o and f32 else None))
+    o16 = ours16 and ours16["stepMs"]["median"]
+    rows.append((f"train step f16 (ours) vs AMP (ms)", o16, None, amp, amp / o16 if o16 and amp else None))
     mib = lambda b: b / 2**20 if b else None
     rows.append(("training memory (MiB)", mib(ours and ours["trainingBytes"]),
                  mib(tt.get("peakBytes", {}).get("fp32")), mib(tt.get("peakBytes", {}).get("amp")), None))
+    rows.append(("training memory f16 (ours) vs AMP (MiB)", mib((memory.get("f16") or {}).get("total")),
+                 None, mib(tt.get("peakBytes", {}).get("amp")), None))
 kern = (bench or {}).get("suites", {}).get("kernels") or {}
 best = {}
 for m in kern.get("matmul", []):
@@ -111,9 +119,10 @@ for shape, m in best.items():
 print(f"{'figure (medians)':44} {'ours':>10} {'torch f32':>10} {'torch AMP':>10} {'ratio':>8}")
 for name, o, t, a, r in rows:
     print(f"{name:44} {fmt(o):>10} {fmt(t):>10} {fmt(a):>10} {fmt(r):>8}")
-print("ratio: torch float32 time / ours for the step (> 1: ours faster); ours / torch GFLOP/s for matmul")
+print("ratio: torch float32 (AMP for the f16 row) time / ours for the step (> 1: ours faster); ours / torch GFLOP/s for matmul")
 for a in train.get("accounts", []):
-    timed = next((s for s in train.get("steps", []) if s["model"] == a["model"] and s["batch"] == a["batch"]), None)
+    timed = next((s for s in train.get("steps", []) if s["model"] == a["model"] and s["batch"] == a["batch"]
+                  and s.get("precision", "f32") == "f32"), None)
     meas = f"; measured {timed['stepMs']['median']:.2f} ms" if timed else ""
     print(f"cost account {a['model']} {a['batch']}x{a['seq']}: {a['dispatches']} dispatches, {a['pipelines']} pipelines, "
           f"encode {a['encodeMs']['median']:.2f} ms, {a['estimate']['gpu']['name']} roofline {a['estimate']['ms']:.2f} ms{meas}")
