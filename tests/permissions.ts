@@ -98,11 +98,13 @@ export const LOCKS = {
  * RSS), and blocks of 32 KiB and more mapped on their own, so a freed compile zone or load buffer goes
  * back to the OS instead of staying in the heap (bert-base int8 after 200 requests: 248 MiB resident
  * instead of 321-334). V8: --optimize-for-size (a smaller JS heap: 12-24 MiB less at start and at the
- * first runs' peak). Measured with bench/serve_mem.ts; BENCHMARKS.md has the figures.
+ * first runs' peak), --no-wasm-inlining and one background compile task (the first runs' TurboFan
+ * transient: 355 -> 349-350 MiB peak on a quiet machine, session runs as fast). Measured with
+ * bench/serve_mem.ts; BENCHMARKS.md has the figures.
  */
 export const SERVE_PROCESS = {
   env: { MALLOC_ARENA_MAX: "1", MALLOC_MMAP_THRESHOLD_: "32768" },
-  v8Flags: "--v8-flags=--optimize-for-size",
+  v8Flags: "--v8-flags=--optimize-for-size,--no-wasm-inlining,--wasm-num-compilation-tasks=1",
 } as const;
 
 /** The deno.json tasks these flags belong to (`bench`, `test` and `ok` stay as they are). */
