@@ -353,7 +353,7 @@ export function withoutRow(index: EmbeddingIndex, row: number): EmbeddingIndex {
   return { rows, starts, positions };
 }
 
-/** Allocates activations for the largest shape: one set per layer (kept for backward) plus scratch. */
+/** Allocates activations for the largest shape: one set per layer (one shared set with recompute) plus scratch. */
 function allocate(gpu: Gpu, config: BertConfig, B: number, T: number, act: Dtype, recompute: boolean) {
   const C = config.hidden_size;
   const I = config.intermediate_size;
