@@ -54,74 +54,57 @@ function nonFinite(bits: string): string {
  * has no inf literal).
  */
 export function gradNormPartialsWgsl(dtype: "f32" = "f32", scaled = false): string {
-  if (scaled) return scaledPartialsWgsl(dtype);
+  const load = scaled
+    ? `let raw = f32(grad[i]);
+      if (${nonFinite("bitcast<u32>(raw)")}) { flag = 1u; }
+      let g = raw * inv;`
+    : "let g = f32(grad[i]);";
   return /* wgsl */ `
-// bindings: params {n, offset, partials}, grad: (n), scratch: (>= offset + partials)
-struct Params { n: u32, offset: u32, partials: u32 }
+// bindings: params {n, offset, partials${scaled ? ", inf" : ""}}, grad: (n)${
+    scaled ? " scaled by S" : ""
+  }, scratch: (>= offset + partials)${scaled ? ", scale: [S]" : ""}
+struct Params { n: u32, offset: u32, partials: u32${scaled ? ", inf: f32" : ""} }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> grad: array<${dtype}>;
 @group(0) @binding(2) var<storage, read_write> scratch: array<f32>;
-var<workgroup> sums: array<f32, ${WG}>;
+${scaled ? "@group(0) @binding(3) var<storage, read> scale: array<f32>;\n" : ""}${sharedArrays(scaled)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u) {
   let j = wid.x + wid.y * nwg.x; // workgroup-uniform, so the early exit keeps barriers uniform
-  if (j >= p.partials) { return; }
+  if (j >= p.partials) { return; }${scaled ? "\n  let inv = 1.0 / scale[0];\n  var flag = 0u;" : ""}
   var s = 0.0;
-  for (var k = 0u; k < ${CHUNK / WG}u; k++) {
-    let i = j * ${CHUNK}u + k * ${WG}u + lid.x;
-    if (i < p.n) { let g = f32(grad[i]); s += g * g; }
-  }
-  sums[lid.x] = s;
-  // fixed-shape tree: the same order on every run
-  for (var stride = ${WG / 2}u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid.x < stride) { sums[lid.x] += sums[lid.x + stride]; }
-  }
-  if (lid.x == 0u) { scratch[p.offset + j] = sums[0]; }
-}`;
-}
-
-function scaledPartialsWgsl(dtype: "f32"): string {
-  return /* wgsl */ `
-// bindings: params {n, offset, partials, inf}, grad: (n) scaled by S, scratch: (>= offset + partials),
-// scale: [S]
-struct Params { n: u32, offset: u32, partials: u32, inf: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> grad: array<${dtype}>;
-@group(0) @binding(2) var<storage, read_write> scratch: array<f32>;
-@group(0) @binding(3) var<storage, read> scale: array<f32>;
-var<workgroup> sums: array<f32, ${WG}>;
-var<workgroup> bad: array<u32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_id) lid: vec3u) {
-  let j = wid.x + wid.y * nwg.x; // workgroup-uniform, so the early exit keeps barriers uniform
-  if (j >= p.partials) { return; }
-  let inv = 1.0 / scale[0];
-  var s = 0.0;
-  var flag = 0u;
   for (var k = 0u; k < ${CHUNK / WG}u; k++) {
     let i = j * ${CHUNK}u + k * ${WG}u + lid.x;
     if (i < p.n) {
-      let raw = f32(grad[i]);
-      if (${nonFinite("bitcast<u32>(raw)")}) { flag = 1u; }
-      let g = raw * inv;
+      ${load}
       s += g * g;
     }
   }
-  sums[lid.x] = s;
-  bad[lid.x] = flag;
-  // fixed-shape tree: the same order on every run
+${treeSum(scaled)}
+  if (lid.x == 0u) { scratch[p.offset + j] = ${scaled ? "select(sums[0], p.inf, bad[0] != 0u)" : "sums[0]"}; }
+}`;
+}
+
+/** The workgroup arrays of a pass: partial sums, and with `flagged` the non-finite flags. */
+function sharedArrays(flagged: boolean): string {
+  return `var<workgroup> sums: array<f32, ${WG}>;${
+    flagged ? `\nvar<workgroup> bad: array<u32, ${WG}>;` : ""
+  }`;
+}
+
+/**
+ * Sums each thread's `s` (and ORs its `flag` when `flagged`) into sums[0] (bad[0]) over a fixed-shape
+ * tree: the same order on every run.
+ */
+function treeSum(flagged: boolean): string {
+  return `  sums[lid.x] = s;${flagged ? "\n  bad[lid.x] = flag;" : ""}
   for (var stride = ${WG / 2}u; stride > 0u; stride /= 2u) {
     workgroupBarrier();
     if (lid.x < stride) {
-      sums[lid.x] += sums[lid.x + stride];
-      bad[lid.x] |= bad[lid.x + stride];
+      sums[lid.x] += sums[lid.x + stride];${flagged ? "\n      bad[lid.x] |= bad[lid.x + stride];" : ""}
     }
-  }
-  if (lid.x == 0u) { scratch[p.offset + j] = select(sums[0], p.inf, bad[0] != 0u); }
-}`;
+  }`;
 }
 
 /**
@@ -129,70 +112,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * (+inf when a partial is not finite), clip / scale[0], foundInf (1.0 or 0.0)].
  */
 export function gradNormTotalWgsl(scaled = false): string {
-  if (scaled) return scaledTotalWgsl();
-  return /* wgsl */ `
-// bindings: params {partials, clipping, maxNorm}, scratch: (partials), result: [total, clip]
-struct Params { partials: u32, clipping: u32, maxNorm: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> scratch: array<f32>;
-@group(0) @binding(2) var<storage, read_write> result: array<f32>;
-var<workgroup> sums: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_id) lid: vec3u) {
-  var s = 0.0;
-  for (var i = lid.x; i < p.partials; i += ${WG}u) { s += scratch[i]; }
-  sums[lid.x] = s;
-  for (var stride = ${WG / 2}u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid.x < stride) { sums[lid.x] += sums[lid.x + stride]; }
-  }
-  if (lid.x == 0u) {
-    let total = sqrt(sums[0]);
-    result[0] = total;
-    // torch: clamp(max_norm / (total_norm + 1e-6), max=1.0), in float32
-    result[1] = select(1.0, min(p.maxNorm / (total + 1e-6), 1.0), p.clipping == 1u);
-  }
-}`;
-}
-
-function scaledTotalWgsl(): string {
-  return /* wgsl */ `
-// bindings: params {partials, clipping, maxNorm, inf}, scratch: (partials), result: [total, clip / S,
-// foundInf], scale: [S]
-struct Params { partials: u32, clipping: u32, maxNorm: f32, inf: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> scratch: array<f32>;
-@group(0) @binding(2) var<storage, read_write> result: array<f32>;
-@group(0) @binding(3) var<storage, read> scale: array<f32>;
-var<workgroup> sums: array<f32, ${WG}>;
-var<workgroup> bad: array<u32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_id) lid: vec3u) {
-  var s = 0.0;
-  var flag = 0u;
-  for (var i = lid.x; i < p.partials; i += ${WG}u) {
-    let v = scratch[i];
-    if (${nonFinite("bitcast<u32>(v)")}) { flag = 1u; }
-    s += v;
-  }
-  sums[lid.x] = s;
-  bad[lid.x] = flag;
-  for (var stride = ${WG / 2}u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid.x < stride) {
-      sums[lid.x] += sums[lid.x + stride];
-      bad[lid.x] |= bad[lid.x + stride];
-    }
-  }
-  if (lid.x == 0u) {
-    // the sum of finite partials may itself overflow: test the total's bits too
+  // torch: clamp(max_norm / (total_norm + 1e-6), max=1.0), in float32
+  const clip = "select(1.0, min(p.maxNorm / (total + 1e-6), 1.0), p.clipping == 1u)";
+  const write = scaled
+    ? `// the sum of finite partials may itself overflow: test the total's bits too
     let found = bad[0] != 0u || ${nonFinite("bitcast<u32>(sums[0])")};
     let total = select(sqrt(sums[0]), p.inf, found);
     result[0] = total;
-    // torch: clamp(max_norm / (total_norm + 1e-6), max=1.0), in float32; then unscale by 1/S
-    let clip = select(1.0, min(p.maxNorm / (total + 1e-6), 1.0), p.clipping == 1u);
-    result[1] = clip * (1.0 / scale[0]);
-    result[2] = select(0.0, 1.0, found);
+    result[1] = ${clip} * (1.0 / scale[0]); // clip, and unscale by 1/S
+    result[2] = select(0.0, 1.0, found);`
+    : `let total = sqrt(sums[0]);
+    result[0] = total;
+    result[1] = ${clip};`;
+  return /* wgsl */ `
+// bindings: params {partials, clipping, maxNorm${scaled ? ", inf" : ""}}, scratch: (partials), result: ${
+    scaled ? "[total, clip / S, foundInf], scale: [S]" : "[total, clip]"
+  }
+struct Params { partials: u32, clipping: u32, maxNorm: f32${scaled ? ", inf: f32" : ""} }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> scratch: array<f32>;
+@group(0) @binding(2) var<storage, read_write> result: array<f32>;
+${scaled ? "@group(0) @binding(3) var<storage, read> scale: array<f32>;\n" : ""}${sharedArrays(scaled)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  var s = 0.0;${scaled ? "\n  var flag = 0u;" : ""}
+  for (var i = lid.x; i < p.partials; i += ${WG}u) {
+    let v = scratch[i];${scaled ? `\n    if (${nonFinite("bitcast<u32>(v)")}) { flag = 1u; }` : ""}
+    s += v;
+  }
+${treeSum(scaled)}
+  if (lid.x == 0u) {
+    ${write}
   }
 }`;
 }
