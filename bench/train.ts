@@ -17,7 +17,7 @@ import { Gpu } from "../kernels/runtime.ts";
 import { Rng } from "../kernels/random.ts";
 import { type BertConfig, parseBertConfig } from "../train/config.ts";
 import { type BatchInput, BertEngine, type Precision } from "../train/model.ts";
-import { GradScaler } from "../train/grad_scaler.ts";
+import { GradScaler, overflowed } from "../train/grad_scaler.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { parameterSpecs } from "../train/params.ts";
 import { initWeights } from "../train/weights.ts";
@@ -210,8 +210,9 @@ async function trainer(
     gpu.encode(encoder, scaler ? [...work, ...optimizer.norm()] : [...work, ...optimizer.next(LR)]);
     gpu.device.queue.submit([encoder.finish()]);
     if (scaler) {
-      const [norm, , found] = await gpu.readF32(optimizer.normResult, 3);
-      if (!scaler.update(found !== 0 || !Number.isFinite(norm))) gpu.run(optimizer.update(LR));
+      if (!scaler.update(overflowed(await gpu.readF32(optimizer.normResult, 3)))) {
+        gpu.run(optimizer.update(LR));
+      }
     }
     await gpu.device.queue.onSubmittedWorkDone();
     gpu.checkErrors();

@@ -29,6 +29,14 @@ export interface GradScalerState {
   skipped: number;
 }
 
+/**
+ * Whether a step's gradient-norm result (`AdamW.normResult`: [total, clip / S, foundInf]) says a gradient
+ * was not finite: the step is skipped.
+ */
+export function overflowed(normResult: ArrayLike<number>): boolean {
+  return normResult[2] !== 0 || !Number.isFinite(normResult[0]);
+}
+
 /** The loss scale and its update rule; the scale lives in a one-float GPU buffer kernels read. */
 export class GradScaler {
   readonly options: Required<GradScalerOptions>;

@@ -10,7 +10,7 @@
 import type { Dispatch, Gpu } from "../kernels/runtime.ts";
 import { type BertConfig, numLabels } from "./config.ts";
 import { BertEngine, type Precision, PRECISIONS } from "./model.ts";
-import { GradScaler } from "./grad_scaler.ts";
+import { GradScaler, overflowed } from "./grad_scaler.ts";
 import { AdamW } from "./optimizer.ts";
 import { learningRateAt, LR_SCHEDULERS, type LrScheduler } from "./schedule.ts";
 import type { Weights } from "./weights.ts";
@@ -465,11 +465,10 @@ export class Trainer {
    */
   async #stepMixed(group: Batch[], lr: number, scaler: GradScaler): Promise<() => Promise<Float32Array>> {
     const scale = scaler.scale;
-    const read = this.#submit(group, () => this.optimizer.norm(), 3);
-    const [loss, norm, _clip, found] = await read();
-    const skip = scaler.update(found !== 0 || !Number.isFinite(norm));
+    const read = await this.#submit(group, () => this.optimizer.norm(), 3)(); // [loss, total, clip / S, foundInf]
+    const skip = scaler.update(overflowed(read.subarray(1)));
     if (!skip) this.gpu.run(this.optimizer.update(lr));
-    const values = Float32Array.of(loss, norm, skip ? 1 : 0, scale);
+    const values = Float32Array.of(read[0], read[1], skip ? 1 : 0, scale);
     return () => Promise.resolve(values);
   }
 
