@@ -220,59 +220,57 @@ async function trainer(
   return { gpu, engine, optimizer, engineBytes, step };
 }
 
-/** The cost account of one model's 32 x 64 step with f16 activations (fewer bytes moved); null without shader-f16. */
-async function accountInF16(
-  config: BertConfig,
-  model: string,
-  rng: Rng,
-  repeats: number,
-  measure: boolean,
-): Promise<StepAccount | null> {
-  let t;
-  try {
-    t = await trainer(config, BATCH, "f16");
-  } catch {
-    return null; // stepInF16 notes why
-  }
-  try {
-    return await stepAccount(model, t, randomBatch(rng, BATCH, SEQ, config.vocab_size), repeats, measure);
-  } finally {
-    t.gpu.device.destroy();
-  }
+/** A step timing of `t` (a {@linkcode trainer}) at `batch` x SEQ. */
+function stepTiming(
+  t: Awaited<ReturnType<typeof trainer>>,
+  model: StepTiming["model"],
+  batch: number,
+  warmup: number,
+  stepMs: Summary,
+  note = "",
+): StepTiming {
+  return {
+    model,
+    precision: t.engine.precision,
+    config: configFields(t.engine.config),
+    batch,
+    seq: SEQ,
+    warmup,
+    stepMs,
+    sequencesPerSecond: mapSummary(stepMs, (ms) => batch * 1000 / ms),
+    engineBytes: t.engineBytes,
+    trainingBytes: t.gpu.bytesAllocated,
+    allocatedFor: { batch: t.engine.maxBatch, seq: SEQ },
+    ...(note ? { note } : {}),
+  };
 }
 
-/** Times one model's step in f16 on a fresh device; null (with a note) without shader-f16. */
-async function stepInF16(
+/**
+ * One model with f16 activations on a fresh device: the cost account of its 32 x 64 step (named
+ * `<model> f16`) and, with `time`, its step timing. Null (with a note) without shader-f16.
+ */
+async function inF16(
   config: BertConfig,
-  batch: number,
+  model: StepTiming["model"],
   rng: Rng,
-  warmup: number,
-  repeats: number,
   notes: string[],
-): Promise<StepTiming | null> {
-  const model = config.num_hidden_layers === TINY_CONFIG.num_hidden_layers ? "tiny" : "bert-base";
+  account: { repeats: number; measure: boolean },
+  time?: { batch: number; warmup: number; repeats: number },
+): Promise<{ account: StepAccount; timing: StepTiming | null } | null> {
   let t;
   try {
     t = await trainer(config, BATCH, "f16");
   } catch (e) {
-    notes.push(`${model} f16 step skipped: ${(e as Error).message}`);
+    notes.push(`${model} f16 skipped: ${(e as Error).message}`);
     return null;
   }
   try {
-    const stepMs = await timeSteps(t.step, randomBatch(rng, batch, SEQ, config.vocab_size), warmup, repeats);
-    return {
-      model,
-      precision: "f16",
-      config: configFields(config),
-      batch,
-      seq: SEQ,
-      warmup,
-      stepMs,
-      sequencesPerSecond: mapSummary(stepMs, (ms) => batch * 1000 / ms),
-      engineBytes: t.engineBytes,
-      trainingBytes: t.gpu.bytesAllocated,
-      allocatedFor: { batch: BATCH, seq: SEQ },
-    };
+    const full = randomBatch(rng, BATCH, SEQ, config.vocab_size);
+    const acc = await stepAccount(`${model} f16`, t, full, account.repeats, account.measure);
+    if (!time) return { account: acc, timing: null };
+    const batch = randomBatch(rng, time.batch, SEQ, config.vocab_size);
+    const stepMs = await timeSteps(t.step, batch, time.warmup, time.repeats);
+    return { account: acc, timing: stepTiming(t, model, time.batch, time.warmup, stepMs) };
   } finally {
     t.gpu.device.destroy();
   }
@@ -522,23 +520,9 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       warmup,
       repeats,
     );
-    steps.push({
-      model: "tiny",
-      precision: "f32",
-      config: configFields(tinyConfig),
-      batch: tinyBatch,
-      seq: SEQ,
-      warmup,
-      stepMs,
-      sequencesPerSecond: mapSummary(stepMs, (ms) => tinyBatch * 1000 / ms),
-      engineBytes: tiny.engineBytes,
-      trainingBytes: tiny.gpu.bytesAllocated,
-      allocatedFor: { batch: BATCH, seq: SEQ },
-    });
+    steps.push(stepTiming(tiny, "tiny", tinyBatch, warmup, stepMs));
     const full = randomBatch(rng, BATCH, SEQ, tinyConfig.vocab_size);
     accounts.push(await stepAccount("tiny", tiny, full, quick ? 3 : 9, true));
-    const tinyF16Account = await accountInF16(tinyConfig, "tiny f16", rng, quick ? 3 : 9, true);
-    if (tinyF16Account) accounts.push(tinyF16Account);
     const data = await studyData(options.dataDir);
     if (typeof data !== "string") {
       padding = await paddingStudy(tiny.step, data, quick);
@@ -565,12 +549,17 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
   }
 
   // The tiny step again in mixed precision, on its own device (when the adapter has shader-f16).
-  const tinyF16 = await stepInF16(tinyConfig, tinyBatch, rng, warmup, repeats, notes);
-  if (tinyF16) {
-    steps.push(tinyF16);
+  const tinyF16 = await inF16(tinyConfig, "tiny", rng, notes, { repeats: quick ? 3 : 9, measure: true }, {
+    batch: tinyBatch,
+    warmup,
+    repeats,
+  });
+  if (tinyF16) accounts.push(tinyF16.account);
+  if (tinyF16?.timing) {
+    steps.push(tinyF16.timing);
     ratios.push({
       name: "tiny step: f16 / f32",
-      value: tinyF16.stepMs.median / steps[0].stepMs.median,
+      value: tinyF16.timing.stepMs.median / steps[0].stepMs.median,
       reference: "the f32 tiny step of this run",
       reading: `< 1: mixed precision is faster on ${adapter}`,
     });
@@ -606,27 +595,35 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
         batch !== BATCH ? `timed at batch ${batch} (buffers allocated for ${Math.max(batch, BATCH)})` : "",
         isFallback ? `${w} warm-up + ${r} runs` : "",
       ].filter((x) => x !== "").join("; ");
-      steps.push({
-        model: "bert-base",
-        precision: "f32",
-        config: configFields(config),
-        batch,
-        seq: SEQ,
-        warmup: w,
-        stepMs,
-        sequencesPerSecond: mapSummary(stepMs, (ms) => batch * 1000 / ms),
-        engineBytes: base.engineBytes,
-        trainingBytes: base.gpu.bytesAllocated,
-        allocatedFor: { batch: Math.max(batch, BATCH), seq: SEQ },
-        ...(reduced ? { note: reduced } : {}),
-      });
+      steps.push(stepTiming(base, "bert-base", batch, w, stepMs, reduced));
       const full = randomBatch(rng, BATCH, SEQ, config.vocab_size);
       accounts.push(await stepAccount("bert-base", base, full, 9, !isFallback)); // ~15 min on a software adapter
     } finally {
       base.gpu.device.destroy();
     }
-    const baseF16Account = await accountInF16(config, "bert-base f16", rng, 9, !isFallback);
-    if (baseF16Account) accounts.push(baseF16Account);
+    // f16: the account always; the step timed on a GPU only (on a software adapter it is minutes).
+    const baseF16 = await inF16(
+      config,
+      "bert-base",
+      rng,
+      notes,
+      { repeats: 9, measure: !isFallback },
+      isFallback ? undefined : { batch: BATCH, warmup, repeats },
+    );
+    if (baseF16) accounts.push(baseF16.account);
+    const f16 = baseF16?.timing;
+    const f32 = steps.find((s) => s.model === "bert-base" && s.precision === "f32" && s.batch === BATCH);
+    if (f16) {
+      steps.push(f16);
+      if (f32) {
+        ratios.push({
+          name: "bert-base step: f16 / f32",
+          value: f16.stepMs.median / f32.stepMs.median,
+          reference: "the f32 bert-base step of this run",
+          reading: "< 1: mixed precision is faster",
+        });
+      }
+    }
   }
 
   const memory = quick ? null : await memoryStudy(notes);
@@ -642,22 +639,6 @@ export async function benchTrain(options: BenchTrainOptions = {}): Promise<Train
       reference: "engine + AdamW + plan in f32 (gpu.bytesAllocated)",
       reading: "< 1: holds less",
     });
-  }
-  if (!quick && !isFallback) {
-    const config = parseBertConfig({}, "bert-base");
-    const f16 = await stepInF16(config, BATCH, rng, warmup, repeats, notes);
-    const f32 = steps.find((s) => s.model === "bert-base" && s.precision === "f32" && s.batch === BATCH);
-    if (f16) {
-      steps.push(f16);
-      if (f32) {
-        ratios.push({
-          name: "bert-base step: f16 / f32",
-          value: f16.stepMs.median / f32.stepMs.median,
-          reference: "the f32 bert-base step of this run",
-          reading: "< 1: mixed precision is faster",
-        });
-      }
-    }
   }
 
   const torchGpu = options.torchGpu ?? null;
