@@ -17,6 +17,7 @@ import {
   matmulWgsl,
 } from "./matmul.ts";
 import { Rng } from "./random.ts";
+import { uploadF16 } from "../tests/f16.ts";
 import { type Dtype, type Gpu, roundF16 } from "./runtime.ts";
 import { assertClose, GPU_TEST, randn, testGpu } from "../tests/util.ts";
 import { EXACT, MATMUL_F16, REDUCTION_F32 } from "../tests/tolerance.ts";
@@ -29,61 +30,14 @@ function values(rng: Rng, n: number, dtype: Dtype, scale = 1): Float64Array {
   return dtype === "f16" ? roundF16(x) : Float64Array.from(x, Math.fround);
 }
 
-/*
- * f16 data crosses to and from the GPU as raw 16-bit patterns, not through Float16Array
- * (gpu.upload / gpu.readF16): with Float16Array this file's process aborted at exit (glibc heap
- * corruption, after every test passed) in 5 of 42 runs on Deno 2.9.6 + lavapipe; with these helpers
- * and the same shaders, in none of 44.
- */
-
-/** The IEEE binary16 bit pattern of x rounded to f16 (NaN as the quiet NaN 0x7e00). */
-function f16Bits(x: number): number {
-  const v = Math.f16round(x);
-  if (Number.isNaN(v)) return 0x7e00;
-  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
-  const a = Math.abs(v);
-  if (a === Infinity) return sign | 0x7c00;
-  if (a < 2 ** -14) return sign | (a / 2 ** -24); // subnormal (or zero): exact multiple of 2^-24
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  if (2 ** (e + 1) <= a) e++;
-  return sign | ((e + 15) << 10) | ((a / 2 ** e - 1) * 1024);
-}
-
-/** The value of an IEEE binary16 bit pattern. */
-function f16Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const e = (bits >> 10) & 31;
-  const m = bits & 1023;
-  if (e === 31) return m ? NaN : sign * Infinity;
-  return sign * (e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15));
-}
-
-/** A buffer holding `x` stored as `dtype` (f16 padded to an even count: writes are whole words). */
+/** A buffer holding `x` stored as `dtype`. */
 function upload(gpu: Gpu, label: string, x: ArrayLike<number>, dtype: Dtype): GPUBuffer {
-  if (dtype === "f32") return gpu.upload(label, Float32Array.from(x));
-  const h = new Uint16Array(x.length + (x.length % 2));
-  for (let i = 0; i < x.length; i++) h[i] = f16Bits(x[i]);
-  return gpu.upload(label, new Uint32Array(h.buffer));
+  return dtype === "f32" ? gpu.upload(label, Float32Array.from(x)) : uploadF16(gpu, label, x);
 }
 
 async function read(gpu: Gpu, buffer: GPUBuffer, n: number, dtype: Dtype): Promise<Float32Array> {
-  if (dtype === "f32") return gpu.readF32(buffer, n);
-  return Float32Array.from(new Uint16Array(await gpu.read(buffer, n * 2)), f16Value);
+  return dtype === "f32" ? await gpu.readF32(buffer, n) : await gpu.readF16(buffer, n);
 }
-
-Deno.test("f16Bits() and f16Value() round-trip every binary16 pattern and agree with Math.f16round", () => {
-  for (let bits = 0; bits < 0x10000; bits++) {
-    const v = f16Value(bits);
-    const want = Number.isNaN(v) ? 0x7e00 : bits;
-    if (f16Bits(v) !== want) {
-      throw new Error(`pattern ${bits.toString(16)} -> ${v} -> ${f16Bits(v).toString(16)}`);
-    }
-  }
-  for (const x of [1 / 3, -1e-6, 7e-8, 65519, 65520, -2.5e-8, 1e9]) {
-    if (f16Value(f16Bits(x)) !== Math.f16round(x)) throw new Error(`${x}: ${f16Value(f16Bits(x))}`);
-  }
-});
 
 /** One engine product: its layout (with dtypes, beta and activation) and which extras it binds. */
 interface Case {
